@@ -1,0 +1,239 @@
+"""Front matter: the YAML block at the top of a runbook, validated into metadata and parameters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from engine.annotation import NAME_PATTERN
+from engine.diagnostics import DiagnosticSink, did_you_mean
+from engine.duration import parse_duration
+from engine.model import Param
+from engine.yamlsafe import YamlDocument, YamlError, load_yaml
+
+RUNBOOK_KEYS = ("title", "description", "owner", "tags", "params", "env", "shell", "timeout", "cwd")
+# Keys that mkdocs, mkdocs-material and Runme read from the same page; accepted as they are.
+PAGE_KEYS = (
+    "hide",
+    "icon",
+    "status",
+    "subtitle",
+    "search",
+    "template",
+    "comments",
+    "runme",
+    "skipPrompts",
+)
+PARAM_KEYS = ("description", "default", "choices", "pattern", "secret", "required")
+SHELLS = ("bash", "sh", "zsh")
+
+
+@dataclass(slots=True)
+class FrontMatter:
+    """Validated front matter values; absent keys keep their defaults."""
+
+    title: str = ""
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    params: tuple[Param, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    shell: str = "bash"
+    cwd: str | None = None
+    timeout: float | None = None
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+
+def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> FrontMatter:
+    """Validate the YAML text whose first line is `first_line` (1-based) of the file."""
+    result = FrontMatter()
+    loaded = load_yaml(text)
+    if isinstance(loaded, YamlError):
+        sink.error(
+            first_line + loaded.line,
+            "front-matter-yaml",
+            f"front matter is not valid YAML: {loaded.message}",
+            "only plain YAML is read: no tags such as !!python/object",
+            column=loaded.column + 1,
+        )
+        return result
+    if loaded.value is None:
+        return result
+    if not isinstance(loaded.value, dict):
+        sink.error(
+            first_line, "front-matter-type", "front matter must be a mapping of keys to values"
+        )
+        return result
+
+    def line(*path: str) -> int:
+        found = loaded.line_of(*path)
+        return first_line + (found if found is not None else 0)
+
+    result.key_lines = {str(k): line(str(k)) for k in loaded.value}
+    for key, value in loaded.value.items():
+        key = str(key)
+        if key in PAGE_KEYS:
+            continue
+        if key not in RUNBOOK_KEYS:
+            sink.error(
+                line(key),
+                "unknown-key",
+                f"unknown front matter key '{key}'",
+                did_you_mean(key, RUNBOOK_KEYS + PAGE_KEYS),
+            )
+        elif key in ("title", "description", "owner"):
+            if not isinstance(value, str | int | float):
+                sink.error(line(key), "front-matter-value", f"'{key}' must be text")
+            else:
+                setattr(result, key, str(value))
+        elif key == "tags":
+            tags = [value] if isinstance(value, str) else value
+            if not isinstance(tags, list) or not all(isinstance(t, str | int) for t in tags):
+                sink.error(line(key), "front-matter-value", "'tags' must be a list of words")
+            else:
+                result.tags = tuple(str(t) for t in tags)
+        elif key == "env":
+            result.env = _read_env(value, line(key), sink)
+        elif key == "shell":
+            if value not in SHELLS:
+                sink.error(
+                    line(key),
+                    "front-matter-value",
+                    f"'shell' must be one of {', '.join(SHELLS)}, got {value!r}",
+                    did_you_mean(str(value), SHELLS),
+                )
+            else:
+                result.shell = str(value)
+        elif key == "cwd":
+            if not isinstance(value, str) or not value:
+                sink.error(line(key), "front-matter-value", "'cwd' must be a directory path")
+            else:
+                result.cwd = value
+        elif key == "timeout":
+            seconds = parse_duration(value)
+            if seconds is None:
+                sink.error(
+                    line(key),
+                    "front-matter-value",
+                    f"'timeout': {value!r} is not a duration",
+                    "write a duration such as 30s, 10m or 1h",
+                )
+            result.timeout = seconds
+        elif key == "params":
+            result.params = _read_params(value, loaded, first_line, sink)
+    return result
+
+
+def _read_env(value: object, line: int, sink: DiagnosticSink) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        sink.error(line, "front-matter-value", "'env' must map variable names to values")
+        return ()
+    pairs = []
+    for name, item in value.items():
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            sink.error(line, "front-matter-value", f"'env': {name!r} is not a variable name")
+        elif isinstance(item, dict | list):
+            sink.error(line, "front-matter-value", f"'env': {name} must be a plain value")
+        else:
+            pairs.append((name, "" if item is None else str(item)))
+    return tuple(pairs)
+
+
+def _read_params(
+    value: object, loaded: YamlDocument, first_line: int, sink: DiagnosticSink
+) -> tuple[Param, ...]:
+    def line(*path: str) -> int:
+        found = loaded.line_of(*path)
+        return first_line + (found if found is not None else 0)
+
+    if not isinstance(value, dict):
+        sink.error(
+            line("params"), "front-matter-value", "'params' must map names to their settings"
+        )
+        return ()
+    params = []
+    for name, spec in value.items():
+        name = str(name)
+        at = line("params", name)
+        if not NAME_PATTERN.match(name):
+            sink.error(
+                at,
+                "param-name",
+                f"parameter name '{name}' is not usable in templates",
+                "use letters, digits and '_', not starting with a digit",
+            )
+            continue
+        if not isinstance(spec, dict):
+            # `name: value` is shorthand for a default value.
+            spec = {} if spec is None else {"default": spec}
+        params.append(_read_param(name, spec, at, lambda k, n=name: line("params", n, k), sink))
+    return tuple(params)
+
+
+def _read_param(name, spec: dict, at: int, key_line, sink: DiagnosticSink) -> Param:  # type: ignore[no-untyped-def]
+    for key in spec:
+        if key not in PARAM_KEYS:
+            sink.error(
+                key_line(str(key)),
+                "unknown-key",
+                f"unknown key '{key}' in parameter '{name}'",
+                did_you_mean(str(key), PARAM_KEYS),
+            )
+    default = spec.get("default")
+    default_text = None if default is None else _text(default)
+    choices_value = spec.get("choices", [])
+    if not isinstance(choices_value, list) or any(
+        isinstance(c, dict | list) for c in choices_value
+    ):
+        sink.error(
+            key_line("choices"), "param-value", f"'{name}': 'choices' must be a list of values"
+        )
+        choices_value = []
+    choices = tuple(_text(c) for c in choices_value)
+    pattern = spec.get("pattern")
+    if pattern is not None:
+        pattern = str(pattern)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            sink.error(
+                key_line("pattern"),
+                "param-value",
+                f"'{name}': pattern {pattern!r} is not a valid regular expression: {exc}",
+            )
+            pattern = None
+    secret, required = spec.get("secret", False), spec.get("required", default is None)
+    for key, flag in (("secret", secret), ("required", required)):
+        if not isinstance(flag, bool):
+            sink.error(key_line(key), "param-value", f"'{name}': '{key}' must be true or false")
+    if default_text is not None:
+        if choices and default_text not in choices:
+            sink.error(
+                key_line("default"),
+                "param-default",
+                f"default {default_text!r} of '{name}' is not one of its choices",
+                f"choose one of: {', '.join(choices)}",
+            )
+        if pattern and not re.fullmatch(pattern, default_text):
+            sink.error(
+                key_line("default"),
+                "param-default",
+                f"default {default_text!r} of '{name}' does not match its pattern {pattern!r}",
+            )
+    description = spec.get("description", "")
+    return Param(
+        name=name,
+        line=at,
+        description=str(description) if description is not None else "",
+        default=default_text,
+        choices=choices,
+        pattern=pattern,
+        secret=secret is True,
+        required=required is True,
+    )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

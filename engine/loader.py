@@ -1,0 +1,57 @@
+"""Reading runbook files: bytes from disk, decoded and parsed into the model.
+
+The one place the CLI turns a path into a Runbook, so check, show and run read files alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from engine.diagnostics import DiagnosticSink
+from engine.model import Runbook
+from engine.parse import parse_runbook
+from engine.source import decode_source, report_mojibake
+
+SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "site", "__pycache__"})
+
+
+class RunbookNotFound(Exception):
+    """A path the user named that is not a readable runbook file or directory."""
+
+
+def read_runbook(path: Path, display: str | None = None) -> Runbook:
+    """Read, decode and parse one runbook; encoding problems join its diagnostics."""
+    shown = display or str(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise RunbookNotFound(f"{shown}: is a directory, not a runbook file") from None
+    except FileNotFoundError:
+        raise RunbookNotFound(f"{shown}: no such file") from None
+    except OSError as exc:
+        raise RunbookNotFound(f"{shown}: cannot read: {exc.strerror}") from None
+    sink = DiagnosticSink(shown)
+    text = decode_source(data, sink)
+    report_mojibake(text, sink)
+    runbook = parse_runbook(text, shown)
+    return replace(runbook, diagnostics=tuple(sink.items) + runbook.diagnostics)
+
+
+def find_runbooks(paths: list[Path]) -> list[Path]:
+    """The files named, and every `*.md` below the directories named, in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*.md")
+                    if p.is_file() and not SKIPPED_DIRS.intersection(p.relative_to(path).parts)
+                )
+            )
+        elif path.exists():
+            found.append(path)
+        else:
+            raise RunbookNotFound(f"{path}: no such file or directory")
+    return found

@@ -1,0 +1,130 @@
+"""The runbook model: immutable data built by parse, read by plan, run and publish.
+
+Every element keeps the 1-based line of the source it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from engine.diagnostics import Diagnostic
+
+
+class StepKind(StrEnum):
+    COMMAND = "command"
+    MANUAL = "manual"
+
+
+class Confirm(StrEnum):
+    """How the operator approves a step: ask (default), never ask, or type the step id."""
+
+    ASK = "ask"
+    NO = "no"
+    DANGER = "danger"
+
+
+FAILURE_ACTIONS = ("abort", "continue", "ask")
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A runbook parameter declared in front matter."""
+
+    name: str
+    line: int
+    description: str = ""
+    default: str | None = None
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+    secret: bool = False
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """An answer typed when a program prints text matching `prompt` (a regex)."""
+
+    prompt: str
+    send: str
+    line: int
+    secret: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A heading; `parent` is the slug of the enclosing section, if any."""
+
+    slug: str
+    title: str
+    level: int
+    line: int
+    parent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing the operator does: a command block or a manual checklist item.
+
+    `line` is the fence (or task item) line; `body_line` the first line of the body, so a
+    template expression on body line k is at `body_line + k`.
+    """
+
+    id: str
+    kind: StepKind
+    line: int
+    body: str
+    section: str | None = None
+    body_line: int = 0
+    language: str = ""
+    interpreter: str | None = None
+    run: bool = True
+    needs: tuple[str, ...] = ()
+    when: str | None = None
+    confirm: Confirm = Confirm.ASK
+    timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
+    on_failure: str = "abort"
+    expect: tuple[Expect, ...] = ()
+    interactive: bool = False
+    cwd: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    capture: str | None = None
+    checked: bool = False
+    explicit_id: bool = False
+    key_columns: tuple[tuple[str, int], ...] = ()
+    info_extra: str = ""
+
+    def column_of(self, key: str) -> int:
+        """The column of an annotation key on the fence line (1 when unknown)."""
+        return dict(self.key_columns).get(key, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Runbook:
+    """A parsed runbook: metadata from front matter, sections, steps, and what parse found wrong."""
+
+    path: str
+    title: str
+    steps: tuple[Step, ...] = ()
+    sections: tuple[Section, ...] = ()
+    params: tuple[Param, ...] = ()
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    shell: str = "bash"
+    cwd: str | None = None
+    timeout: float | None = None
+    front_matter_keys: tuple[tuple[str, int], ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = field(default=())
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def section(self, slug: str) -> Section | None:
+        return next((s for s in self.sections if s.slug == slug), None)
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)

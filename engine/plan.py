@@ -1,0 +1,404 @@
+"""plan: Runbook (+ parameters) → Plan, the validated step graph. Pure.
+
+Semantics (documented in runbooks/format.md):
+- Steps run in document order; `needs` adds edges, and a step never runs before what it needs.
+- `on_failure` names abort, continue, ask, or a step or section: the failure handler. Handler
+  steps (a rollback section) are left out of the normal flow and run only after a failure.
+- Display-only steps (`run: false`) are shown but never run, so nothing may need them.
+- A template may read parameters, front-matter env vars, and values captured by steps that
+  run before it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
+from engine.model import FAILURE_ACTIONS, Runbook, Step, StepKind
+from engine.templates import TemplateProblem, expression_names, template_names
+
+
+class EdgeKind(StrEnum):
+    NEEDS = "needs"
+    FAILURE = "on_failure"
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: str
+    target: str
+    kind: EdgeKind
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The runbook's steps in execution order, with failure handlers and graph edges."""
+
+    runbook: Runbook
+    order: tuple[str, ...]
+    handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    edges: tuple[Edge, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+    def steps(self) -> list[Step]:
+        by_id = {s.id: s for s in self.runbook.steps}
+        return [by_id[i] for i in self.order]
+
+    def handler(self, target: str) -> tuple[str, ...]:
+        return dict(self.handlers).get(target, ())
+
+
+def plan_runbook(runbook: Runbook) -> Plan:
+    """Order and validate a runbook's steps; every problem becomes a diagnostic."""
+    sink = DiagnosticSink(runbook.path)
+    by_id = {s.id: s for s in runbook.steps}
+    index = {s.id: n for n, s in enumerate(runbook.steps)}
+    handlers = _failure_handlers(runbook, by_id, sink)
+    handler_steps = {i for _, ids in handlers for i in ids}
+    edges: list[Edge] = [
+        Edge(s.id, target, EdgeKind.FAILURE)
+        for s in runbook.steps
+        for target in [s.on_failure]
+        if target not in FAILURE_ACTIONS and (target in by_id or dict(handlers).get(target))
+    ]
+    needs: dict[str, list[str]] = {}
+    for step in runbook.steps:
+        needs[step.id] = _valid_needs(step, by_id, handler_steps, sink)
+        edges.extend(Edge(n, step.id, EdgeKind.NEEDS) for n in needs[step.id])
+
+    flow = [s.id for s in runbook.steps if s.run and s.id not in handler_steps]
+    order = _topological(flow, needs, index, by_id, sink)
+    ordered_handlers = tuple(
+        (target, tuple(_topological(list(ids), needs, index, by_id, None)))
+        for target, ids in handlers
+    )
+    _check_templates(runbook, order, ordered_handlers, sink)
+    return Plan(
+        runbook=runbook,
+        order=tuple(order),
+        handlers=ordered_handlers,
+        edges=tuple(edges),
+        diagnostics=runbook.diagnostics + tuple(sink.items),
+    )
+
+
+def _failure_handlers(
+    runbook: Runbook, by_id: dict[str, Step], sink: DiagnosticSink
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    slugs = {s.slug for s in runbook.sections}
+    handlers: dict[str, tuple[str, ...]] = {}
+    for step in runbook.steps:
+        target = step.on_failure
+        if target in FAILURE_ACTIONS or target in handlers:
+            continue
+        column = step.column_of("on_failure")
+        if target in by_id and target in slugs:
+            sink.error(
+                step.line,
+                "ambiguous-target",
+                f"on_failure '{target}' is both a step id and a section",
+                "rename the step or the section",
+                column=column,
+            )
+        elif target in by_id:
+            if target == step.id:
+                sink.error(
+                    step.line,
+                    "bad-target",
+                    "a step cannot be its own failure handler",
+                    column=column,
+                )
+            else:
+                handlers[target] = (target,)
+        elif target in slugs:
+            members = _section_steps(runbook, target)
+            if step.id in members:
+                sink.error(
+                    step.line,
+                    "bad-target",
+                    f"step '{step.id}' is inside its own failure handler section '{target}'",
+                    column=column,
+                )
+            elif not members:
+                sink.error(
+                    step.line,
+                    "bad-target",
+                    f"failure handler section '{target}' has no steps",
+                    column=column,
+                )
+            else:
+                handlers[target] = members
+        else:
+            sink.error(
+                step.line,
+                "unknown-target",
+                f"on_failure '{target}' is not abort, continue, ask, a step id or a section",
+                did_you_mean(target, [*FAILURE_ACTIONS, *by_id, *slugs]),
+                column=column,
+            )
+    return tuple(handlers.items())
+
+
+def _section_steps(runbook: Runbook, slug: str) -> tuple[str, ...]:
+    """Ids of the steps in a section and in all of its subsections."""
+    parents = {s.slug: s.parent for s in runbook.sections}
+
+    def inside(section: str | None) -> bool:
+        while section is not None:
+            if section == slug:
+                return True
+            section = parents.get(section)
+        return False
+
+    return tuple(s.id for s in runbook.steps if inside(s.section))
+
+
+def _valid_needs(
+    step: Step, by_id: dict[str, Step], handler_steps: set[str], sink: DiagnosticSink
+) -> list[str]:
+    valid = []
+    column = step.column_of("needs")
+    for need in step.needs:
+        other = by_id.get(need)
+        if other is None:
+            sink.error(
+                step.line,
+                "unknown-step",
+                f"needs '{need}', which is not a step id",
+                did_you_mean(need, by_id),
+                column=column,
+            )
+        elif need == step.id:
+            sink.error(step.line, "self-need", f"step '{need}' needs itself", column=column)
+        elif not other.run:
+            sink.error(
+                step.line,
+                "needs-display-only",
+                f"needs '{need}', which is display-only (run: false) and never runs",
+                column=column,
+            )
+        elif need in handler_steps and step.id not in handler_steps:
+            sink.error(
+                step.line,
+                "needs-handler",
+                f"needs '{need}', a failure handler step that does not run in the normal flow",
+                column=column,
+            )
+        else:
+            valid.append(need)
+    return valid
+
+
+def _topological(
+    ids: list[str],
+    needs: dict[str, list[str]],
+    index: dict[str, int],
+    by_id: dict[str, Step],
+    sink: DiagnosticSink | None,
+) -> list[str]:
+    """Document order, moved only as far as `needs` requires (Kahn's algorithm on positions)."""
+    members = set(ids)
+    waiting = {i: {n for n in needs.get(i, ()) if n in members} for i in ids}
+    dependants: dict[str, list[str]] = {i: [] for i in ids}
+    for step_id, required in waiting.items():
+        for need in required:
+            dependants[need].append(step_id)
+    ready = [(index[i], i) for i in ids if not waiting[i]]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, step_id = heapq.heappop(ready)
+        order.append(step_id)
+        for dependant in dependants[step_id]:
+            waiting[dependant].discard(step_id)
+            if not waiting[dependant]:
+                heapq.heappush(ready, (index[dependant], dependant))
+    if len(order) < len(ids):
+        stuck = [i for i in ids if i not in set(order)]
+        if sink is not None:
+            for cycle in _cycles(stuck, waiting):
+                first = by_id[cycle[0]]
+                sink.error(
+                    first.line,
+                    "cycle",
+                    "steps need each other in a cycle: " + " -> ".join([*cycle, cycle[0]]),
+                    "remove one of these `needs`",
+                    column=first.column_of("needs"),
+                )
+        order.extend(sorted(stuck, key=index.__getitem__))
+    return order
+
+
+def _cycles(stuck: list[str], waiting: dict[str, set[str]]) -> list[list[str]]:
+    """Each distinct cycle among the steps Kahn's algorithm could not order."""
+    found: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    for start in stuck:
+        path, position = [start], {start: 0}
+        node = start
+        while True:
+            nexts = sorted(n for n in waiting[node] if waiting.get(n))
+            if not nexts:
+                break
+            node = nexts[0]
+            if node in position:
+                cycle = path[position[node] :]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    found.append(_rotate(cycle))
+                break
+            position[node] = len(path)
+            path.append(node)
+    return found
+
+
+def _rotate(cycle: list[str]) -> list[str]:
+    # Written in the order steps depend on each other: a needs b needs c needs a.
+    cycle = list(reversed(cycle))
+    smallest = cycle.index(min(cycle))
+    return cycle[smallest:] + cycle[:smallest]
+
+
+def _check_templates(
+    runbook: Runbook,
+    order: list[str],
+    handlers: tuple[tuple[str, tuple[str, ...]], ...],
+    sink: DiagnosticSink,
+) -> None:
+    by_id = {s.id: s for s in runbook.steps}
+    base = {p.name for p in runbook.params} | {name for name, _ in runbook.env}
+    for step in runbook.steps:
+        if step.capture and step.capture in base:
+            sink.error(
+                step.line,
+                "capture-name",
+                f"capture '{step.capture}' has the name of a parameter or env var",
+                column=step.column_of("capture"),
+            )
+    captured = set(base)
+    all_captures = set(base) | {s.capture for s in runbook.steps if s.capture}
+    for step_id in order:
+        step = by_id[step_id]
+        _check_step_templates(step, captured, all_captures, sink)
+        if step.capture:
+            captured.add(step.capture)
+    flow_captures = captured
+    for _, ids in handlers:
+        for step_id in ids:
+            _check_step_templates(by_id[step_id], flow_captures, all_captures, sink)
+    for step in runbook.steps:
+        if not step.run:
+            _check_step_templates(step, all_captures, all_captures, sink)
+
+
+def _check_step_templates(
+    step: Step, known: set[str], everything: set[str], sink: DiagnosticSink
+) -> None:
+    texts: list[tuple[str, int, int]] = [(step.body, step.body_line, 0)]
+    texts += [(v, step.line, step.column_of("env")) for _, v in step.env]
+    texts += [(e.send, step.line, step.column_of("expect")) for e in step.expect]
+    if step.cwd:
+        texts.append((step.cwd, step.line, step.column_of("cwd")))
+    for text, first_line, fixed_column in texts:
+        try:
+            uses = template_names(text)
+        except TemplateProblem as problem:
+            sink.error(
+                first_line + problem.line - 1,
+                "template",
+                problem.message,
+                "wrap literal braces in {% raw %}...{% endraw %}",
+                column=fixed_column or 1,
+            )
+            continue
+        for use in uses:
+            _check_name(
+                step,
+                use.name,
+                first_line + use.line - 1,
+                fixed_column or use.column,
+                known,
+                everything,
+                sink,
+            )
+    if step.when:
+        column = step.column_of("when")
+        try:
+            uses = expression_names(step.when)
+        except TemplateProblem as problem:
+            sink.error(step.line, "when", f"'when': {problem.message}", column=column)
+            return
+        for use in uses:
+            _check_name(step, use.name, step.line, column, known, everything, sink)
+
+
+def _check_name(
+    step: Step,
+    name: str,
+    line: int,
+    column: int,
+    known: set[str],
+    everything: set[str],
+    sink: DiagnosticSink,
+) -> None:
+    if name in known:
+        return
+    if name in everything:
+        sink.error(
+            line,
+            "capture-order",
+            f"'{name}' is captured by a step that does not run before step '{step.id}'",
+            f"add `needs` on the step that captures '{name}'",
+            column=column,
+        )
+        return
+    sink.error(
+        line,
+        "undefined-name",
+        f"'{name}' is not a parameter, env var or captured value",
+        did_you_mean(name, everything) or "declare it under `params:` in the front matter",
+        column=column,
+    )
+
+
+def resolve_params(
+    runbook: Runbook, given: Mapping[str, str]
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Parameter values from what was given and the defaults: (values, missing, problems)."""
+    declared = {p.name: p for p in runbook.params}
+    problems = []
+    for name in given:
+        if name not in declared:
+            hint = did_you_mean(name, declared)
+            problems.append(f"unknown parameter '{name}'" + (f"; {hint}" if hint else ""))
+    values: dict[str, str] = {}
+    missing: list[str] = []
+    for param in runbook.params:
+        value = given.get(param.name, param.default)
+        if value is None:
+            if param.required:
+                missing.append(param.name)
+            else:
+                values[param.name] = ""
+            continue
+        if param.choices and value not in param.choices:
+            problems.append(
+                f"'{param.name}' must be one of {', '.join(param.choices)}, got {value!r}"
+            )
+        elif param.pattern and not re.fullmatch(param.pattern, value):
+            problems.append(f"'{param.name}' must match {param.pattern!r}, got {value!r}")
+        values[param.name] = value
+    return values, missing, problems
+
+
+def step_kind_label(step: Step) -> str:
+    return "manual" if step.kind is StepKind.MANUAL else "command"

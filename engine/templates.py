@@ -1,0 +1,141 @@
+"""Step templates: Jinja2 in a sandbox, strict about undefined names, shell-quoting every value.
+
+`{{ host }}` renders as one shell word whatever the value holds; `{{ flags | unquoted }}` is the
+one explicit way to insert a value as shell text. `{{.Field}}` (Go templates, as in
+`docker ps --format`) and `${{ ... }}` (GitHub Actions) are left as they are. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+_LITERAL = re.compile(r"\$\{\{.*?\}\}|\{\{-?\s*\.[^{}]*\}\}")
+_MARKERS = ("{{", "{%", "{#")
+
+
+class Unquoted(str):
+    """A value the author chose to insert without shell quoting."""
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be checked or rendered; `line` is 1-based within the template."""
+
+    def __init__(self, message: str, line: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def _quote(value: object) -> object:
+    if isinstance(value, Unquoted):
+        return str(value)
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    return shlex.quote(str(value))
+
+
+def _make_environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined,
+        finalize=_quote,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["unquoted"] = lambda value: Unquoted(value)
+    return env
+
+
+_ENV = _make_environment()
+_EXPRESSIONS = SandboxedEnvironment(undefined=StrictUndefined)
+
+
+def has_template(source: str) -> bool:
+    return any(marker in source for marker in _MARKERS)
+
+
+def _protect(source: str) -> str:
+    return _LITERAL.sub(lambda m: "{% raw %}" + m.group(0) + "{% endraw %}", source)
+
+
+@dataclass(frozen=True, slots=True)
+class NameUse:
+    """A name a template reads, at its 1-based line and column within the template."""
+
+    name: str
+    line: int
+    column: int
+
+
+def template_names(source: str) -> list[NameUse]:
+    """Every undeclared name a template reads, first use each; raises TemplateProblem."""
+    if not has_template(source):
+        return []
+    try:
+        tree = _ENV.parse(_protect(source))
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    return _names_in(tree, source)
+
+
+def expression_names(expression: str) -> list[NameUse]:
+    """Every name a `when` expression reads; raises TemplateProblem on bad syntax."""
+    try:
+        tree = _EXPRESSIONS.parse("{{ (" + expression + ") }}")
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"expression syntax error: {exc.message}", exc.lineno) from None
+    return _names_in(tree, expression)
+
+
+def _names_in(tree: nodes.Template, source: str) -> list[NameUse]:
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)
+        if isinstance(attr, str) and attr.startswith("_"):
+            raise TemplateProblem(
+                f"'{attr}' is not allowed in a template (it could escape the sandbox)", node.lineno
+            )
+    undeclared = meta.find_undeclared_variables(tree)
+    lines = source.splitlines() or [""]
+    uses: dict[str, NameUse] = {}
+    for node in tree.find_all(nodes.Name):
+        if node.name in undeclared and node.name not in uses:
+            text = lines[node.lineno - 1] if node.lineno <= len(lines) else ""
+            match = re.search(r"(?<![\w.])" + re.escape(node.name) + r"(?!\w)", text)
+            uses[node.name] = NameUse(node.name, node.lineno, match.start() + 1 if match else 1)
+    return sorted(uses.values(), key=lambda use: (use.line, use.column))
+
+
+def _constant(node: nodes.Node) -> object:
+    return node.value if isinstance(node, nodes.Const) else None
+
+
+def render_template(source: str, context: Mapping[str, object]) -> str:
+    """Render a step's text with every value shell-quoted; raises TemplateProblem."""
+    if not has_template(source):
+        return source
+    try:
+        return _ENV.from_string(_protect(source)).render(dict(context))
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    except SecurityError as exc:
+        raise TemplateProblem(f"not allowed in a template: {exc}") from None
+    except UndefinedError as exc:
+        raise TemplateProblem(f"undefined in template: {exc.message}") from None
+    except TemplateError as exc:
+        raise TemplateProblem(f"template error: {exc}") from None
+
+
+def evaluate_condition(expression: str, context: Mapping[str, object]) -> bool:
+    """The truth of a `when` expression over parameters and captured values."""
+    try:
+        return bool(_EXPRESSIONS.compile_expression(expression)(**dict(context)))
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"expression syntax error: {exc.message}", exc.lineno) from None
+    except (SecurityError, UndefinedError, TemplateError) as exc:
+        raise TemplateProblem(f"cannot evaluate 'when': {exc}") from None

@@ -1,0 +1,77 @@
+"""Safe YAML loading with line numbers: the only place the parser touches PyYAML.
+
+Uses libyaml's safe loader when present. Tags such as `!!python/object` are refused by the
+safe constructor, so nothing in a runbook is ever executed while it is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+try:
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+
+@dataclass(frozen=True, slots=True)
+class YamlError:
+    """Why a YAML text could not be loaded; line and column are 0-based within that text."""
+
+    message: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """A loaded YAML value and the 0-based line of every mapping key, by its path of keys."""
+
+    value: object
+    key_lines: dict[tuple[str, ...], int]
+
+    def line_of(self, *path: str) -> int | None:
+        return self.key_lines.get(path)
+
+
+def load_yaml(text: str) -> YamlDocument | YamlError:
+    """Load one YAML document safely; an error says where, never raises."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return YamlDocument(None, {})
+        value = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        return YamlError(problem, mark.line if mark else 0, mark.column if mark else 0)
+    except yaml.YAMLError as exc:
+        return YamlError(str(exc).splitlines()[0], 0, 0)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return YamlError(str(exc) or type(exc).__name__, 0, 0)
+    finally:
+        loader.dispose()
+    key_lines: dict[tuple[str, ...], int] = {}
+    _collect_key_lines(node, (), key_lines)
+    return YamlDocument(value, key_lines)
+
+
+def _collect_key_lines(
+    node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]
+) -> None:
+    if len(path) > 4:
+        return
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key_path = (*path, str(key_node.value))
+                out.setdefault(key_path, key_node.start_mark.line)
+                _collect_key_lines(value_node, key_path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            key_path = (*path, str(index))
+            out.setdefault(key_path, item.start_mark.line)
+            _collect_key_lines(item, key_path, out)
