@@ -113,7 +113,10 @@ def read_annotation(text: str) -> dict[str, object] | str:
     """The annotation as a mapping, or a message saying why it is not one."""
     loaded = load_yaml(text)
     if isinstance(loaded, YamlDocument) and isinstance(loaded.value, dict):
-        return {str(k): v for k, v in loaded.value.items()}
+        mapping = {str(k): v for k, v in loaded.value.items()}
+        # Runme's `{ name=x interactive=false }` reads as YAML keys without values.
+        if not any("=" in k and v is None for k, v in mapping.items()):
+            return mapping
     runme = _read_runme_pairs(text)
     if runme is not None:
         return runme

@@ -262,8 +262,7 @@ def _cycles(stuck: list[str], waiting: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _rotate(cycle: list[str]) -> list[str]:
-    # Written in the order steps depend on each other: a needs b needs c needs a.
-    cycle = list(reversed(cycle))
+    """The cycle in `needs` order (a needs b needs c), starting at its smallest id."""
     smallest = cycle.index(min(cycle))
     return cycle[smallest:] + cycle[:smallest]
 
@@ -316,7 +315,7 @@ def _check_step_templates(
                 first_line + problem.line - 1,
                 "template",
                 problem.message,
-                "wrap literal braces in {% raw %}...{% endraw %}",
+                problem.hint,
                 column=fixed_column or 1,
             )
             continue

@@ -18,6 +18,10 @@ from jinja2.sandbox import SandboxedEnvironment
 
 _LITERAL = re.compile(r"\$\{\{.*?\}\}|\{\{-?\s*\.[^{}]*\}\}")
 _MARKERS = ("{{", "{%", "{#")
+_LITERAL_HINT = "wrap literal braces in {% raw %}...{% endraw %}"
+_OUTPUT = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_SIMPLE = re.compile(r"-?\s*([A-Za-z][A-Za-z0-9_]*)((?:\s*\|\s*[A-Za-z_]\w*)*)\s*-?")
+_FILTER = re.compile(r"[A-Za-z_]\w*")
 
 
 class Unquoted(str):
@@ -27,10 +31,11 @@ class Unquoted(str):
 class TemplateProblem(Exception):
     """A template that cannot be checked or rendered; `line` is 1-based within the template."""
 
-    def __init__(self, message: str, line: int = 1) -> None:
+    def __init__(self, message: str, line: int = 1, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.hint = hint
 
 
 def _quote(value: object) -> object:
@@ -77,11 +82,40 @@ def template_names(source: str) -> list[NameUse]:
     """Every undeclared name a template reads, first use each; raises TemplateProblem."""
     if not has_template(source):
         return []
+    simple = _simple_names(source)
+    if simple is not None:
+        return simple
     try:
         tree = _ENV.parse(_protect(source))
     except TemplateSyntaxError as exc:
-        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+        raise TemplateProblem(
+            f"template syntax error: {exc.message}", exc.lineno, _LITERAL_HINT
+        ) from None
     return _names_in(tree, source)
+
+
+def _simple_names(source: str) -> list[NameUse] | None:
+    """Names of a template made only of `{{ name }}` / `{{ name | filter }}`, read without
+    Jinja's parser (most step bodies); None when the template needs the real parser."""
+    if "{%" in source or "{#" in source:
+        return None
+    uses: dict[str, NameUse] = {}
+    literal_spans = [m.span() for m in _LITERAL.finditer(source)]
+    for match in _OUTPUT.finditer(source):
+        if any(start <= match.start() < end for start, end in literal_spans):
+            continue
+        simple = _SIMPLE.fullmatch(match.group(1))
+        if simple is None or not all(f in _ENV.filters for f in _FILTER.findall(simple.group(2))):
+            return None
+        name = simple.group(1)
+        if name not in uses:
+            line = source.count("\n", 0, match.start()) + 1
+            line_start = source.rfind("\n", 0, match.start()) + 1
+            column = match.start(1) + match.group(1).index(name) - line_start + 1
+            uses[name] = NameUse(name, line, column)
+    if "{{" in _OUTPUT.sub("", _LITERAL.sub("", source)):
+        return None
+    return sorted(uses.values(), key=lambda use: (use.line, use.column))
 
 
 def expression_names(expression: str) -> list[NameUse]:
@@ -94,6 +128,9 @@ def expression_names(expression: str) -> list[NameUse]:
 
 
 def _names_in(tree: nodes.Template, source: str) -> list[NameUse]:
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in _ENV.filters:
+            raise TemplateProblem(f"no filter named '{node.name}'", node.lineno)
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         attr = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)
         if isinstance(attr, str) and attr.startswith("_"):
@@ -122,7 +159,9 @@ def render_template(source: str, context: Mapping[str, object]) -> str:
     try:
         return _ENV.from_string(_protect(source)).render(dict(context))
     except TemplateSyntaxError as exc:
-        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+        raise TemplateProblem(
+            f"template syntax error: {exc.message}", exc.lineno, _LITERAL_HINT
+        ) from None
     except SecurityError as exc:
         raise TemplateProblem(f"not allowed in a template: {exc}") from None
     except UndefinedError as exc:
