@@ -173,7 +173,8 @@ def render_template(source: str, context: Mapping[str, object]) -> str:
 def evaluate_condition(expression: str, context: Mapping[str, object]) -> bool:
     """The truth of a `when` expression over parameters and captured values."""
     try:
-        return bool(_EXPRESSIONS.compile_expression(expression)(**dict(context)))
+        compiled = _EXPRESSIONS.compile_expression(expression, undefined_to_none=False)
+        return bool(compiled(**dict(context)))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"expression syntax error: {exc.message}", exc.lineno) from None
     except (SecurityError, UndefinedError, TemplateError) as exc:
