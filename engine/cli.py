@@ -50,17 +50,23 @@ def check(paths: tuple[Path, ...], output_format: str, fix: bool) -> None:
     """Check runbooks for every problem, each reported as PATH:LINE:COL."""
     terminal = Terminal()
     files = _runbook_files(paths)
-    if fix:
-        for path in files:
-            terminal.fix_report(fix_file(path))
-    results: list[CheckResult] = [check_runbook(path) for path in files]
+    results: list[CheckResult] = []
+    unreadable = 0
+    for path in files:
+        try:
+            if fix:
+                terminal.fix_report(fix_file(path))
+            results.append(check_runbook(path))
+        except (RunbookNotFound, OSError) as exc:
+            unreadable += 1
+            terminal.error(str(exc) if isinstance(exc, RunbookNotFound) else f"{path}: {exc}")
     if output_format == "json":
         terminal.check_json(results)
     else:
         for result in results:
             terminal.diagnostics(result.diagnostics)
         terminal.check_summary(results)
-    sys.exit(1 if any(r.errors for r in results) else 0)
+    sys.exit(1 if unreadable or any(r.errors for r in results) else 0)
 
 
 @cli.command()

@@ -90,7 +90,7 @@ class Terminal:
 
     def fix_report(self, report: FixReport) -> None:
         if not report.changed:
-            self.out.print(Text(f"{report.path}: nothing to repair"))
+            self.err.print(Text(f"{report.path}: nothing to repair"))
         else:
             done = []
             if report.converted_from_legacy:
@@ -98,9 +98,9 @@ class Terminal:
             if report.repaired:
                 lines = format_line_ranges(list(report.repaired))
                 done.append(f"repaired {len(report.repaired)} line(s): {lines}")
-            self.out.print(Text(f"{report.path}: " + "; ".join(done), style="green"))
+            self.err.print(Text(f"{report.path}: " + "; ".join(done), style="green"))
         if report.unrestored:
-            self.out.print(
+            self.err.print(
                 Text(
                     f"{report.path}: could not fully restore line(s) "
                     f"{format_line_ranges(list(report.unrestored))}; edit them by hand",

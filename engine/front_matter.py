@@ -163,6 +163,9 @@ def _read_params(
                 "use letters, digits and '_', not starting with a digit",
             )
             continue
+        if isinstance(spec, list):
+            sink.error(at, "param-value", f"'{name}' must be a mapping of settings or a value")
+            continue
         if not isinstance(spec, dict):
             # `name: value` is shorthand for a default value.
             spec = {} if spec is None else {"default": spec}
@@ -180,6 +183,9 @@ def _read_param(name, spec: dict, at: int, key_line, sink: DiagnosticSink) -> Pa
                 did_you_mean(str(key), PARAM_KEYS),
             )
     default = spec.get("default")
+    if isinstance(default, dict | list):
+        sink.error(key_line("default"), "param-value", f"'{name}': 'default' must be a plain value")
+        default = None
     default_text = None if default is None else _text(default)
     choices_value = spec.get("choices", [])
     if not isinstance(choices_value, list) or any(

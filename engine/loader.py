@@ -33,7 +33,8 @@ def read_runbook(path: Path, display: str | None = None) -> Runbook:
         raise RunbookNotFound(f"{shown}: cannot read: {exc.strerror}") from None
     sink = DiagnosticSink(shown)
     text = decode_source(data, sink)
-    report_mojibake(text, sink)
+    if not sink.items:
+        report_mojibake(text, sink)
     runbook = parse_runbook(text, shown)
     return replace(runbook, diagnostics=tuple(sink.items) + runbook.diagnostics)
 

@@ -95,10 +95,14 @@ def report_mojibake(text: str, sink: DiagnosticSink) -> None:
         sink.warning(
             found[0],
             "mojibake",
-            f"{len(found)} line(s) look mis-decoded (UTF-8 read as cp1252, Latin-1 or MacRoman): "
-            f"lines {format_line_ranges(found)}",
+            f"{_lines_look(len(found))} mis-decoded (UTF-8 read as cp1252, Latin-1 or MacRoman): "
+            f"{'line' if len(found) == 1 else 'lines'} {format_line_ranges(found)}",
             "run `runbook check --fix FILE` to repair them",
         )
+
+
+def _lines_look(count: int) -> str:
+    return "1 line looks" if count == 1 else f"{count} lines look"
 
 
 def repair_mojibake(text: str) -> Repair:

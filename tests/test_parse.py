@@ -95,7 +95,9 @@ def test_invalid_yaml_front_matter_is_an_error_at_its_line() -> None:
 
 def test_python_tags_in_front_matter_are_refused_never_executed(tmp_path) -> None:
     marker = tmp_path / "pwned"
-    runbook = parse(f"---\ntitle: x\nevil: !!python/object/apply:os.system ['touch {marker}']\n---\n")
+    runbook = parse(
+        f"---\ntitle: x\nevil: !!python/object/apply:os.system ['touch {marker}']\n---\n"
+    )
     assert found(runbook.diagnostics) == [("front-matter-yaml", 3)]
     assert not marker.exists()
 
