@@ -14,9 +14,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Run the getting-started runbook.
+## Run the getting-started runbook, step by step.
 run: $(STAMP)
-	$(BIN)/runbook show runbooks/getting-started.md
+	$(BIN)/runbook run runbooks/getting-started.md
 
 ## Lint, format check, check the project's runbooks, and run the whole test suite.
 test: $(STAMP)

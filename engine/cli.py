@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from engine import launch
 from engine.check import CheckResult, check_runbook, fix_file
 from engine.console import Terminal
 from engine.loader import RunbookNotFound, find_runbooks, read_runbook
@@ -88,6 +89,52 @@ def show(path: Path, output_format: str) -> None:
             terminal.err.print()
             terminal.diagnostics(errors)
     sys.exit(0 if plan.ok else 1)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a parameter."
+)
+@click.option("--params-file", type=click.Path(path_type=Path), help="Parameters from a YAML file.")
+@click.option("--yes", is_flag=True, help="Run every step without asking (unattended).")
+@click.option("--allow-danger", is_flag=True, help="With --yes, also run confirm: danger steps.")
+@click.option("--dry-run", is_flag=True, help="Print every step rendered; execute nothing.")
+@click.option("--from", "start_from", metavar="ID", help="Start at this step.")
+@click.option("--only", metavar="ID[,ID...]", help="Run only these steps.")
+@click.option("--skip", metavar="ID[,ID...]", help="Do not run these steps.")
+def run(
+    path: Path,
+    params: tuple[str, ...],
+    params_file: Path | None,
+    yes: bool,
+    allow_danger: bool,
+    dry_run: bool,
+    start_from: str | None,
+    only: str | None,
+    skip: str | None,
+) -> None:
+    """Run a runbook step by step, asking before each step."""
+    terminal = Terminal()
+    try:
+        runbook = read_runbook(path)
+        plan = plan_runbook(runbook)
+        if not plan.ok:
+            terminal.diagnostics([d for d in plan.diagnostics if d.is_error])
+            raise UserError(f"{path} has errors; fix them first (see `runbook check {path}`)")
+        interactive = sys.stdin.isatty() and not yes
+        given = launch.parse_param_args(params, params_file)
+        options = launch.run_options(plan, yes, allow_danger, start_from, only, skip)
+        values = launch.collect_params(runbook, given, interactive and not dry_run, terminal)
+        if dry_run:
+            launch.dry_run(plan, values, terminal)
+            return
+        if not interactive and not yes:
+            raise UserError("no terminal to ask on: use --yes for an unattended run")
+        status = launch.run_plan(plan, values, options, terminal, interactive)
+    except (RunbookNotFound, launch.LaunchError) as exc:
+        raise UserError(str(exc)) from None
+    sys.exit(status)
 
 
 def _runbook_files(paths: tuple[Path, ...]) -> list[Path]:

@@ -6,19 +6,28 @@ rich's markup is never applied to runbook text (a `[code]` in a message stays as
 
 from __future__ import annotations
 
+import getpass
 import json
+import re
 import sys
+import termios
+import time
 from collections.abc import Iterable
 
+import click
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 from engine.check import CheckResult, FixReport
 from engine.diagnostics import Diagnostic
 from engine.duration import format_duration
+from engine.events import Event, EventKind
 from engine.model import Confirm, Param, Step, StepKind
 from engine.plan import EdgeKind, Plan
+from engine.run import Choice
+from engine.shell import Outcome
 from engine.source import format_line_ranges
 
 
@@ -303,3 +312,331 @@ def _step_dict(step: Step, role: str) -> dict[str, object]:
         "role": role,
         "flags": step_flags(step),
     }
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+STEP_KEYS = {"r": "run", "\r": "run", "\n": "run", "s": "skip", "e": "edit", "a": "abort"}
+MANUAL_KEYS = {"d": "done", "\r": "done", "\n": "done", "s": "skip", "a": "abort"}
+FAILURE_KEYS = {
+    "r": "retry",
+    "s": "skip",
+    "e": "edit",
+    "o": "shell",
+    "c": "continue",
+    "b": "rollback",
+    "a": "abort",
+}
+STEP_HELP = (
+    "r/Enter run the command   s skip it   e edit it in $EDITOR first   a abort the run\n"
+    "Ctrl-C while a step runs stops the step; at a prompt it stops the run."
+)
+FAILURE_HELP = (
+    "r retry   e edit the command, then retry   o open a shell in the step's directory\n"
+    "s skip (the step counts as skipped)   c continue (the step counts as failed)\n"
+    "b run the failure handler (rollback) and stop   a abort the run"
+)
+
+
+class RunConsole:
+    """The operator's side of `runbook run`: shows the event stream, asks at each prompt."""
+
+    def __init__(self, terminal: Terminal, plan: Plan | None, interactive: bool) -> None:
+        self.terminal = terminal
+        self.out = terminal.out
+        self.plan = plan
+        self.interactive = interactive
+        self.sections = {s.slug: s for s in plan.runbook.sections} if plan else {}
+        self._progress_shown = False
+        self._at_line_start = True
+        self._tail: list[str] = []
+        self._step_started = 0.0
+        self._position = ""
+        self._current = ""
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        kind = event.kind
+        if kind is EventKind.OUTPUT:
+            text = str(event.get("text", ""))
+            self._clear_progress()
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            self._at_line_start = text.endswith("\n")
+            self._tail = (self._tail + text.splitlines())[-20:]
+        elif kind is EventKind.RUN_STARTED:
+            steps = event.get("steps") or []
+            self.out.print(
+                Text.assemble(
+                    ("▶ ", "bold green"),
+                    (str(event.get("title")), "bold"),
+                    f"  ({len(steps)} steps, {event.get('path')})",  # type: ignore[arg-type]
+                )
+            )
+        elif kind is EventKind.STEP_STARTED:
+            self._tail = []
+            self._step_started = time.monotonic()
+            self._current = event.step or ""
+            if event.get("kind") == "command" and event.attempt > 1:
+                self.out.print(Text(f"  ↻ attempt {event.attempt}", style="yellow"))
+        elif kind is EventKind.STEP_FINISHED:
+            self._finish_output()
+            self._step_finished(event)
+        elif kind is EventKind.ANSWER and event.get("question") == "expect":
+            self._finish_output()
+            self.out.print(
+                Text(
+                    f"  ↳ answered /{event.get('pattern')!s}/ with {event.get('answer')}",
+                    style="dim",
+                )
+            )
+            self._at_line_start = True
+        elif kind is EventKind.RUN_FINISHED:
+            self._finish_output()
+            self._run_finished(event)
+
+    def _finish_output(self) -> None:
+        self._clear_progress()
+        if not self._at_line_start:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self._at_line_start = True
+
+    def _step_finished(self, event: Event) -> None:
+        status = str(event.get("status"))
+        step = event.step or ""
+        duration = event.get("duration")
+        took = f" in {_seconds(duration)}" if isinstance(duration, int | float) else ""
+        if status in ("succeeded", "done"):
+            self.out.print(Text(f"  ✓ {step} {status}{took}", style="green"))
+        elif status == "skipped":
+            reason = event.get("reason") or event.get("note") or ""
+            self.out.print(
+                Text(f"  ↷ {step} skipped" + (f" ({reason})" if reason else ""), style="dim")
+            )
+        else:
+            detail = _outcome_text(event)
+            self.out.print(Text(f"  ✗ {step} {status}: {detail}{took}", style="bold red"))
+
+    def _run_finished(self, event: Event) -> None:
+        status = str(event.get("status"))
+        message = str(event.get("message") or "")
+        style = {"succeeded": "bold green", "failed": "bold red"}.get(status, "bold yellow")
+        self.out.print()
+        self.out.print(Text(f"Run {status}" + (f": {message}" if message else ""), style=style))
+
+    # -- progress -------------------------------------------------------------------------------
+
+    def _clear_progress(self) -> None:
+        if self._progress_shown:
+            sys.stdout.write("\r\x1b[K")
+            self._progress_shown = False
+
+    def tick(self) -> None:
+        """While a step is quiet: a progress line, erased as soon as output resumes."""
+        if not (self.out.is_terminal and self._at_line_start):
+            return
+        elapsed = time.monotonic() - self._step_started
+        if elapsed < 1:
+            return
+        sys.stdout.write(
+            f"\r\x1b[2m  … {self._position} {self._current} running for {_seconds(elapsed)}"
+            " (Ctrl-C stops it)\x1b[0m\x1b[K"
+        )
+        sys.stdout.flush()
+        self._progress_shown = True
+
+    # -- prompts --------------------------------------------------------------------------------
+
+    def _header(self, step: Step, position: int, total: int) -> None:
+        self._position = f"[{position}/{total}]"
+        path = _section_path(step.section, self.sections)
+        line = Text.assemble(
+            ("\n" + self._position + " ", "bold"),
+            (path + " > ", "cyan"),
+            (step.id, "bold"),
+        )
+        flags = step_flags(step)
+        if flags:
+            line.append("  " + " ".join(flags), style="yellow")
+        self.out.print(line)
+
+    def ask_step(self, step: Step, command: str, position: int, total: int) -> Choice:
+        self._header(step, position, total)
+        self.out.print(
+            Syntax(command.rstrip("\n"), "bash", theme="ansi_dark", background_color="default")
+        )
+        while True:
+            key = self._key("Run it? [R]un / [s]kip / [e]dit / [a]bort / [?] ")
+            if key in STEP_KEYS:
+                return Choice(STEP_KEYS[key])
+            self.out.print(Text(STEP_HELP, style="dim"))
+
+    def ask_danger(self, step: Step) -> bool:
+        self.out.print(Text("This step is marked dangerous.", style="bold red"))
+        typed = self._line(f"Type the step id ({step.id}) to run it: ")
+        if typed.strip() == step.id:
+            return True
+        self.out.print(Text("That is not the step id; the step did not run.", style="yellow"))
+        return False
+
+    def ask_manual(self, step: Step, text: str, position: int, total: int) -> tuple[Choice, str]:
+        self._header(step, position, total)
+        self.out.print(Text.assemble(("  ☐ ", "bold"), text))
+        while True:
+            key = self._key("Done? [D]one / [s]kip / [a]bort ")
+            if key in MANUAL_KEYS:
+                choice = Choice(MANUAL_KEYS[key])
+                note = self._line("Note (why skipped, optional): ") if choice is Choice.SKIP else ""
+                return choice, note
+            self.out.print(Text("d/Enter done   s skip (with a note)   a abort", style="dim"))
+
+    def ask_failure(self, step: Step, outcome: Outcome, handler: str | None) -> Choice:
+        self.out.print(
+            Text.assemble(
+                ("  Step ", "red"),
+                (step.id, "bold red"),
+                (f" (line {step.line}) failed", "red"),
+            )
+        )
+        rollback = f" / [b] run {handler} and stop" if handler else ""
+        while True:
+            key = self._key(
+                f"[r]etry / [e]dit and retry / [o]pen a shell / [s]kip / [c]ontinue{rollback}"
+                " / [a]bort "
+            )
+            if key in FAILURE_KEYS and (key != "b" or handler):
+                return Choice(FAILURE_KEYS[key])
+            self.out.print(Text(FAILURE_HELP, style="dim"))
+
+    def edit_command(self, command: str) -> str | None:
+        try:
+            edited = click.edit(command, extension=".sh", require_save=True)
+        except click.UsageError as exc:
+            self.terminal.error(str(exc))
+            return None
+        if edited is None:
+            self.out.print(Text("Not saved: the command is unchanged.", style="yellow"))
+        return edited
+
+    def step_io(self, step: Step, interactive: bool) -> StepTerminal:
+        return StepTerminal(self, interactive and self.interactive)
+
+    def ask_param(self, param: Param) -> str:
+        label = param.description or param.name
+        if param.choices:
+            self.out.print(Text(f"{param.name}: {label}", style="bold"))
+            for number, choice in enumerate(param.choices, 1):
+                self.out.print(Text(f"  {number}. {choice}"))
+        while True:
+            default = param.default or ""
+            prompt = (
+                f"{param.name}"
+                + (f" [{'<secret>' if param.secret else default}]" if default else "")
+                + ": "
+            )
+            value = self._line(prompt, secret=param.secret) or default
+            if param.choices and value.isdigit() and 0 < int(value) <= len(param.choices):
+                value = param.choices[int(value) - 1]
+            problem = _param_problem(param, value)
+            if problem is None:
+                return value
+            self.out.print(Text(problem, style="yellow"))
+
+    def _key(self, prompt: str) -> str:
+        self.out.print(Text(prompt, style="bold"), end="")
+        key = click.getchar()
+        self.out.print(Text(key if key.isprintable() else ""))
+        return key.lower()
+
+    def _line(self, prompt: str, secret: bool = False) -> str:
+        self.out.print(Text(prompt, style="bold"), end="")
+        return getpass.getpass("") if secret else input()
+
+
+class StepTerminal:
+    """The operator's terminal while a step runs; raw input only for interactive steps."""
+
+    def __init__(self, console: RunConsole, interactive: bool) -> None:
+        self.console = console
+        self.interactive = interactive and sys.stdin.isatty()
+        self._saved: list | None = None  # type: ignore[type-arg]
+
+    @property
+    def input_fd(self) -> int | None:
+        return sys.stdin.fileno() if self.interactive else None
+
+    def tick(self) -> None:
+        if not self.interactive:
+            self.console.tick()
+
+    def __enter__(self) -> StepTerminal:
+        if self.interactive:
+            fd = sys.stdin.fileno()
+            self._saved = termios.tcgetattr(fd)
+            mode = termios.tcgetattr(fd)
+            mode[0] &= ~(termios.ICRNL | termios.IXON)
+            mode[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG | termios.IEXTEN)
+            termios.tcsetattr(fd, termios.TCSANOW, mode)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+
+def _param_problem(param: Param, value: str) -> str | None:
+    if not value and param.required:
+        return f"{param.name} is required"
+    if param.choices and value not in param.choices:
+        return f"choose one of: {', '.join(param.choices)}"
+    if param.pattern and not re.fullmatch(param.pattern, value):
+        return f"must match {param.pattern}"
+    return None
+
+
+def _seconds(value: object) -> str:
+    seconds = float(value)  # type: ignore[arg-type]
+    return f"{seconds:.1f}s" if seconds < 60 else format_duration(round(seconds))
+
+
+def _outcome_text(event: Event) -> str:
+    if event.get("timed_out"):
+        return "timed out, its processes were stopped"
+    if event.get("interrupted"):
+        return "interrupted (Ctrl-C)"
+    signum = event.get("signal")
+    if signum:
+        return f"killed by signal {signum}"
+    return f"exit status {event.get('exit_code')}"
+
+
+def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str]]) -> None:
+    """The whole plan with final commands, as `run --dry-run` shows it; nothing runs."""
+    out = terminal.out
+    sections = {s.slug: s for s in plan.runbook.sections}
+    out.print(
+        Text(
+            f"Dry run of {plan.runbook.title} ({plan.runbook.path}): nothing is executed",
+            style="bold",
+        )
+    )
+    for number, (step, command) in enumerate(commands, 1):
+        line = Text.assemble(
+            (f"\n[{number}/{len(commands)}] ", "bold"),
+            (_section_path(step.section, sections) + " > ", "cyan"),
+            (step.id, "bold"),
+        )
+        flags = step_flags(step)
+        if flags:
+            line.append("  " + " ".join(flags), style="yellow")
+        out.print(line)
+        if step.kind is StepKind.MANUAL:
+            out.print(Text.assemble(("  ☐ ", "bold"), command))
+        else:
+            out.print(
+                Syntax(command.rstrip("\n"), "bash", theme="ansi_dark", background_color="default")
+            )

@@ -5,6 +5,7 @@ The one place the CLI turns a path into a Runbook, so check, show and run read f
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,7 +37,11 @@ def read_runbook(path: Path, display: str | None = None) -> Runbook:
     if not sink.items:
         report_mojibake(text, sink)
     runbook = parse_runbook(text, shown)
-    return replace(runbook, diagnostics=tuple(sink.items) + runbook.diagnostics)
+    return replace(
+        runbook,
+        diagnostics=tuple(sink.items) + runbook.diagnostics,
+        digest=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def find_runbooks(paths: list[Path]) -> list[Path]:

@@ -118,6 +118,7 @@ class Runbook:
     cwd: str | None = None
     timeout: float | None = None
     front_matter_keys: tuple[tuple[str, int], ...] = ()
+    digest: str = ""  # sha256 of the file's bytes, set by the loader
     diagnostics: tuple[Diagnostic, ...] = field(default=())
 
     def step(self, step_id: str) -> Step | None:

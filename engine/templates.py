@@ -46,10 +46,10 @@ def _quote(value: object) -> object:
     return shlex.quote(str(value))
 
 
-def _make_environment() -> SandboxedEnvironment:
+def _make_environment(quote: bool) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         undefined=StrictUndefined,
-        finalize=_quote,
+        finalize=_quote if quote else None,
         keep_trailing_newline=True,
         autoescape=False,
     )
@@ -57,7 +57,8 @@ def _make_environment() -> SandboxedEnvironment:
     return env
 
 
-_ENV = _make_environment()
+_ENV = _make_environment(quote=True)
+_PLAIN = _make_environment(quote=False)
 _EXPRESSIONS = SandboxedEnvironment(undefined=StrictUndefined)
 
 
@@ -152,12 +153,14 @@ def _constant(node: nodes.Node) -> object:
     return node.value if isinstance(node, nodes.Const) else None
 
 
-def render_template(source: str, context: Mapping[str, object]) -> str:
-    """Render a step's text with every value shell-quoted; raises TemplateProblem."""
+def render_template(source: str, context: Mapping[str, object], quote: bool = True) -> str:
+    """Render a template, every value shell-quoted unless `quote` is false (for values that
+    are not shell text: a directory, an env value, an answer); raises TemplateProblem."""
     if not has_template(source):
         return source
+    environment = _ENV if quote else _PLAIN
     try:
-        return _ENV.from_string(_protect(source)).render(dict(context))
+        return environment.from_string(_protect(source)).render(dict(context))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(
             f"template syntax error: {exc.message}", exc.lineno, _LITERAL_HINT
@@ -179,3 +182,33 @@ def evaluate_condition(expression: str, context: Mapping[str, object]) -> bool:
         raise TemplateProblem(f"expression syntax error: {exc.message}", exc.lineno) from None
     except (SecurityError, UndefinedError, TemplateError) as exc:
         raise TemplateProblem(f"cannot evaluate 'when': {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedStep:
+    """A step's templates filled in: the command as it will run, and its settings."""
+
+    command: str
+    cwd: str | None
+    env: tuple[tuple[str, str], ...]
+    answers: tuple[tuple[str, str, bool], ...]
+
+
+def render_step(
+    body: str,
+    cwd: str | None,
+    env: tuple[tuple[str, str], ...],
+    answers: tuple[tuple[str, str, bool], ...],
+    context: Mapping[str, object],
+) -> RenderedStep:
+    """Render everything templated about a step. Only the body is shell-quoted: `cwd`, `env`
+    values and expect answers are plain values, so they are rendered unquoted."""
+    return RenderedStep(
+        command=render_template(body, context),
+        cwd=render_template(cwd, context, quote=False) if cwd else None,
+        env=tuple((name, render_template(value, context, quote=False)) for name, value in env),
+        answers=tuple(
+            (prompt, render_template(send, context, quote=False), secret)
+            for prompt, send, secret in answers
+        ),
+    )

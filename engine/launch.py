@@ -1,0 +1,169 @@
+"""Starting a run: parameters from the command line, a file or the operator; step selection;
+the shell session, the console and the runner wired together. The CLI calls only this."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from engine.console import RunConsole, Terminal, print_dry_run
+from engine.diagnostics import did_you_mean
+from engine.events import RunStatus
+from engine.model import Runbook
+from engine.plan import Plan, resolve_params
+from engine.run import RunAborted, Runner, RunOptions, dry_run_commands
+from engine.shell import ShellError, ShellSession
+from engine.yamlsafe import YamlError, load_yaml
+
+EXIT_FOR_STATUS = {
+    RunStatus.SUCCEEDED: 0,
+    RunStatus.FAILED: 1,
+    RunStatus.ABORTED: 1,
+    RunStatus.INTERRUPTED: 130,
+}
+
+
+class LaunchError(Exception):
+    """A run that cannot start as asked: a usage error (exit 2)."""
+
+
+def parse_param_args(pairs: tuple[str, ...], params_file: Path | None) -> dict[str, str]:
+    """`-p NAME=VALUE` pairs over a YAML mapping file's values."""
+    values: dict[str, str] = {}
+    if params_file is not None:
+        try:
+            text = params_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LaunchError(f"{params_file}: cannot read: {exc}") from None
+        loaded = load_yaml(text)
+        if isinstance(loaded, YamlError):
+            raise LaunchError(f"{params_file}:{loaded.line + 1}: {loaded.message}")
+        if not isinstance(loaded.value, dict) or any(
+            isinstance(v, dict | list) for v in loaded.value.values()
+        ):
+            raise LaunchError(f"{params_file}: expected a mapping of parameter names to values")
+        values.update({str(k): "" if v is None else _text(v) for k, v in loaded.value.items()})
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise LaunchError(f"-p {pair}: expected NAME=VALUE")
+        values[name.strip()] = value
+    return values
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def collect_params(
+    runbook: Runbook, given: dict[str, str], interactive: bool, terminal: Terminal
+) -> dict[str, str]:
+    """Resolve parameters; ask the operator for missing ones when there is a terminal."""
+    values, missing, problems = resolve_params(runbook, given)
+    if problems:
+        raise LaunchError("; ".join(problems))
+    if missing and not interactive:
+        raise LaunchError(
+            "missing required parameter(s): "
+            + ", ".join(missing)
+            + " (give each with -p NAME=VALUE)"
+        )
+    if missing:
+        asker = RunConsole(terminal, None, True)
+        for name in missing:
+            param = runbook.param(name)
+            if param is not None:
+                values[name] = asker.ask_param(param)
+    return values
+
+
+def run_options(
+    plan: Plan,
+    yes: bool,
+    allow_danger: bool,
+    start_from: str | None,
+    only: str | None,
+    skip: str | None,
+) -> RunOptions:
+    """Validate --from/--only/--skip against the plan's step ids."""
+    known = list(plan.order)
+
+    def ids(text: str | None, option: str) -> frozenset[str]:
+        chosen = [part.strip() for part in (text or "").split(",") if part.strip()]
+        for step_id in chosen:
+            if step_id not in known:
+                hint = did_you_mean(step_id, known)
+                raise LaunchError(
+                    f"{option} {step_id}: no such step in the flow" + (f"; {hint}" if hint else "")
+                )
+        return frozenset(chosen)
+
+    start = ids(start_from, "--from")
+    return RunOptions(
+        assume_yes=yes,
+        allow_danger=allow_danger,
+        start_from=next(iter(start), None),
+        only=ids(only, "--only"),
+        skip=ids(skip, "--skip"),
+    )
+
+
+def dry_run(plan: Plan, values: dict[str, str], terminal: Terminal) -> None:
+    try:
+        commands = dry_run_commands(plan, values)
+    except RunAborted as exc:
+        raise LaunchError(str(exc)) from None
+    print_dry_run(terminal, plan, commands)
+
+
+def session_environment(runbook: Runbook, values: dict[str, str]) -> dict[str, str]:
+    """The steps' environment: ours, the runbook's env, and every parameter in upper case."""
+    env = dict(os.environ)
+    env.update(dict(runbook.env))
+    env.update({name.upper(): value for name, value in values.items()})
+    env["RUNBOOK_PATH"] = runbook.path
+    return env
+
+
+def run_plan(
+    plan: Plan,
+    values: dict[str, str],
+    options: RunOptions,
+    terminal: Terminal,
+    interactive: bool,
+) -> int:
+    """Run the plan in a new shell session; the exit status for the CLI."""
+    runbook = plan.runbook
+    cwd = None
+    if runbook.cwd:
+        cwd = str((Path(runbook.path).parent / os.path.expanduser(runbook.cwd)).resolve())
+        if not os.path.isdir(cwd):
+            raise LaunchError(f"{runbook.path}: cwd {runbook.cwd} is not a directory")
+    size = shutil.get_terminal_size((80, 24))
+    try:
+        session = ShellSession(
+            shell=runbook.shell,
+            cwd=cwd,
+            env=session_environment(runbook, values),
+            dimensions=(size.lines, size.columns),
+        )
+    except ShellError as exc:
+        raise LaunchError(str(exc)) from None
+    console = RunConsole(terminal, plan, interactive)
+    info = {
+        "digest": runbook.digest,
+        "operator": getpass.getuser(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    try:
+        runner = Runner(plan, values, session, console, console, options, info)
+        result = runner.run()
+    finally:
+        session.close()
+    return EXIT_FOR_STATUS[result.status]

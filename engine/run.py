@@ -1,0 +1,505 @@
+"""run: walks the plan, asks the operator through a UI object, executes steps in the shell
+session, and emits every event. The only stage that orchestrates side effects; it prints
+nothing itself (the console does, from the events and the UI calls).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import FrameType
+from typing import Protocol
+
+from engine.events import Event, EventKind, EventSink, RunStatus, StepStatus
+from engine.masking import Masker, StreamMasker
+from engine.model import Confirm, Step, StepKind
+from engine.plan import Plan
+from engine.shell import Outcome, Responder, ShellSession, StepIO
+from engine.templates import (
+    RenderedStep,
+    TemplateProblem,
+    Unquoted,
+    evaluate_condition,
+    render_step,
+)
+
+
+class Choice(StrEnum):
+    """What the operator (or the unattended policy) decides at a prompt."""
+
+    RUN = "run"
+    SKIP = "skip"
+    EDIT = "edit"
+    ABORT = "abort"
+    RETRY = "retry"
+    SHELL = "shell"
+    DONE = "done"
+    CONTINUE = "continue"
+    ROLLBACK = "rollback"
+
+
+class RunUI(Protocol):
+    """What the run loop asks the operator; the console implements it."""
+
+    def ask_step(self, step: Step, command: str, position: int, total: int) -> Choice: ...
+    def ask_danger(self, step: Step) -> bool: ...
+    def ask_manual(
+        self, step: Step, text: str, position: int, total: int
+    ) -> tuple[Choice, str]: ...
+    def ask_failure(self, step: Step, outcome: Outcome, handler: str | None) -> Choice: ...
+    def edit_command(self, command: str) -> str | None: ...
+    def step_io(self, step: Step, interactive: bool) -> StepIOContext: ...
+
+
+class StepIOContext(Protocol):
+    """The terminal side of a running step: where output goes, input, progress ticks."""
+
+    def __enter__(self) -> StepIOContext: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+    @property
+    def input_fd(self) -> int | None: ...
+
+    def tick(self) -> None: ...
+
+
+class RunAborted(Exception):
+    """The operator (or the unattended policy) stopped the run."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C at a prompt: the run stops cleanly."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    assume_yes: bool = False
+    allow_danger: bool = False
+    start_from: str | None = None
+    only: frozenset[str] = frozenset()
+    skip: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class RunResult:
+    status: RunStatus
+    failed_steps: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+class _Interrupts:
+    """Ctrl-C while a step runs is counted here (and forwarded by the shell), not raised."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self._previous: object = None
+
+    def __enter__(self) -> _Interrupts:
+        self.pending = 0
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.pending += 1
+
+    def take(self) -> bool:
+        if self.pending:
+            self.pending -= 1
+            return True
+        return False
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+
+class Runner:
+    """One run of a plan. Build it, then call `run()`; events go to `sink`."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        values: Mapping[str, str],
+        session: ShellSession,
+        ui: RunUI,
+        sink: EventSink,
+        options: RunOptions,
+        run_info: Mapping[str, object] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.session = session
+        self.ui = ui
+        self.sink = sink
+        self.options = options
+        self.run_info = dict(run_info or {})
+        runbook = plan.runbook
+        secret_names = {p.name for p in runbook.params if p.secret}
+        self.masker = Masker({k: v for k, v in values.items() if k in secret_names})
+        self.context: dict[str, object] = dict(runbook.env)
+        self.context.update(values)
+        self.values = dict(values)
+        self.by_id = {s.id: s for s in runbook.steps}
+        self.failed: list[str] = []
+        self.go_on: set[str] = set()  # failed steps the operator chose to continue past
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        runbook = self.plan.runbook
+        shown_params = {
+            p.name: ("<secret>" if p.secret else self.values.get(p.name, ""))
+            for p in runbook.params
+        }
+        self.emit(
+            EventKind.RUN_STARTED,
+            path=runbook.path,
+            title=runbook.title,
+            params=shown_params,
+            steps=list(self.selected()),
+            **self.run_info,
+        )
+        result = RunResult(RunStatus.FAILED, message="engine error")
+        try:
+            result = self._run_steps()
+        except RunAborted as stop:
+            result = RunResult(RunStatus.ABORTED, self.failed, str(stop))
+        except (RunInterrupted, KeyboardInterrupt):
+            result = RunResult(RunStatus.INTERRUPTED, self.failed, "interrupted")
+        finally:
+            self.emit(
+                EventKind.RUN_FINISHED,
+                status=str(result.status),
+                failed=list(result.failed_steps),
+                message=result.message,
+            )
+        return result
+
+    def selected(self) -> list[str]:
+        order = list(self.plan.order)
+        if self.options.start_from:
+            order = order[order.index(self.options.start_from) :]
+        if self.options.only:
+            order = [i for i in order if i in self.options.only]
+        return [i for i in order if i not in self.options.skip]
+
+    def _run_steps(self) -> RunResult:
+        ids = self.selected()
+        for position, step_id in enumerate(ids, 1):
+            step = self.by_id[step_id]
+            status = self.run_step(step, position, len(ids))
+            if status in (StepStatus.SUCCEEDED, StepStatus.DONE, StepStatus.SKIPPED):
+                continue
+            self.failed.append(step.id)
+            action = self._after_failure_policy(step)
+            if action == "continue":
+                continue
+            if action == "handler":
+                self._run_handler(step.on_failure)
+            return RunResult(RunStatus.FAILED, self.failed, f"step '{step.id}' failed")
+        if self.failed:
+            return RunResult(RunStatus.FAILED, self.failed, "some steps failed")
+        return RunResult(RunStatus.SUCCEEDED)
+
+    def _after_failure_policy(self, step: Step) -> str:
+        """What a failure that the operator did not resolve leads to."""
+        if step.on_failure == "continue" or step.id in self.go_on:
+            return "continue"
+        if self.plan.handler(step.on_failure):
+            return "handler"
+        return "abort"
+
+    def _run_handler(self, target: str) -> None:
+        ids = self.plan.handler(target)
+        for position, step_id in enumerate(ids, 1):
+            status = self.run_step(self.by_id[step_id], position, len(ids), handler=target)
+            if status not in (StepStatus.SUCCEEDED, StepStatus.DONE, StepStatus.SKIPPED):
+                self.failed.append(step_id)
+                return
+
+    # -- one step -----------------------------------------------------------------------------
+
+    def run_step(
+        self, step: Step, position: int, total: int, handler: str | None = None
+    ) -> StepStatus:
+        if step.when:
+            try:
+                wanted = evaluate_condition(step.when, self.context)
+            except TemplateProblem as problem:
+                raise RunAborted(f"{self._where(step)}: {problem.message}") from None
+            if not wanted:
+                self.emit(
+                    EventKind.STEP_FINISHED,
+                    step,
+                    status=str(StepStatus.SKIPPED),
+                    reason=f"when: {step.when}",
+                )
+                return StepStatus.SKIPPED
+        if step.kind is StepKind.MANUAL:
+            return self._manual(step, position, total)
+        return self._command(step, position, total, handler)
+
+    def _manual(self, step: Step, position: int, total: int) -> StepStatus:
+        text = self.masker.mask(self._render_text(step))
+        self.emit(EventKind.STEP_STARTED, step, attempt=1, kind="manual", text=text)
+        if self.options.assume_yes:
+            choice, note = Choice.DONE, "--yes"
+        else:
+            choice, note = self.ui.ask_manual(step, text, position, total)
+        self.answer(step, "manual", str(choice), note=note)
+        if choice is Choice.ABORT:
+            self.emit(
+                EventKind.STEP_FINISHED,
+                step,
+                attempt=1,
+                status=str(StepStatus.SKIPPED),
+                reason="aborted",
+            )
+            raise RunAborted(f"aborted at step '{step.id}'")
+        status = StepStatus.DONE if choice is Choice.DONE else StepStatus.SKIPPED
+        self.emit(EventKind.STEP_FINISHED, step, attempt=1, status=str(status), note=note)
+        return status
+
+    def _render_text(self, step: Step) -> str:
+        try:
+            return render_step(step.body, None, (), (), self.context).command
+        except TemplateProblem as problem:
+            raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
+
+    def _render(self, step: Step) -> RenderedStep:
+        answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
+        try:
+            return render_step(step.body, step.cwd, step.env, answers, self.context)
+        except TemplateProblem as problem:
+            raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
+
+    def _where(self, step: Step, line: int = 1) -> str:
+        return f"{self.plan.runbook.path}:{step.body_line + line - 1}"
+
+    def _command(self, step: Step, position: int, total: int, handler: str | None) -> StepStatus:
+        rendered = self._render(step)
+        command = rendered.command
+        edited = False
+        if not step.run:
+            return StepStatus.SKIPPED
+        while True:
+            choice = self._confirm(step, command, position, total)
+            if choice is Choice.SKIP:
+                self.emit(
+                    EventKind.STEP_FINISHED, step, status=str(StepStatus.SKIPPED), reason="operator"
+                )
+                return StepStatus.SKIPPED
+            if choice is Choice.ABORT:
+                raise RunAborted(f"aborted before step '{step.id}'")
+            if choice is Choice.EDIT:
+                new = self.ui.edit_command(command)
+                if new is not None and new != command:
+                    command, edited = new, True
+                    self.answer(step, "edit", "edited", command=self.masker.mask(command))
+                continue
+            break
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = self._execute(step, rendered, command, attempt, edited)
+            if outcome.ok:
+                return StepStatus.SUCCEEDED
+            if attempt <= step.retries and not outcome.interrupted:
+                time.sleep(step.retry_delay)
+                continue
+            status = _failure_status(outcome)
+            if self.options.assume_yes or step.on_failure == "continue":
+                return status
+            choice = self._failure_menu(step, outcome, rendered, attempt)
+            if choice is Choice.EDIT:
+                new = self.ui.edit_command(command)
+                if new is not None:
+                    command, edited = new, new != rendered.command
+                    self.answer(step, "edit", "edited", command=self.masker.mask(command))
+                continue
+            if choice is Choice.RETRY:
+                continue
+            if choice is Choice.SKIP:
+                return StepStatus.SKIPPED
+            if choice is Choice.CONTINUE:
+                self.go_on.add(step.id)
+                return status
+            if choice is Choice.ROLLBACK:
+                return status
+            raise RunAborted(f"aborted after step '{step.id}' failed")
+
+    def _failure_menu(
+        self, step: Step, outcome: Outcome, rendered: RenderedStep, attempt: int
+    ) -> Choice:
+        """Ask until the operator picks something other than opening a shell."""
+        target = step.on_failure if self.plan.handler(step.on_failure) else None
+        while True:
+            choice = self.ui.ask_failure(step, outcome, target)
+            self.answer(step, "failure", str(choice), attempt=attempt)
+            if choice is not Choice.SHELL:
+                return choice
+            self._debug_shell(step, rendered)
+
+    def _confirm(self, step: Step, command: str, position: int, total: int) -> Choice:
+        if step.confirm is Confirm.DANGER:
+            if self.options.assume_yes:
+                if not self.options.allow_danger:
+                    raise RunAborted(
+                        f"step '{step.id}' is marked confirm: danger; "
+                        "unattended runs need --allow-danger to run it"
+                    )
+                self.answer(step, "confirm", "run", note="--yes --allow-danger")
+                return Choice.RUN
+            while True:
+                choice = self.ui.ask_step(step, self.masker.mask(command), position, total)
+                if choice is not Choice.RUN or self.ui.ask_danger(step):
+                    break
+            self.answer(step, "confirm", str(choice))
+            return choice
+        if step.confirm is Confirm.NO or self.options.assume_yes:
+            return Choice.RUN
+        choice = self.ui.ask_step(step, self.masker.mask(command), position, total)
+        self.answer(step, "confirm", str(choice))
+        return choice
+
+    def _execute(
+        self, step: Step, rendered: RenderedStep, command: str, attempt: int, edited: bool
+    ) -> Outcome:
+        shown = self.masker.mask(command)
+        self.emit(
+            EventKind.STEP_STARTED,
+            step,
+            attempt=attempt,
+            kind="command",
+            command=shown,
+            edited=edited,
+            cwd=rendered.cwd,
+            interactive=step.interactive,
+        )
+        stream = StreamMasker(self.masker)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        captured = bytearray()
+        responders = [
+            Responder(re.compile(prompt), send, "secret" if secret else "")
+            for prompt, send, secret in rendered.answers
+        ]
+        timeout = step.timeout or self.plan.runbook.timeout
+        with self.ui.step_io(step, step.interactive) as terminal, _Interrupts() as interrupts:
+
+            def on_output(data: bytes) -> None:
+                if step.capture:
+                    captured.extend(data)
+                text = decoder.decode(stream.feed(data))
+                if text:
+                    self.emit(EventKind.OUTPUT, step, attempt=attempt, text=text)
+
+            def on_answer(responder: Responder, seen: str) -> None:
+                answer = (
+                    "[secret]" if responder.label == "secret" else self.masker.mask(responder.send)
+                )
+                self.answer(
+                    step, "expect", answer, pattern=responder.prompt.pattern, attempt=attempt
+                )
+
+            io = StepIO(
+                on_output=on_output,
+                responders=responders,
+                on_answer=on_answer,
+                input_fd=terminal.input_fd,
+                interrupt_requested=interrupts.take,
+                tick=terminal.tick,
+            )
+            outcome = self.session.run_step(
+                command,
+                io,
+                interpreter=step.interpreter,
+                cwd=rendered.cwd,
+                env=dict(rendered.env),
+                timeout=timeout,
+            )
+            rest = decoder.decode(stream.flush(), final=True)
+            if rest:
+                self.emit(EventKind.OUTPUT, step, attempt=attempt, text=rest)
+        if step.capture and outcome.ok:
+            value = _strip_ansi(captured.decode("utf-8", "replace")).strip()
+            self.context[step.capture] = value
+        self.emit(
+            EventKind.STEP_FINISHED,
+            step,
+            attempt=attempt,
+            status=str(StepStatus.SUCCEEDED if outcome.ok else _failure_status(outcome)),
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            duration=round(outcome.duration, 6),
+            timed_out=outcome.timed_out,
+            interrupted=outcome.interrupted,
+        )
+        return outcome
+
+    def _debug_shell(self, step: Step, rendered: RenderedStep) -> None:
+        env = dict(rendered.env)
+        env["PS1"] = f"(runbook {step.id}) \\w\\$ "
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+        def on_output(data: bytes) -> None:
+            self.emit(EventKind.OUTPUT, step, text=decoder.decode(data), shell=True)
+
+        with self.ui.step_io(step, True) as terminal:
+            io = StepIO(on_output=on_output, input_fd=terminal.input_fd, tick=terminal.tick)
+            self.session.run_step("exec bash --noprofile --norc -i", io, cwd=rendered.cwd, env=env)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def emit(
+        self, event_kind: EventKind, step: Step | None = None, /, attempt: int = 0, **data: object
+    ) -> None:
+        self.sink.emit(Event(event_kind, data, step.id if step else None, attempt))
+
+    def answer(self, step: Step, question: str, answer: str, /, **data: object) -> None:
+        """Record an answer: to `confirm`, `manual`, `failure`, `edit`, or an `expect` prompt."""
+        attempt = int(data.pop("attempt", 0) or 0)  # type: ignore[call-overload]
+        self.emit(EventKind.ANSWER, step, attempt=attempt, question=question, answer=answer, **data)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\r")
+
+
+def _strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _failure_status(outcome: Outcome) -> StepStatus:
+    if outcome.timed_out:
+        return StepStatus.TIMED_OUT
+    if outcome.interrupted:
+        return StepStatus.INTERRUPTED
+    return StepStatus.FAILED
+
+
+Tick = Callable[[], None]
+
+
+def dry_run_commands(plan: Plan, values: Mapping[str, str]) -> list[tuple[Step, str]]:
+    """Every step of the flow rendered with the parameters; captured values, unknown before a
+    real run, are shown as placeholders. Raises RunAborted on a template that cannot render."""
+    context: dict[str, object] = dict(plan.runbook.env)
+    context.update(values)
+    by_id = {s.id: s for s in plan.runbook.steps}
+    for step in plan.runbook.steps:
+        if step.capture:
+            context[step.capture] = Unquoted(f"<{step.capture} from step {step.id}>")
+    masker = Masker({p.name: values.get(p.name, "") for p in plan.runbook.params if p.secret})
+    ids = list(plan.order) + [i for _, handler in plan.handlers for i in handler]
+    rendered = []
+    for step_id in ids:
+        step = by_id[step_id]
+        try:
+            command = render_step(step.body, None, (), (), context).command
+        except TemplateProblem as problem:
+            line = step.body_line + problem.line - 1
+            raise RunAborted(f"{plan.runbook.path}:{line}: {problem.message}") from None
+        rendered.append((step, masker.mask(command)))
+    return rendered

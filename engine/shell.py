@@ -1,0 +1,291 @@
+"""The shell driver: one bash session in a pty (pexpect) for the whole run.
+
+Each step runs as a subshell job of that session, so it has its own process group (a timeout
+or Ctrl-C stops its whole tree, background children included) while `cd` and variables carry
+over: when the subshell exits, it writes its variables, functions and directory to a state
+file that the session reads back before the next step. A unique marker, never `$`, tells the
+end of a step and its exit status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import select
+import shlex
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pexpect
+
+# Interpreters that take the script file as their argument; any other reads it on stdin.
+_FILE_ARGUMENT = frozenset(
+    {"python", "python3", "node", "ruby", "perl", "bash", "sh", "zsh", "php"}
+)
+# Variables the session manages itself, never carried from a step to the session.
+_NOT_CARRIED = (
+    "RANDOM SRANDOM SECONDS LINENO HISTCMD PWD OLDPWD BASH_COMMAND BASH_SUBSHELL BASHPID "
+    "PIPESTATUS FUNCNAME BASH_LINENO BASH_SOURCE BASH_ARGC BASH_ARGV BASH_REMATCH __rb_status"
+)
+# Runs once when the session starts. __rb_save runs as the step's subshell exits: it drops
+# the special variables (in that dying subshell only) and dumps the rest with builtins alone.
+_PRELUDE = r"""
+stty -echo -onlcr 2>/dev/null
+PS1='' PS2='' PS3='' PS4='+ ' PROMPT_COMMAND=''
+set +o history; unset HISTFILE
+export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER= MANPAGER=cat LESS=-FRX
+__rb_state=%(state)s
+__rb_save() {
+  builtin printf -v __rb_cd 'builtin cd -- %%q' "$PWD"
+  builtin unset -v %(not_carried)s $__rb_private 2>/dev/null
+  { builtin declare -p; builtin declare -f
+    [ "$__rb_keep_cwd" = 1 ] && builtin printf '%%s\n' "$__rb_cd"
+  } > "$__rb_state" 2>/dev/null
+  builtin exit "$1"
+}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a step's process ended."""
+
+    exit_code: int | None
+    signal: int | None = None
+    timed_out: bool = False
+    interrupted: bool = False
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.interrupted
+
+
+@dataclass(frozen=True, slots=True)
+class Responder:
+    """Types `send` when output matches `prompt` (declarative answers, like invoke's)."""
+
+    prompt: re.Pattern[str]
+    send: str
+    label: str = ""
+
+
+@dataclass(slots=True)
+class StepIO:
+    """What a running step talks to: where output goes, what answers prompts, and input."""
+
+    on_output: Callable[[bytes], None]
+    responders: Sequence[Responder] = ()
+    on_answer: Callable[[Responder, str], None] | None = None
+    input_fd: int | None = None
+    interrupt_requested: Callable[[], bool] = field(default=lambda: False)
+    tick: Callable[[], None] | None = None
+
+
+class ShellError(Exception):
+    """The session itself failed (could not start, or died): an engine error, not a step's."""
+
+
+class ShellSession:
+    """A persistent shell in a pty; `run_step` executes one step and reports its outcome."""
+
+    def __init__(
+        self,
+        shell: str = "bash",
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        dimensions: tuple[int, int] = (24, 80),
+        kill_grace: float = 2.0,
+    ) -> None:
+        self._workdir = Path(tempfile.mkdtemp(prefix="runbook-"))
+        self._state = self._workdir / "state"
+        self._state.touch(mode=0o600)
+        self._token = secrets.token_hex(8)
+        self._marker = re.compile(rb"\x1eRB" + self._token.encode() + rb":(\d+)\x1e")
+        self._kill_grace = kill_grace
+        self._count = 0
+        full_env = dict(os.environ if env is None else env)
+        full_env.update({"TERM": full_env.get("TERM", "xterm-256color"), "PAGER": "cat"})
+        try:
+            self._child = pexpect.spawn(
+                shell,
+                ["--noprofile", "--norc", "--noediting", "-i"],
+                cwd=cwd,
+                env=full_env,
+                echo=False,
+                dimensions=dimensions,
+                encoding=None,
+            )
+        except (pexpect.ExceptionPexpect, OSError) as exc:
+            raise ShellError(f"cannot start {shell}: {exc}") from None
+        self._child.delaybeforesend = None
+        self._child.delayafterclose = 0
+        self._child.delayafterterminate = 0
+        self._child.ptyproc.delayafterclose = 0
+        self._child.ptyproc.delayafterterminate = 0
+        prelude = _PRELUDE % {"state": shlex.quote(str(self._state)), "not_carried": _NOT_CARRIED}
+        self._child.send(prelude.encode())
+        self._send(":")
+        outcome = self._wait(StepIO(on_output=lambda _: None), None, time.monotonic())
+        if outcome.exit_code is None:
+            raise ShellError(f"{shell} did not start properly")
+
+    @property
+    def pid(self) -> int:
+        return int(self._child.pid)
+
+    def _send(self, script: str) -> None:
+        """Type one command line; the marker's printf is on the same line, so nothing is left
+        in the terminal's input for the step's own programs to read."""
+        self._count += 1
+        line = f"{script}; printf '\\036RB{self._token}:%d\\036' \"$?\"\n"
+        self._child.send(line.encode())
+
+    def run_step(
+        self,
+        body: str,
+        io: StepIO,
+        *,
+        interpreter: str | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Outcome:
+        """Run one step's text in the session and stream its output until it ends."""
+        script = self._workdir / f"step-{self._count}"
+        script.write_text(body, encoding="utf-8")
+        script.chmod(0o600)
+        inner = []
+        if cwd:
+            inner.append(f"builtin cd -- {shlex.quote(cwd)} || exit 1")
+        for name, value in (env or {}).items():
+            inner.append(f"export {name}={shlex.quote(value)}")
+        if interpreter:
+            words = shlex.split(interpreter)
+            program = os.path.basename(words[0]) if words else ""
+            target = shlex.quote(str(script))
+            tail = (
+                f" {target}"
+                if re.sub(r"[\d.]+$", "", program) in _FILE_ARGUMENT
+                else f" < {target}"
+            )
+            inner.append(f"{interpreter}{tail}")
+        else:
+            inner.append(f"builtin source {shlex.quote(str(script))}")
+        private = " ".join(env or {})
+        command = (
+            f"__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)}; "
+            f"( trap '__rb_save $?' EXIT; {'; '.join(inner)} ); "
+            # Read back at top level: `declare` inside a function would make locals.
+            '__rb_status=$?; [ -s "$__rb_state" ] && builtin source "$__rb_state" 2>/dev/null; '
+            ': > "$__rb_state"; (exit $__rb_status)'
+        )
+        started = time.monotonic()
+        self._send(command)
+        try:
+            return self._wait(io, timeout, started)
+        finally:
+            script.unlink(missing_ok=True)
+
+    def _wait(self, io: StepIO, timeout: float | None, started: float) -> Outcome:
+        fd = self._child.child_fd
+        pending = b""
+        window = ""
+        timed_out = interrupted = False
+        presses = 0
+        kill_at: float | None = None
+        deadline = started + timeout if timeout else None
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and not timed_out:
+                timed_out = True
+                self._signal_step(signal.SIGTERM)
+                kill_at = now + self._kill_grace
+            if kill_at is not None and now >= kill_at:
+                self._signal_step(signal.SIGKILL)
+                kill_at = None
+            if io.interrupt_requested():
+                interrupted = True
+                presses += 1
+                if presses < 3:
+                    self._child.send(b"\x03")
+                else:
+                    self._signal_step(signal.SIGKILL)
+            waits = [t for t in (deadline if not timed_out else None, kill_at) if t is not None]
+            wait = max(0.0, min(waits) - now) if waits else 0.2
+            readable = [fd] + ([io.input_fd] if io.input_fd is not None else [])
+            try:
+                ready, _, _ = select.select(readable, [], [], min(wait, 0.2))
+            except InterruptedError:
+                continue
+            if not ready and io.tick is not None:
+                io.tick()
+            if io.input_fd is not None and io.input_fd in ready:
+                data = os.read(io.input_fd, 4096)
+                if data:
+                    self._child.send(data)
+            if fd not in ready:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise ShellError("the shell session ended unexpectedly")
+            data = pending + chunk
+            match = self._marker.search(data)
+            if match:
+                if match.start():
+                    io.on_output(data[: match.start()])
+                code = int(match.group(1))
+                return _outcome(code, timed_out, interrupted, time.monotonic() - started)
+            # Hold back what could be the start of a marker split across reads.
+            cut = data.rfind(b"\x1e")
+            if cut >= 0 and len(data) - cut < 40:
+                pending, data = data[cut:], data[:cut]
+            else:
+                pending = b""
+            if data:
+                io.on_output(data)
+                if io.responders:
+                    window = (window + data.decode("utf-8", "replace"))[-4096:]
+                    window = self._respond(window, io)
+
+    def _respond(self, window: str, io: StepIO) -> str:
+        for responder in io.responders:
+            if responder.prompt.search(window):
+                self._child.send((responder.send + "\n").encode())
+                if io.on_answer:
+                    io.on_answer(responder, window)
+                return ""
+        return window
+
+    def _signal_step(self, signum: int) -> None:
+        """Signal the step's process group: the pty's foreground job, never the session."""
+        with contextlib.suppress(OSError):
+            group = os.tcgetpgrp(self._child.child_fd)
+            if group != os.getpgid(self._child.pid):
+                os.killpg(group, signum)
+
+    def interrupt(self) -> None:
+        """Ctrl-C, as a terminal sends it: to the foreground process group."""
+        self._child.send(b"\x03")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._child.close(force=True)
+        for path in self._workdir.glob("*"):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self._workdir.rmdir()
+
+
+def _outcome(code: int, timed_out: bool, interrupted: bool, duration: float) -> Outcome:
+    signum = code - 128 if code > 128 and (timed_out or interrupted or code - 128 < 32) else None
+    return Outcome(code, signum, timed_out, interrupted, duration)
