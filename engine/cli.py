@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import tempfile
 import traceback
@@ -12,12 +13,23 @@ import click
 from engine import launch
 from engine.check import CheckResult, check_runbook, fix_file
 from engine.console import Terminal
+from engine.console import log as log_view
+from engine.diagnostics import did_you_mean
+from engine.journal import JournalError, connect, journal_path, query
+from engine.journal.export import detail_dict, summary_dict, to_json, to_markdown
+from engine.journal.verify import verify_all, verify_run
 from engine.loader import RunbookNotFound, find_runbooks, read_runbook
 from engine.plan import plan_runbook
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 
+JOURNAL = click.option(
+    "--journal",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="RUNBOOK_JOURNAL",
+    help="The journal database (default: .runbook/journal.db in the project).",
+)
 FORMAT = click.option(
     "--format",
     "output_format",
@@ -103,6 +115,8 @@ def show(path: Path, output_format: str) -> None:
 @click.option("--from", "start_from", metavar="ID", help="Start at this step.")
 @click.option("--only", metavar="ID[,ID...]", help="Run only these steps.")
 @click.option("--skip", metavar="ID[,ID...]", help="Do not run these steps.")
+@click.option("--force", is_flag=True, help="Run even if another run of it is active.")
+@JOURNAL
 def run(
     path: Path,
     params: tuple[str, ...],
@@ -113,6 +127,8 @@ def run(
     start_from: str | None,
     only: str | None,
     skip: str | None,
+    force: bool,
+    journal: Path | None,
 ) -> None:
     """Run a runbook step by step, asking before each step."""
     terminal = Terminal()
@@ -131,10 +147,159 @@ def run(
             return
         if not interactive and not yes:
             raise UserError("no terminal to ask on: use --yes for an unattended run")
-        status = launch.run_plan(plan, values, options, terminal, interactive)
+        status = launch.run_plan(
+            plan, values, options, terminal, interactive, journal_path(journal), force
+        )
     except (RunbookNotFound, launch.LaunchError) as exc:
         raise UserError(str(exc)) from None
     sys.exit(status)
+
+
+@cli.group()
+def log() -> None:
+    """List, show, search, verify and export past runs."""
+
+
+def _open_journal(journal: Path | None) -> sqlite3.Connection | None:
+    path = journal_path(journal)
+    if not path.exists():
+        Terminal().err.print(f"No runs recorded yet (no journal at {path}).")
+        return None
+    return connect(path)
+
+
+@log.command("list")
+@click.option("--runbook", "runbook_path", metavar="PATH", help="Only runs of this runbook.")
+@click.option(
+    "--status",
+    type=click.Choice(["running", "succeeded", "failed", "aborted", "interrupted"]),
+    help="Only runs that ended so.",
+)
+@click.option("--since", metavar="DURATION", help="Only runs started this recently, e.g. 7d.")
+@click.option("--operator", metavar="NAME", help="Only runs by this user name or email.")
+@click.option("--limit", type=int, default=None, help="At most this many runs.")
+@FORMAT
+@JOURNAL
+def log_list(
+    runbook_path: str | None,
+    status: str | None,
+    since: str | None,
+    operator: str | None,
+    limit: int | None,
+    output_format: str,
+    journal: Path | None,
+) -> None:
+    """List past runs, newest first."""
+    terminal = Terminal()
+    db = _open_journal(journal)
+    if db is None:
+        if output_format == "json":
+            terminal.json([])
+        return
+    try:
+        runs = query.list_runs(db, runbook_path, status, since, operator, limit)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if output_format == "json":
+        terminal.json([summary_dict(r) for r in runs])
+    else:
+        log_view.runs_table(terminal, runs)
+
+
+@log.command("show")
+@click.argument("run_ref", metavar="RUN", default="last")
+@click.option("--step", "step_id", metavar="ID", help="Only this step.")
+@FORMAT
+@JOURNAL
+def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Path | None) -> None:
+    """Show a run's whole record: steps, commands, answers, outputs."""
+    terminal = Terminal()
+    detail = _detail(journal, run_ref)
+    if step_id and detail.step(step_id) is None:
+        hint = did_you_mean(step_id, [s.id for s in detail.steps])
+        raise UserError(
+            f"run {detail.summary.id} has no step {step_id!r}" + (f"; {hint}" if hint else "")
+        )
+    if output_format == "json":
+        terminal.json(detail_dict(detail, step_id))
+    else:
+        log_view.run_detail(terminal, detail, step_id)
+
+
+@log.command("search")
+@click.argument("text")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many hits.")
+@FORMAT
+@JOURNAL
+def log_search(text: str, limit: int, output_format: str, journal: Path | None) -> None:
+    """Search the commands and outputs of past runs."""
+    terminal = Terminal()
+    db = _open_journal(journal)
+    hits = query.search(db, text, limit) if db else []
+    if output_format == "json":
+        terminal.json(
+            [
+                {
+                    "run": h.run.id,
+                    "runbook": h.run.path,
+                    "step": h.step,
+                    "field": h.field,
+                    "line": h.line,
+                }
+                for h in hits
+            ]
+        )
+    else:
+        log_view.search_hits(terminal, hits)
+
+
+@log.command("verify")
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@click.option("--all", "every", is_flag=True, help="Verify every run (the default without RUN).")
+@JOURNAL
+def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
+    """Recompute the runs' hash chains; name the first event that does not match."""
+    terminal = Terminal()
+    db = _open_journal(journal)
+    if db is None:
+        return
+    if run_ref and not every:
+        try:
+            results = [verify_run(db, query.find_run(db, run_ref).id)]
+        except query.RunNotFound as exc:
+            raise UserError(str(exc)) from None
+    else:
+        results = verify_all(db)
+    log_view.verifications(terminal, results)
+    sys.exit(1 if any(not r.ok for r in results) else 0)
+
+
+@log.command("export")
+@click.argument("run_ref", metavar="RUN", default="last")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "markdown"]),
+    default="markdown",
+    show_default=True,
+    help="JSON data, or a readable incident record.",
+)
+@JOURNAL
+def log_export(run_ref: str, output_format: str, journal: Path | None) -> None:
+    """Export a run as JSON or as a Markdown incident record."""
+    detail = _detail(journal, run_ref)
+    text = to_json(detail) if output_format == "json" else to_markdown(detail)
+    click.echo(text, nl=False)
+
+
+def _detail(journal: Path | None, run_ref: str) -> query.RunDetail:
+    db = _open_journal(journal)
+    if db is None:
+        raise UserError("no runs recorded yet")
+    try:
+        return query.run_detail(db, query.find_run(db, run_ref))
+    except query.RunNotFound as exc:
+        raise UserError(str(exc)) from None
 
 
 def _runbook_files(paths: tuple[Path, ...]) -> list[Path]:
@@ -162,6 +327,9 @@ def main() -> None:
     except KeyboardInterrupt:
         Terminal().error("interrupted")
         sys.exit(130)
+    except JournalError as exc:
+        Terminal().error(str(exc))
+        sys.exit(1)
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:

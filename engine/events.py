@@ -16,6 +16,7 @@ from typing import Protocol
 
 class EventKind(StrEnum):
     RUN_STARTED = "run-started"
+    RUN_RESUMED = "run-resumed"
     STEP_STARTED = "step-started"
     OUTPUT = "output"
     ANSWER = "answer"
@@ -74,3 +75,20 @@ class EventRecorder:
 
     def of_kind(self, kind: EventKind) -> list[Event]:
         return [e for e in self.events if e.kind is kind]
+
+
+class Fanout:
+    """Sends each event to several sinks in order; `tick` reaches those that buffer."""
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self.sinks = sinks
+
+    def emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.emit(event)
+
+    def tick(self) -> None:
+        for sink in self.sinks:
+            tick = getattr(sink, "tick", None)
+            if tick is not None:
+                tick()

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 import shutil
 import socket
+import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 from engine.console import RunConsole, Terminal, print_dry_run
 from engine.diagnostics import did_you_mean
-from engine.events import RunStatus
+from engine.events import Fanout, RunStatus
+from engine.journal import JournalWriter, connect, lock
 from engine.model import Runbook
 from engine.plan import Plan, resolve_params
 from engine.run import RunAborted, Runner, RunOptions, dry_run_commands
@@ -130,14 +135,113 @@ def session_environment(runbook: Runbook, values: dict[str, str]) -> dict[str, s
     return env
 
 
+def new_run_id() -> str:
+    """Sortable by time, readable, unique: 20261123-183903-a1b2c3."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def provenance(path: Path) -> dict[str, object]:
+    """Who runs which version: operator, host, and the runbook's git commit and dirty flag."""
+    facts: dict[str, object] = {
+        "operator": getpass.getuser(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "git_commit": None,
+        "git_dirty": None,
+        "email": None,
+    }
+    directory = str(path.resolve().parent)
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", directory, *args], capture_output=True, text=True, timeout=5
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit:
+        facts["git_commit"] = commit
+        facts["git_dirty"] = bool(git("status", "--porcelain", "--", str(path.resolve())))
+    facts["email"] = git("config", "user.email") or None
+    return facts
+
+
 def run_plan(
     plan: Plan,
     values: dict[str, str],
     options: RunOptions,
     terminal: Terminal,
     interactive: bool,
+    journal: Path,
+    force: bool = False,
 ) -> int:
-    """Run the plan in a new shell session; the exit status for the CLI."""
+    """Run the plan in a new shell session, journalled; the exit status for the CLI."""
+    runbook = plan.runbook
+    path = Path(runbook.path)
+    facts = provenance(path)
+    run_id = new_run_id()
+    record = {
+        "path": runbook.path,
+        "abspath": str(path.resolve()),
+        "title": runbook.title,
+        "digest": runbook.digest,
+        "text": runbook.text,
+        **facts,
+    }
+    db = connect(journal)
+    try:
+        replaced = acquire_lock(db, record, run_id, force, terminal)
+        writer = JournalWriter(db, run_id, record)
+        info = {"run_id": run_id, "journal": str(journal), **_event_facts(facts, runbook)}
+        if replaced:
+            info["replaced_lock"] = replaced.describe()
+        try:
+            return _run_in_session(plan, values, options, terminal, interactive, writer, info)
+        finally:
+            lock.release(db, str(record["abspath"]), run_id)
+    finally:
+        db.close()
+
+
+def acquire_lock(
+    db: sqlite3.Connection, record: dict[str, object], run_id: str, force: bool, terminal: Terminal
+) -> lock.Holder | None:
+    try:
+        replaced = lock.acquire(
+            db, str(record["abspath"]), run_id, str(record["operator"]), os.getpid(), force
+        )
+    except lock.RunLocked as exc:
+        raise LaunchError(
+            f"{record['path']} is already running: {exc.holder.describe()}; "
+            "use --force to run it anyway"
+        ) from None
+    if replaced is not None:
+        terminal.warning(
+            f"replaced the lock of {replaced.describe()}: its process is gone"
+            if not force
+            else f"ran despite the lock of {replaced.describe()} (--force)"
+        )
+    return replaced
+
+
+def _event_facts(facts: dict[str, object], runbook: Runbook) -> dict[str, object]:
+    return {"digest": runbook.digest, **facts}
+
+
+def _run_in_session(
+    plan: Plan,
+    values: dict[str, str],
+    options: RunOptions,
+    terminal: Terminal,
+    interactive: bool,
+    writer: JournalWriter,
+    info: dict[str, object],
+    captured: dict[str, str] | None = None,
+    resumed: bool = False,
+) -> int:
     runbook = plan.runbook
     cwd = None
     if runbook.cwd:
@@ -155,15 +259,11 @@ def run_plan(
     except ShellError as exc:
         raise LaunchError(str(exc)) from None
     console = RunConsole(terminal, plan, interactive)
-    info = {
-        "digest": runbook.digest,
-        "operator": getpass.getuser(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-    }
+    sink = Fanout(writer, console)
     try:
-        runner = Runner(plan, values, session, console, console, options, info)
-        result = runner.run()
+        runner = Runner(plan, values, session, console, sink, options, info, captured)
+        result = runner.run(resumed=resumed)
     finally:
         session.close()
+    terminal.run_footer(str(info["run_id"]))
     return EXIT_FOR_STATUS[result.status]

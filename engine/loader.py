@@ -40,7 +40,8 @@ def read_runbook(path: Path, display: str | None = None) -> Runbook:
     return replace(
         runbook,
         diagnostics=tuple(sink.items) + runbook.diagnostics,
-        digest=hashlib.sha256(data).hexdigest(),
+        text=text,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
 
 

@@ -118,7 +118,8 @@ class Runbook:
     cwd: str | None = None
     timeout: float | None = None
     front_matter_keys: tuple[tuple[str, int], ...] = ()
-    digest: str = ""  # sha256 of the file's bytes, set by the loader
+    text: str = ""  # the source text and its sha256, set by the loader
+    digest: str = ""
     diagnostics: tuple[Diagnostic, ...] = field(default=())
 
     def step(self, step_id: str) -> Step | None:

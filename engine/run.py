@@ -83,6 +83,7 @@ class RunOptions:
     start_from: str | None = None
     only: frozenset[str] = frozenset()
     skip: frozenset[str] = frozenset()
+    done: frozenset[str] = frozenset()  # finished in the run being resumed: not run again
 
 
 @dataclass(slots=True)
@@ -129,6 +130,7 @@ class Runner:
         sink: EventSink,
         options: RunOptions,
         run_info: Mapping[str, object] | None = None,
+        captured: Mapping[str, str] | None = None,
     ) -> None:
         self.plan = plan
         self.session = session
@@ -141,6 +143,7 @@ class Runner:
         self.masker = Masker({k: v for k, v in values.items() if k in secret_names})
         self.context: dict[str, object] = dict(runbook.env)
         self.context.update(values)
+        self.context.update(captured or {})
         self.values = dict(values)
         self.by_id = {s.id: s for s in runbook.steps}
         self.failed: list[str] = []
@@ -148,14 +151,15 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------------------
 
-    def run(self) -> RunResult:
+    def run(self, resumed: bool = False) -> RunResult:
+        """Run the selected steps; with `resumed`, continue a run recorded earlier."""
         runbook = self.plan.runbook
         shown_params = {
             p.name: ("<secret>" if p.secret else self.values.get(p.name, ""))
             for p in runbook.params
         }
         self.emit(
-            EventKind.RUN_STARTED,
+            EventKind.RUN_RESUMED if resumed else EventKind.RUN_STARTED,
             path=runbook.path,
             title=runbook.title,
             params=shown_params,
@@ -184,7 +188,7 @@ class Runner:
             order = order[order.index(self.options.start_from) :]
         if self.options.only:
             order = [i for i in order if i in self.options.only]
-        return [i for i in order if i not in self.options.skip]
+        return [i for i in order if i not in self.options.skip and i not in self.options.done]
 
     def _run_steps(self) -> RunResult:
         ids = self.selected()
@@ -410,7 +414,7 @@ class Runner:
                 on_answer=on_answer,
                 input_fd=terminal.input_fd,
                 interrupt_requested=interrupts.take,
-                tick=terminal.tick,
+                tick=lambda: (terminal.tick(), self._tick()),
             )
             outcome = self.session.run_step(
                 command,
@@ -423,13 +427,16 @@ class Runner:
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
                 self.emit(EventKind.OUTPUT, step, attempt=attempt, text=rest)
+        kept: dict[str, str] = {}
         if step.capture and outcome.ok:
             value = _strip_ansi(captured.decode("utf-8", "replace")).strip()
             self.context[step.capture] = value
+            kept[step.capture] = self.masker.mask(value)
         self.emit(
             EventKind.STEP_FINISHED,
             step,
             attempt=attempt,
+            captured=kept,
             status=str(StepStatus.SUCCEEDED if outcome.ok else _failure_status(outcome)),
             exit_code=outcome.exit_code,
             signal=outcome.signal,
@@ -452,6 +459,11 @@ class Runner:
             self.session.run_step("exec bash --noprofile --norc -i", io, cwd=rendered.cwd, env=env)
 
     # -- events ---------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        tick = getattr(self.sink, "tick", None)
+        if tick is not None:
+            tick()
 
     def emit(
         self, event_kind: EventKind, step: Step | None = None, /, attempt: int = 0, **data: object

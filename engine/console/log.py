@@ -1,0 +1,155 @@
+"""Past runs on the terminal: `runbook log list/show/search/verify`."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from engine.console.terminal import Terminal
+from engine.duration import format_duration
+from engine.journal.export import when
+from engine.journal.query import RunDetail, RunSummary, SearchHit
+from engine.journal.verify import Verification
+
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "aborted": "yellow",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "done": "green",
+    "skipped": "dim",
+    "timed-out": "bold red",
+}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 60 else format_duration(round(seconds))
+
+
+def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
+    if not runs:
+        terminal.err.print(Text("No runs match.", style="dim"))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("run", "started", "runbook", "operator", "status", "duration"):
+        if column == "runbook":
+            table.add_column(column, overflow="fold", min_width=12)
+        else:
+            table.add_column(column, no_wrap=True)
+    for run in runs:
+        table.add_row(
+            Text(run.id),
+            Text(when(run.started)),
+            Text(run.path),
+            Text(run.operator),
+            Text(run.status, style=STATUS_STYLE.get(run.status, "")),
+            Text(_duration(run.duration)),
+        )
+    terminal.out.print(table)
+
+
+def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> None:
+    out = terminal.out
+    run = detail.summary
+    if step_id is None:
+        out.print(Text.assemble(("Run ", "bold"), (run.id, "bold"), f"  {run.title}"))
+        facts = [
+            ("runbook", run.path),
+            ("status", run.status + (f": {detail.message}" if detail.message else "")),
+            (
+                "operator",
+                run.operator + (f" <{run.email}>" if run.email else "") + f" on {run.host}",
+            ),
+            ("started", when(run.started)),
+            ("ended", when(run.ended)),
+            ("duration", _duration(run.duration)),
+            (
+                "version",
+                f"sha256 {run.digest[:16]}"
+                + (f", git {run.git_commit[:12]}" if run.git_commit else "")
+                + (" (uncommitted changes)" if run.git_dirty else ""),
+            ),
+        ]
+        facts += [(f"param {k}", str(v)) for k, v in run.params.items()]
+        for name, value in facts:
+            out.print(Text.assemble((f"  {name:<10} ", "dim"), value))
+    for step in detail.steps:
+        if step_id is not None and step.id != step_id:
+            continue
+        out.print()
+        out.print(
+            Text.assemble(
+                ("● ", STATUS_STYLE.get(step.status or "", "yellow")),
+                (step.id, "bold"),
+                "  ",
+                (
+                    step.status or "started, no result",
+                    STATUS_STYLE.get(step.status or "", "yellow"),
+                ),
+                f"  ({step.reason})" if step.reason else "",
+            )
+        )
+        if step.text:
+            out.print(Text(f"  ☐ {step.text}"))
+        for answer in step.answers:
+            note = f" ({answer.get('note')})" if answer.get("note") else ""
+            out.print(
+                Text(
+                    f"  {when(float(answer['time']))}  {answer.get('question')}: "  # type: ignore[arg-type]
+                    f"{answer.get('answer')}{note}",
+                    style="cyan",
+                )
+            )
+        for attempt in step.attempts:
+            if not attempt.command:
+                continue
+            result = (
+                f"exit {attempt.exit_code}"
+                if attempt.exit_code is not None
+                else "no result (the engine stopped)"
+            )
+            out.print(
+                Text(
+                    f"  attempt {attempt.number}{' (edited)' if attempt.edited else ''}"
+                    f" at {when(attempt.started)}: {result}, {_duration(attempt.duration)}",
+                    style="dim",
+                )
+            )
+            for line in attempt.command.rstrip("\n").splitlines():
+                out.print(Text(f"    $ {line}", style="bold"))
+            for line in "".join(attempt.output).rstrip("\n").splitlines():
+                out.print(Text(f"    {line}"))
+
+
+def search_hits(terminal: Terminal, hits: list[SearchHit]) -> None:
+    if not hits:
+        terminal.err.print(Text("No matches.", style="dim"))
+        return
+    for hit in hits:
+        terminal.out.print(
+            Text.assemble(
+                (hit.run.id, "bold"),
+                f"  {when(hit.run.started)}  {hit.run.path}  ",
+                (hit.step or "-", "cyan"),
+                f" [{hit.field}]  ",
+                hit.line,
+            )
+        )
+
+
+def verifications(terminal: Terminal, results: list[Verification]) -> None:
+    bad = [r for r in results if not r.ok]
+    for result in results:
+        if result.ok:
+            terminal.out.print(
+                Text(f"ok    {result.run_id}  {result.events} events  head {result.head[:16]}")
+            )
+        else:
+            terminal.out.print(Text(f"FAIL  {result.run_id}  {result.problem}", style="bold red"))
+    events = sum(r.events for r in results)
+    summary = f"{len(results)} run(s), {events} events checked: "
+    summary += f"{len(bad)} failed" if bad else "the chains are intact"
+    terminal.err.print(Text(summary, style="bold red" if bad else "green"))

@@ -1,0 +1,319 @@
+"""The terminal: every line the CLI prints goes through here (rich), nothing else prints.
+
+Colours only when the output is a terminal; text written to a pipe or a file stays plain, and
+rich's markup is never applied to runbook text (a `[code]` in a message stays as it is).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine.check import CheckResult, FixReport
+from engine.diagnostics import Diagnostic
+from engine.duration import format_duration
+from engine.model import Confirm, Param, Step, StepKind
+from engine.plan import EdgeKind, Plan
+from engine.source import format_line_ranges
+
+
+def _width(stream: object) -> int | None:
+    isatty = getattr(stream, "isatty", None)
+    return None if isatty is not None and isatty() else 160
+
+
+class Terminal:
+    """Output for one CLI invocation: stdout for results, stderr for errors."""
+
+    def __init__(self, out: Console | None = None, err: Console | None = None) -> None:
+        # Output to a pipe or file is not cut to 80 columns.
+        self.out = out or Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
+        self.err = err or Console(
+            stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr)
+        )
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def error(self, message: str) -> None:
+        self.err.print(Text.assemble(("runbook: error: ", "bold red"), message))
+
+    def warning(self, message: str) -> None:
+        self.err.print(Text.assemble(("runbook: warning: ", "bold yellow"), message))
+
+    def run_footer(self, run_id: str) -> None:
+        self.out.print(Text(f"Recorded as run {run_id}: runbook log show {run_id}", style="dim"))
+
+    def internal_error(self, summary: str, trace_path: str) -> None:
+        self.err.print(
+            Text.assemble(
+                ("runbook: internal error: ", "bold red"),
+                summary,
+                f" (this is a bug; the trace is in {trace_path})",
+            )
+        )
+
+    # -- check ------------------------------------------------------------------------------
+
+    def diagnostics(self, items: Iterable[Diagnostic]) -> None:
+        for item in items:
+            style = "bold red" if item.is_error else "yellow"
+            line = Text.assemble(
+                (f"{item.location}: ", "bold"),
+                (f"{item.severity}: ", style),
+                item.message,
+                (f" [{item.code}]", "dim"),
+            )
+            self.out.print(line)
+            if item.hint:
+                self.out.print(Text.assemble(("  hint: ", "cyan"), item.hint))
+
+    def check_summary(self, results: list[CheckResult]) -> None:
+        errors = sum(r.errors for r in results)
+        warnings = sum(r.warnings for r in results)
+        files = len(results)
+        style = "bold red" if errors else ("yellow" if warnings else "green")
+        self.err.print(
+            Text(
+                f"{files} file{'s' * (files != 1)} checked: "
+                f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}",
+                style=style,
+            )
+        )
+
+    def check_json(self, results: list[CheckResult]) -> None:
+        self.json(
+            {
+                "files": [
+                    {
+                        "path": r.plan.runbook.path,
+                        "errors": r.errors,
+                        "warnings": r.warnings,
+                        "diagnostics": [d.as_dict() for d in r.diagnostics],
+                    }
+                    for r in results
+                ],
+                "errors": sum(r.errors for r in results),
+                "warnings": sum(r.warnings for r in results),
+            }
+        )
+
+    def fix_report(self, report: FixReport) -> None:
+        if not report.changed:
+            self.err.print(Text(f"{report.path}: nothing to repair"))
+        else:
+            done = []
+            if report.converted_from_legacy:
+                done.append("converted from cp1252/Latin-1 to UTF-8")
+            if report.repaired:
+                lines = format_line_ranges(list(report.repaired))
+                done.append(f"repaired {len(report.repaired)} line(s): {lines}")
+            self.err.print(Text(f"{report.path}: " + "; ".join(done), style="green"))
+        if report.unrestored:
+            self.err.print(
+                Text(
+                    f"{report.path}: could not fully restore line(s) "
+                    f"{format_line_ranges(list(report.unrestored))}; edit them by hand",
+                    style="yellow",
+                )
+            )
+
+    # -- show -------------------------------------------------------------------------------
+
+    def plan(self, plan: Plan) -> None:
+        runbook = plan.runbook
+        self.out.print(Text(runbook.title, style="bold"))
+        facts = [("file", runbook.path)]
+        if runbook.owner:
+            facts.append(("owner", runbook.owner))
+        if runbook.tags:
+            facts.append(("tags", ", ".join(runbook.tags)))
+        if runbook.timeout:
+            facts.append(("timeout", format_duration(runbook.timeout)))
+        for name, value in facts:
+            self.out.print(Text.assemble((f"  {name}: ", "dim"), value))
+        if runbook.description:
+            self.out.print(Text(f"  {runbook.description}"))
+        if runbook.params:
+            self.out.print()
+            self.out.print(_params_table(runbook.params))
+        self._steps(plan)
+        self._graph(plan)
+
+    def _steps(self, plan: Plan) -> None:
+        runbook = plan.runbook
+        titles = {s.slug: s for s in runbook.sections}
+        by_id = {s.id: s for s in runbook.steps}
+        groups: list[tuple[str, list[Step]]] = [("Steps", plan.steps())]
+        for target, ids in plan.handlers:
+            groups.append((f"On failure: {target}", [by_id[i] for i in ids]))
+        display = [s for s in runbook.steps if not s.run]
+        if display:
+            groups.append(("Display only (run: false)", display))
+        number = 0
+        for heading, steps in groups:
+            self.out.print()
+            self.out.print(Text(f"{heading} ({len(steps)})", style="bold underline"))
+            current: str | None = "\0"
+            for step in steps:
+                if step.section != current:
+                    current = step.section
+                    self.out.print(
+                        Text("  " + _section_path(step.section, titles), style="bold cyan")
+                    )
+                number += 1
+                self.out.print(_step_line(number, step))
+                summary = step.body.strip().splitlines()[0] if step.body.strip() else ""
+                if summary:
+                    more = " …" if len(step.body.strip().splitlines()) > 1 else ""
+                    self.out.print(Text(f"         {summary[:100]}{more}", style="dim"))
+
+    def _graph(self, plan: Plan) -> None:
+        edges = [e for e in plan.edges]
+        if not edges:
+            return
+        self.out.print()
+        self.out.print(Text("Graph", style="bold underline"))
+        for edge in edges:
+            arrow = " -> " if edge.kind is EdgeKind.NEEDS else " -.-> "
+            label = "needs" if edge.kind is EdgeKind.NEEDS else "on failure"
+            self.out.print(Text(f"  {edge.source}{arrow}{edge.target}  ({label})"))
+
+    def plan_json(self, plan: Plan) -> None:
+        runbook = plan.runbook
+        by_id = {s.id: s for s in runbook.steps}
+        roles = [(i, "flow") for i in plan.order]
+        roles += [(i, "handler") for _, ids in plan.handlers for i in ids]
+        roles += [(s.id, "display") for s in runbook.steps if not s.run]
+        self.json(
+            {
+                "title": runbook.title,
+                "path": runbook.path,
+                "owner": runbook.owner,
+                "tags": list(runbook.tags),
+                "params": [_param_dict(p) for p in runbook.params],
+                "steps": [_step_dict(by_id[i], role) for i, role in roles],
+                "edges": [
+                    {"from": e.source, "to": e.target, "kind": str(e.kind)} for e in plan.edges
+                ],
+                "errors": sum(d.is_error for d in plan.diagnostics),
+            }
+        )
+
+    def json(self, value: object) -> None:
+        sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+
+def _section_path(slug: str | None, sections: dict) -> str:  # type: ignore[type-arg]
+    names = []
+    while slug is not None and slug in sections:
+        names.append(sections[slug].title)
+        slug = sections[slug].parent
+    return " > ".join(reversed(names)) or "(before the first heading)"
+
+
+def _step_line(number: int, step: Step) -> Text:
+    kind = "manual " if step.kind is StepKind.MANUAL else "command"
+    line = Text.assemble(
+        (f"  {number:>4}. ", "bold"),
+        (f"[{kind}] ", "magenta"),
+        (step.id, "bold"),
+        f"  line {step.line}",
+    )
+    flags = step_flags(step)
+    if flags:
+        line.append("  " + " ".join(flags), style="yellow")
+    return line
+
+
+def step_flags(step: Step) -> list[str]:
+    """Short labels for what is special about a step."""
+    flags = []
+    if step.confirm is Confirm.DANGER:
+        flags.append("danger")
+    elif step.confirm is Confirm.NO:
+        flags.append("no-confirm")
+    if not step.run:
+        flags.append("display-only")
+    if step.timeout:
+        flags.append(f"timeout={format_duration(step.timeout)}")
+    if step.retries:
+        flags.append(f"retries={step.retries}")
+    if step.needs:
+        flags.append("needs=" + ",".join(step.needs))
+    if step.when:
+        flags.append(f"when={step.when}")
+    if step.on_failure != "abort":
+        flags.append(f"on_failure={step.on_failure}")
+    if step.interactive:
+        flags.append("interactive")
+    if step.expect:
+        flags.append(f"expect={len(step.expect)}")
+    if step.capture:
+        flags.append(f"capture={step.capture}")
+    if step.interpreter:
+        flags.append(f"interpreter={step.interpreter}")
+    if step.cwd:
+        flags.append(f"cwd={step.cwd}")
+    if step.checked:
+        flags.append("checked")
+    return flags
+
+
+def _params_table(params: tuple[Param, ...]) -> Table:
+    table = Table(title="Parameters", title_justify="left", title_style="bold", box=None)
+    for column in ("name", "default", "choices", "description", ""):
+        table.add_column(column, style="dim" if column == "" else None)
+    for param in params:
+        notes = []
+        if param.secret:
+            notes.append("secret")
+        if param.required and param.default is None:
+            notes.append("required")
+        if param.pattern:
+            notes.append(f"pattern {param.pattern}")
+        table.add_row(
+            Text(param.name),
+            Text(_shown_default(param)),
+            Text(", ".join(param.choices)),
+            Text(param.description),
+            Text(", ".join(notes)),
+        )
+    return table
+
+
+def _shown_default(param: Param) -> str:
+    if param.default is None:
+        return ""
+    return "<secret>" if param.secret else param.default
+
+
+def _param_dict(param: Param) -> dict[str, object]:
+    return {
+        "name": param.name,
+        "description": param.description,
+        "default": None if param.default is None else _shown_default(param),
+        "choices": list(param.choices),
+        "pattern": param.pattern,
+        "secret": param.secret,
+        "required": param.required,
+        "line": param.line,
+    }
+
+
+def _step_dict(step: Step, role: str) -> dict[str, object]:
+    return {
+        "id": step.id,
+        "kind": str(step.kind),
+        "section": step.section,
+        "line": step.line,
+        "needs": list(step.needs),
+        "run": step.run,
+        "role": role,
+        "flags": step_flags(step),
+    }

@@ -1,0 +1,132 @@
+"""A run as data (JSON) or as a readable incident record (Markdown)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from engine.journal.query import RunDetail, RunSummary
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def summary_dict(run: RunSummary) -> dict[str, object]:
+    return {
+        "id": run.id,
+        "runbook": run.path,
+        "title": run.title,
+        "operator": run.operator,
+        "email": run.email,
+        "host": run.host,
+        "started": when(run.started),
+        "ended": when(run.ended) if run.ended else None,
+        "duration": None if run.duration is None else round(run.duration, 3),
+        "status": run.status,
+        "params": run.params,
+        "digest": run.digest,
+        "git_commit": run.git_commit,
+        "git_dirty": run.git_dirty,
+    }
+
+
+def detail_dict(detail: RunDetail, step_id: str | None = None) -> dict[str, object]:
+    steps = [s for s in detail.steps if step_id is None or s.id == step_id]
+    return {
+        **summary_dict(detail.summary),
+        "message": detail.message,
+        "steps": [
+            {
+                "id": step.id,
+                "kind": step.kind,
+                "status": step.status,
+                "text": step.text or None,
+                "reason": step.reason or None,
+                "captured": step.captured,
+                "answers": [
+                    {**answer, "time": when(float(answer["time"]))}  # type: ignore[arg-type]
+                    for answer in step.answers
+                ],
+                "attempts": [
+                    {
+                        "attempt": a.number,
+                        "command": a.command,
+                        "edited": a.edited,
+                        "started": when(a.started),
+                        "status": a.status,
+                        "exit_code": a.exit_code,
+                        "signal": a.signal,
+                        "duration": a.duration,
+                        "output": "".join(a.output),
+                    }
+                    for a in step.attempts
+                ],
+            }
+            for step in steps
+        ],
+    }
+
+
+def to_json(detail: RunDetail) -> str:
+    return json.dumps(detail_dict(detail), indent=2, ensure_ascii=False)
+
+
+def to_markdown(detail: RunDetail) -> str:
+    run = detail.summary
+    lines = [
+        f"# Run {run.id}: {run.title}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Runbook | `{run.path}` |",
+        f"| Status | **{run.status}**{': ' + detail.message if detail.message else ''} |",
+        f"| Operator | {run.operator}{' <' + run.email + '>' if run.email else ''} on {run.host} |",
+        f"| Started | {when(run.started)} |",
+        f"| Ended | {when(run.ended)} |",
+        f"| Version | sha256 `{run.digest[:16]}`"
+        + (f", git `{run.git_commit[:12]}`" if run.git_commit else "")
+        + (" (uncommitted changes)" if run.git_dirty else "")
+        + " |",
+        "",
+    ]
+    if run.params:
+        lines += ["## Parameters", "", "| name | value |", "|---|---|"]
+        lines += [f"| `{k}` | `{v}` |" for k, v in run.params.items()]
+        lines.append("")
+    lines += ["## Steps", ""]
+    for step in detail.steps:
+        lines.append(f"### {step.id}: {step.status or 'not finished'}")
+        lines.append("")
+        if step.text:
+            lines += [f"- [{'x' if step.status == 'done' else ' '}] {step.text}", ""]
+        for attempt in step.attempts:
+            if not attempt.command:
+                continue
+            head = f"Attempt {attempt.number}" + (" (edited command)" if attempt.edited else "")
+            result = f"exit {attempt.exit_code}" if attempt.exit_code is not None else "no result"
+            fence = _fence(attempt.command)
+            lines += [f"{head}, {when(attempt.started)}, {result}:", "", f"{fence}bash"]
+            lines += [attempt.command.rstrip("\n"), fence, ""]
+            output = "".join(attempt.output).rstrip("\n")
+            if output:
+                fence = _fence(output)
+                lines += [f"{fence}text", output, fence, ""]
+        for answer in step.answers:
+            lines.append(
+                f"- {when(float(answer['time']))}: {answer.get('question')} → "  # type: ignore[arg-type]
+                f"{answer.get('answer')}"
+                + (f" ({answer.get('note')})" if answer.get("note") else "")
+            )
+        if step.answers:
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks in the text it encloses."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)

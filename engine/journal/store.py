@@ -1,0 +1,307 @@
+"""journal: the event stream of every run, persisted in SQLite (one file, WAL mode).
+
+Each event is committed as it happens: "step started" before the step's command runs,
+"step finished" before the next step is offered, output in chunks at most `FLUSH_SECONDS`
+apart. Every event carries the hash of the previous event of its run (sha256 over a canonical
+encoding), so `verify` finds any later change. The runs table is an index over the events for
+fast listing; what a run was is always read from its events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.events import Event, EventKind, RunStatus
+
+FLUSH_SECONDS = 0.25
+FLUSH_BYTES = 64 * 1024
+SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    abspath TEXT NOT NULL,
+    title TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    text TEXT NOT NULL,
+    git_commit TEXT,
+    git_dirty INTEGER,
+    operator TEXT NOT NULL,
+    email TEXT,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    status TEXT NOT NULL,
+    params TEXT NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0,
+    last_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
+CREATE INDEX IF NOT EXISTS runs_status_started ON runs (status, started);
+CREATE INDEX IF NOT EXISTS runs_path_started ON runs (path, started);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT,
+    attempt INTEGER NOT NULL,
+    time REAL NOT NULL,
+    data TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5 (
+    text, run_id UNINDEXED, step UNINDEXED, field UNINDEXED, tokenize = 'unicode61'
+);
+CREATE TABLE IF NOT EXISTS active (
+    abspath TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    since REAL NOT NULL
+);
+"""
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or written: a clear message, no traceback."""
+
+
+def canonical(value: object) -> str:
+    """The one JSON encoding hashed and stored: sorted keys, no spaces, UTF-8 as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(
+    prev: str,
+    run_id: str,
+    seq: int,
+    kind: str,
+    step: str | None,
+    attempt: int,
+    at: float,
+    data: str,
+) -> str:
+    """sha256 over the previous hash and every stored field of the event."""
+    record = "\x1f".join((prev, run_id, str(seq), kind, step or "", str(attempt), repr(at), data))
+    return hashlib.sha256(record.encode("utf-8")).hexdigest()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) a journal database in WAL mode."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(_SCHEMA)
+        db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        )
+    except (sqlite3.Error, OSError) as exc:
+        raise JournalError(f"{path}: cannot open the journal: {exc}") from None
+    return db
+
+
+@dataclass(slots=True)
+class _Buffered:
+    step: str | None
+    attempt: int
+    first: float
+    text: list[str]
+    size: int
+
+
+class JournalWriter:
+    """An event sink that records one run: each event committed before the engine goes on."""
+
+    def __init__(self, db: sqlite3.Connection, run_id: str, run_record: dict[str, object]) -> None:
+        self.db = db
+        self.run_id = run_id
+        self.record = run_record
+        self.seq = 0
+        self.prev = GENESIS
+        self._output: _Buffered | None = None
+
+    @classmethod
+    def resume(cls, db: sqlite3.Connection, run_id: str) -> JournalWriter:
+        """A writer that appends to an existing run's chain."""
+        row = db.execute(
+            "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        writer = cls(db, run_id, {})
+        if row:
+            writer.seq, writer.prev = int(row[0]), str(row[1])
+        return writer
+
+    def emit(self, event: Event) -> None:
+        if event.kind is EventKind.OUTPUT:
+            self._buffer(event)
+            return
+        self.flush()
+        if event.kind is EventKind.RUN_STARTED:
+            self._insert_run(event)
+        elif event.kind is EventKind.RUN_RESUMED:
+            self._reopen_run(event)
+        self._write(event.kind, event.step, event.attempt, event.time, dict(event.data))
+
+    def tick(self) -> None:
+        """Called while a step is quiet: output older than FLUSH_SECONDS is committed."""
+        buffered = self._output
+        if buffered and time.time() - buffered.first >= FLUSH_SECONDS:
+            self.flush()
+
+    def _buffer(self, event: Event) -> None:
+        text = str(event.get("text", ""))
+        buffered = self._output
+        if buffered and (buffered.step, buffered.attempt) != (event.step, event.attempt):
+            self.flush()
+            buffered = None
+        if buffered is None:
+            buffered = self._output = _Buffered(event.step, event.attempt, event.time, [], 0)
+        buffered.text.append(text)
+        buffered.size += len(text)
+        if buffered.size >= FLUSH_BYTES or event.time - buffered.first >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        buffered, self._output = self._output, None
+        if buffered is None:
+            return
+        text = "".join(buffered.text)
+        self._write(
+            EventKind.OUTPUT,
+            buffered.step,
+            buffered.attempt,
+            buffered.first,
+            {"text": text},
+            search=text,
+        )
+
+    def _insert_run(self, event: Event) -> None:
+        record = self.record
+        try:
+            self.db.execute(
+                "INSERT INTO runs (id, path, abspath, title, digest, text, git_commit, git_dirty,"
+                " operator, email, host, pid, started, status, params, last_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.run_id,
+                    record["path"],
+                    record["abspath"],
+                    record["title"],
+                    record["digest"],
+                    record["text"],
+                    record.get("git_commit"),
+                    record.get("git_dirty"),
+                    record["operator"],
+                    record.get("email"),
+                    record["host"],
+                    record["pid"],
+                    event.time,
+                    str(RunStatus.RUNNING),
+                    canonical(event.get("params") or {}),
+                    GENESIS,
+                ),
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot record the run: {exc}") from None
+
+    def _reopen_run(self, event: Event) -> None:
+        try:
+            self.db.execute(
+                "UPDATE runs SET status = ?, ended = NULL, pid = ?, host = ? WHERE id = ?",
+                (str(RunStatus.RUNNING), event.get("pid"), event.get("host"), self.run_id),
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot record the run: {exc}") from None
+
+    def _write(
+        self,
+        kind: EventKind,
+        step: str | None,
+        attempt: int,
+        at: float,
+        data: dict[str, object],
+        search: str | None = None,
+    ) -> None:
+        self.seq += 1
+        payload = canonical(data)
+        digest = event_hash(self.prev, self.run_id, self.seq, str(kind), step, attempt, at, payload)
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "INSERT INTO events (run_id, seq, kind, step, attempt, time, data, prev, hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        self.run_id,
+                        self.seq,
+                        str(kind),
+                        step,
+                        attempt,
+                        at,
+                        payload,
+                        self.prev,
+                        digest,
+                    ),
+                )
+                if kind is EventKind.RUN_FINISHED:
+                    self.db.execute(
+                        "UPDATE runs SET events = ?, last_hash = ?, status = ?, ended = ?"
+                        " WHERE id = ?",
+                        (self.seq, digest, str(data.get("status")), at, self.run_id),
+                    )
+                else:
+                    self.db.execute(
+                        "UPDATE runs SET events = ?, last_hash = ? WHERE id = ?",
+                        (self.seq, digest, self.run_id),
+                    )
+                if search is None and kind is EventKind.STEP_STARTED:
+                    search = str(data.get("command") or data.get("text") or "")
+                if search:
+                    self.db.execute(
+                        "INSERT INTO search (text, run_id, step, field) VALUES (?, ?, ?, ?)",
+                        (
+                            search,
+                            self.run_id,
+                            step,
+                            "output" if kind is EventKind.OUTPUT else "command",
+                        ),
+                    )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write to the journal: {exc}") from None
+        self.prev = digest
+
+
+def stored_events(db: sqlite3.Connection, run_id: str) -> Iterator[Event]:
+    """A run's events as recorded, in order."""
+    for kind, step, attempt, at, data in db.execute(
+        "SELECT kind, step, attempt, time, data FROM events WHERE run_id = ? ORDER BY seq",
+        (run_id,),
+    ):
+        yield Event(EventKind(kind), json.loads(data), step, attempt, at)
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
