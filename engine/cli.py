@@ -155,6 +155,37 @@ def run(
     sys.exit(status)
 
 
+@cli.command()
+@click.argument("run_ref", metavar="[RUN]", default="last")
+@click.option(
+    "-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a parameter."
+)
+@click.option("--yes", is_flag=True, help="Run the remaining steps without asking.")
+@click.option("--allow-danger", is_flag=True, help="With --yes, also run confirm: danger steps.")
+@click.option("--force", is_flag=True, help="Resume even if the runbook changed, or is locked.")
+@JOURNAL
+def resume(
+    run_ref: str,
+    params: tuple[str, ...],
+    yes: bool,
+    allow_danger: bool,
+    force: bool,
+    journal: Path | None,
+) -> None:
+    """Continue an interrupted or failed run at its first unfinished step."""
+    terminal = Terminal()
+    if not yes and not sys.stdin.isatty():
+        raise UserError("no terminal to ask on: use --yes to resume unattended")
+    try:
+        given = launch.parse_param_args(params, None)
+        status = launch.resume_run(
+            run_ref, given, yes, allow_danger, force, journal_path(journal), terminal
+        )
+    except launch.LaunchError as exc:
+        raise UserError(str(exc)) from None
+    sys.exit(status)
+
+
 @cli.group()
 def log() -> None:
     """List, show, search, verify and export past runs."""

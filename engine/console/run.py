@@ -230,6 +230,32 @@ class RunConsole:
     def step_io(self, step: Step, interactive: bool) -> StepTerminal:
         return StepTerminal(self, interactive and self.interactive)
 
+    def ask_unfinished(self, step_id: str) -> Choice:
+        """A step that started but has no result: the engine was stopped while it ran."""
+        self.out.print(
+            Text(
+                f"Step {step_id} started but has no result (the engine was stopped).",
+                style="yellow",
+            )
+        )
+        keys = {
+            "r": Choice.RUN,
+            "\r": Choice.RUN,
+            "\n": Choice.RUN,
+            "d": Choice.DONE,
+            "s": Choice.SKIP,
+        }
+        while True:
+            key = self._key("[R]un it again / mark it [d]one / [s]kip it ")
+            if key in keys:
+                return keys[key]
+
+    def confirm_changes(self, path: str, changes: list[str]) -> bool:
+        self.out.print(Text(f"{path} changed since this run started:", style="bold yellow"))
+        for change in changes or ["(text outside the steps)"]:
+            self.out.print(Text(f"  {change}"))
+        return self._key("Resume with the new version? [y/N] ") == "y"
+
     def ask_param(self, param: Param) -> str:
         label = param.description or param.name
         if param.choices:

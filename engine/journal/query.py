@@ -7,7 +7,7 @@ import re
 import socket
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.duration import parse_duration
 from engine.events import Event, EventKind, RunStatus
@@ -190,12 +190,17 @@ def run_detail(db: sqlite3.Connection, summary: RunSummary) -> RunDetail:
 
 def replay(events: list[Event]) -> tuple[list[StepRecord], str]:
     steps: dict[str, StepRecord] = {}
+    offsets: dict[str, int] = {}  # a resumed run numbers attempts from 1 again
     message = ""
     for event in events:
         if event.kind is EventKind.RUN_FINISHED:
             message = str(event.get("message") or "")
+        if event.kind is EventKind.RUN_RESUMED:
+            offsets = {s.id: max((a.number for a in s.attempts), default=0) for s in steps.values()}
         if event.step is None:
             continue
+        if event.attempt:
+            event = replace(event, attempt=event.attempt + offsets.get(event.step, 0))
         record = steps.setdefault(event.step, StepRecord(event.step))
         if event.kind is EventKind.STEP_STARTED:
             attempt = record.attempt(event.attempt)
