@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint check bench clean
+export NO_MKDOCS_2_WARNING := 1
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/runbook check runbooks
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -34,6 +34,7 @@ class RunSummary:
     digest: str
     git_commit: str | None
     git_dirty: bool | None
+    abspath: str = ""
 
     @property
     def duration(self) -> float | None:
@@ -42,7 +43,7 @@ class RunSummary:
 
 _COLUMNS = (
     "id, path, title, operator, email, host, pid, started, ended, status, params, digest,"
-    " git_commit, git_dirty"
+    " git_commit, git_dirty, abspath"
 )
 _HOST = socket.gethostname()
 
@@ -66,6 +67,7 @@ def _summary(row: tuple) -> RunSummary:  # type: ignore[type-arg]
         digest=row[11],
         git_commit=row[12],
         git_dirty=None if row[13] is None else bool(row[13]),
+        abspath=row[14],
     )
 
 

@@ -1,0 +1,249 @@
+"""A runbook page: the author's Markdown with annotations removed, a header per step, a header
+box (parameters, how to run it, its last run) and the step graph as a mermaid flowchart.
+
+Pure: the runbook, its plan and its recent runs in, Markdown out. Everything taken from the
+runbook or the journal that lands in HTML is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from collections.abc import Sequence
+
+from engine.annotation import split_info
+from engine.console.terminal import step_flags
+from engine.journal.export import when
+from engine.journal.query import RunSummary
+from engine.model import Runbook, Step, StepKind
+from engine.plan import EdgeKind, Plan
+
+_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
+_FRONT_MATTER_END = re.compile(r"^(-{3,}|\.{3})\s*$")
+
+
+_MARKDOWN_SYNTAX = str.maketrans(
+    {"[": "&#91;", "]": "&#93;", "*": "&#42;", "_": "&#95;", "`": "&#96;", "|": "&#124;"}
+)
+
+
+def esc(text: object) -> str:
+    """Recorded or authored text as inert HTML: escaped, and no Markdown syntax left in it."""
+    return html.escape(str(text), quote=True).translate(_MARKDOWN_SYNTAX)
+
+
+def cell(text: object) -> str:
+    """Text for a Markdown table cell: escaped, on one line."""
+    return esc(text).replace("\n", " ")
+
+
+def strip_front_matter(lines: list[str]) -> list[str]:
+    if lines and re.fullmatch(r"-{3,}\s*", lines[0]):
+        for index in range(1, len(lines)):
+            if _FRONT_MATTER_END.match(lines[index]):
+                return [""] * (index + 1) + lines[index + 1 :]
+    return lines
+
+
+def runbook_markdown(
+    runbook: Runbook,
+    plan: Plan,
+    run_command: str,
+    recent_runs: Sequence[RunSummary] = (),
+    run_url: str = "",
+) -> str:
+    """The page's Markdown: the source with step headers, after a header box and a graph.
+
+    Front matter lines are blanked, not removed, so the step lines from the model still index
+    the source; `run_url(id)` prefixes links to run pages.
+    """
+    lines = strip_front_matter(runbook.text.splitlines())
+    numbers = {step_id: n for n, step_id in enumerate(_ordered_ids(plan), 1)}
+    for step in sorted(runbook.steps, key=lambda s: s.line, reverse=True):
+        index = step.line - 1
+        if index >= len(lines):
+            continue
+        if step.kind is StepKind.COMMAND:
+            lines[index : index + 1] = _command_header(step, lines[index], numbers.get(step.id))
+        else:
+            lines[index] = lines[index].rstrip() + " " + _manual_badge(step, numbers.get(step.id))
+    for index, line in enumerate(lines):
+        lines[index] = _plain_fence(line)
+    body = "\n".join(lines)
+    box = _header_box(runbook, plan, run_command, recent_runs, run_url)
+    return _after_title(body, box + "\n" + _graph(plan) + "\n")
+
+
+def _ordered_ids(plan: Plan) -> list[str]:
+    return list(plan.order) + [i for _, ids in plan.handlers for i in ids]
+
+
+def _badges(step: Step) -> str:
+    flags = (["manual"] if step.kind is StepKind.MANUAL else []) + step_flags(step)
+    return " ".join(
+        f'<span class="rb-badge rb-badge-{esc(flag.split("=")[0])}">{esc(flag)}</span>'
+        for flag in flags
+    )
+
+
+def _command_header(step: Step, fence_line: str, number: int | None) -> list[str]:
+    indent = re.match(r"\s*", fence_line).group(0)  # type: ignore[union-attr]
+    label = f"Step {number}" if number else "Example"
+    header = (
+        f'{indent}<span class="rb-step" id="step-{esc(step.id)}">'
+        f'<a class="rb-step-link" href="#step-{esc(step.id)}">{label}</a> '
+        f"<code>{esc(step.id)}</code> {_badges(step)}</span>"
+    )
+    return [header, "", fence_line]
+
+
+def _manual_badge(step: Step, number: int | None) -> str:
+    label = f"step {number}" if number else "step"
+    return (
+        f'<span class="rb-step rb-step-manual" id="step-{esc(step.id)}">'
+        f'<a class="rb-step-link" href="#step-{esc(step.id)}">{label}</a> '
+        f"<code>{esc(step.id)}</code></span>"
+    )
+
+
+def _plain_fence(line: str) -> str:
+    """`bash {id: x, ...}` → `bash`, keeping other fence options such as title="..."."""
+    match = _FENCE.match(line)
+    if not match or "{" not in match.group(3):
+        return line
+    info = split_info(match.group(3))
+    if info.annotation is None:
+        return line
+    language = info.language or "text"
+    return f"{match.group(1)}{match.group(2)}{language}{' ' + info.extra if info.extra else ''}"
+
+
+def _after_title(body: str, insert: str) -> str:
+    """Put the box right after the first top-level heading, or at the top."""
+    match = re.search(r"^# .*$", body, flags=re.MULTILINE)
+    if match is None:
+        return insert + "\n" + body
+    return body[: match.end()] + "\n\n" + insert + body[match.end() :]
+
+
+def _header_box(
+    runbook: Runbook,
+    plan: Plan,
+    run_command: str,
+    recent: Sequence[RunSummary],
+    run_url: str,
+) -> str:
+    parts = ['<div class="rb-box" markdown>', ""]
+    facts = []
+    if runbook.owner:
+        facts.append(f"**Owner** {esc(runbook.owner)}")
+    if runbook.tags:
+        facts.append("**Tags** " + " ".join(f"<code>{esc(t)}</code>" for t in runbook.tags))
+    steps = plan.steps()
+    manual = sum(s.kind is StepKind.MANUAL for s in steps)
+    facts.append(f"**Steps** {len(steps)} ({len(steps) - manual} commands, {manual} manual)")
+    parts += [" · ".join(facts), ""]
+    if runbook.params:
+        parts += ["| Parameter | Default | Description |", "|---|---|---|"]
+        for param in runbook.params:
+            default = (
+                "*secret*"
+                if param.secret
+                else (
+                    f"<code>{cell(param.default)}</code>"
+                    if param.default is not None
+                    else "*required*"
+                )
+            )
+            extra = (
+                f" (one of {', '.join(cell(c) for c in param.choices)})" if param.choices else ""
+            )
+            name = f"<code>{cell(param.name)}</code>"
+            parts.append(f"| {name} | {default} | {cell(param.description)}{extra} |")
+        parts.append("")
+    parts += ["Run it:", "", "```sh", run_command, "```", ""]
+    parts += _last_run(runbook, recent, run_url)
+    parts += ["</div>", ""]
+    return "\n".join(parts)
+
+
+def _last_run(runbook: Runbook, recent: Sequence[RunSummary], run_url: str) -> list[str]:
+    if not recent:
+        return ["*Never run (no run of it is in the journal).*", ""]
+    last = recent[0]
+    status = f'<span class="rb-status rb-status-{esc(last.status)}">{esc(last.status)}</span>'
+    lines = [
+        f"**Last run** [{esc(when(last.started))}]({run_url}{esc(last.id)}.md)"
+        f" by {esc(last.operator)}: {status}",
+        "",
+    ]
+    succeeded = next((r for r in recent if r.status == "succeeded"), None)
+    if succeeded is not None and succeeded.digest != runbook.digest:
+        lines += [
+            '!!! warning "Changed since its last successful run"',
+            "    This runbook changed after its last successful run"
+            f" ({esc(when(succeeded.started))}); the new version has not run successfully yet.",
+            "",
+        ]
+    if len(recent) > 1:
+        links = ", ".join(
+            f"[{esc(r.status)} {esc(when(r.started))}]({run_url}{esc(r.id)}.md)" for r in recent[1:]
+        )
+        lines += [f"Earlier runs: {links}", ""]
+    return lines
+
+
+def _node_label(step: Step) -> str:
+    text = step.id if step.kind is StepKind.COMMAND else step.body
+    text = re.sub(r"[`*_\[\]]", "", text)
+    if len(text) > 40:
+        text = text[:39] + "…"
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _graph(plan: Plan) -> str:
+    """The step graph as a mermaid flowchart: sections as subgraphs, flow and needs edges,
+    failure handlers dashed, manual steps as rounded boxes."""
+    ids = _ordered_ids(plan)
+    if not ids:
+        return ""
+    runbook = plan.runbook
+    by_id = {s.id: s for s in runbook.steps}
+    node = {step_id: f"s{n}" for n, step_id in enumerate(ids)}
+    lines = ["```mermaid", "flowchart TD"]
+    titles = {s.slug: s.title for s in runbook.sections}
+    groups: dict[str | None, list[str]] = {}
+    for step_id in ids:
+        groups.setdefault(by_id[step_id].section, []).append(step_id)
+    for number, (section, members) in enumerate(groups.items()):
+        if section is not None:
+            title = _node_label_text(titles.get(section, section))
+            lines.append(f'  subgraph g{number}["{title}"]')
+        for step_id in members:
+            step = by_id[step_id]
+            label = _node_label(step)
+            shape = f'("{label}")' if step.kind is StepKind.MANUAL else f'["{label}"]'
+            lines.append(f"    {node[step_id]}{shape}")
+        if section is not None:
+            lines.append("  end")
+    for before, after in itertools.pairwise(plan.order):
+        lines.append(f"  {node[before]} --> {node[after]}")
+    consecutive = set(itertools.pairwise(plan.order))
+    for edge in plan.edges:
+        if (edge.source, edge.target) in consecutive:
+            continue  # already drawn as an edge of the flow
+        if edge.kind is EdgeKind.NEEDS and edge.source in node and edge.target in node:
+            lines.append(f"  {node[edge.source]} -- needs --> {node[edge.target]}")
+    for target, handler in plan.handlers:
+        for step in runbook.steps:
+            if step.on_failure == target and step.id in node and handler:
+                lines.append(f"  {node[step.id]} -. on failure .-> {node[handler[0]]}")
+        for before, after in itertools.pairwise(handler):
+            lines.append(f"  {node[before]} --> {node[after]}")
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def _node_label_text(text: str) -> str:
+    return re.sub(r"[\"<>]", "", text)[:60] or "section"

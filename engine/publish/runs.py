@@ -1,0 +1,216 @@
+"""Run history pages: an index of runs and a page per run, from the journal.
+
+Pure: run records in, Markdown (with escaped HTML) out. Outputs keep their ANSI colours as
+HTML spans (ansi2html, which escapes the text), so `<script>` in an output is shown as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ansi2html import Ansi2HTMLConverter
+
+from engine.journal.export import when
+from engine.journal.query import RunDetail, RunSummary, StepRecord
+from engine.publish.page import cell, esc
+
+_ANSI = Ansi2HTMLConverter(inline=False, escaped=True, dark_bg=True)
+STATUS_COLOUR = {
+    "succeeded": "#2e7d32",
+    "done": "#2e7d32",
+    "failed": "#c62828",
+    "timed-out": "#c62828",
+    "interrupted": "#ef6c00",
+    "aborted": "#ef6c00",
+    "skipped": "#9e9e9e",
+}
+
+
+def ansi_html(text: str) -> str:
+    return _ANSI.convert(text, full=False)
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def runs_index(runs: Sequence[RunSummary], detailed: set[str]) -> str:
+    """Newest first, with filters by runbook and status (a small script on the page)."""
+    paths = sorted({r.path for r in runs})
+    statuses = sorted({r.status for r in runs})
+    lines = [
+        "---",
+        "title: Runs",
+        "---",
+        "",
+        "# Runs",
+        "",
+        f"{len(runs)} run(s) recorded in the journal, newest first.",
+        "",
+        '<div class="rb-filters">',
+        '<label>Runbook <select data-rb-filter="runbook"><option value="">all</option>'
+        + "".join(f'<option value="{esc(p)}">{esc(p)}</option>' for p in paths)
+        + "</select></label>",
+        '<label>Status <select data-rb-filter="status"><option value="">all</option>'
+        + "".join(f'<option value="{esc(s)}">{esc(s)}</option>' for s in statuses)
+        + "</select></label>",
+        "</div>",
+        "",
+        '<table class="rb-runs">',
+        "<thead><tr><th>When</th><th>Runbook</th><th>Operator</th><th>Status</th>"
+        "<th>Duration</th></tr></thead>",
+        "<tbody>",
+    ]
+    for run in runs:
+        started = esc(when(run.started))
+        link = f'<a href="{esc(run.id)}/">{started}</a>' if run.id in detailed else started
+        lines.append(
+            f'<tr data-runbook="{esc(run.path)}" data-status="{esc(run.status)}">'
+            f"<td>{link}</td><td>{esc(run.path)}</td><td>{esc(run.operator)}</td>"
+            f'<td><span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span></td>'
+            f"<td>{esc(duration_text(run.duration))}</td></tr>"
+        )
+    lines += ["</tbody>", "</table>", ""]
+    return "\n".join(lines)
+
+
+def run_page(
+    detail: RunDetail, runbook_link: str | None, step_link: Callable[[str], str] | None
+) -> str:
+    """One run: facts, parameters, a timeline, and each step with its commands and output."""
+    run = detail.summary
+    title = f"Run {run.id}"
+    version = f"sha256 <code>{esc(run.digest[:16])}</code>"
+    if run.git_commit:
+        version += f", git <code>{esc(run.git_commit[:12])}</code>" + (
+            " (uncommitted changes)" if run.git_dirty else ""
+        )
+    email = f" &lt;{cell(run.email)}&gt;" if run.email else ""
+    runbook = (
+        f"[{esc(run.title)}]({runbook_link})"
+        if runbook_link
+        else f"{esc(run.title)} (`{esc(run.path)}`)"
+    )
+    lines = [
+        "---",
+        f"title: {title}",
+        "---",
+        "",
+        f"# {title}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Runbook | {runbook} |",
+        f'| Status | <span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span>'
+        + (f" {cell(detail.message)}" if detail.message else "")
+        + " |",
+        f"| Operator | {cell(run.operator)}{email} on {cell(run.host)} |",
+        f"| Started | {esc(when(run.started))} |",
+        f"| Ended | {esc(when(run.ended))} |",
+        f"| Duration | {esc(duration_text(run.duration))} |",
+        f"| Version | {version} |",
+        "",
+    ]
+    if run.params:
+        lines += ["## Parameters", "", "| Name | Value |", "|---|---|"]
+        lines += [
+            f"| <code>{cell(k)}</code> | <code>{cell(v)}</code> |" for k, v in run.params.items()
+        ]
+        lines.append("")
+    lines += ["## Timeline", "", timeline_svg(detail), "", "## Steps", ""]
+    for step in detail.steps:
+        lines += _step_section(step, step_link)
+    return "\n".join(lines) + "\n"
+
+
+def _step_section(step: StepRecord, step_link: Callable[[str], str] | None) -> list[str]:
+    status = step.status or "started, no result"
+    heading = f"### {esc(step.id)}"
+    lines = [
+        heading,
+        "",
+        f'<span class="rb-status rb-status-{esc(step.status or "running")}">{esc(status)}</span>'
+        + (f" {esc(step.reason)}" if step.reason else "")
+        + (f" · [in the runbook]({step_link(step.id)})" if step_link else ""),
+        "",
+    ]
+    if step.text:
+        lines += [f"Manual step: {esc(step.text)}", ""]
+    for answer in step.answers:
+        note = f" ({esc(answer.get('note'))})" if answer.get("note") else ""
+        lines.append(
+            f"- {esc(when(float(answer['time'])))}: {esc(answer.get('question'))} → "  # type: ignore[arg-type]
+            f"**{esc(answer.get('answer'))}**{note}"
+        )
+    if step.answers:
+        lines.append("")
+    for attempt in step.attempts:
+        if not attempt.command:
+            continue
+        result = f"exit code {attempt.exit_code}" if attempt.exit_code is not None else "no result"
+        lines += [
+            f"Attempt {attempt.number}{' (edited)' if attempt.edited else ''},"
+            f" {esc(when(attempt.started))}, {esc(result)}, {esc(duration_text(attempt.duration))}",
+            "",
+            f'<pre class="rb-command"><code>{esc(attempt.command.rstrip())}</code></pre>',
+            "",
+        ]
+        output = "".join(attempt.output)
+        if output:
+            lines += [
+                '<details class="rb-output"><summary>Output '
+                f"({len(output.splitlines())} lines)</summary>",
+                f'<pre class="ansi2html-content">{ansi_html(output)}</pre>',
+                "</details>",
+                "",
+            ]
+    return lines
+
+
+def timeline_svg(detail: RunDetail) -> str:
+    """One bar per step attempt, on the run's time axis, coloured by its status."""
+    bars = []
+    start = detail.summary.started
+    end = detail.summary.ended or start
+    for step in detail.steps:
+        for attempt in step.attempts:
+            if attempt.started is None:
+                continue
+            finished = attempt.ended or attempt.started
+            end = max(end, finished)
+            bars.append(
+                (step.id, attempt.number, attempt.started, finished, attempt.status or step.status)
+            )
+    if not bars:
+        return "*No step ran.*"
+    span = max(end - start, 0.001)
+    width, row, label = 720, 22, 200
+    height = row * len(bars) + 24
+    parts = [
+        f'<svg class="rb-timeline" role="img" viewBox="0 0 {width} {height}" width="100%"'
+        ' xmlns="http://www.w3.org/2000/svg">'
+        f"<title>Timeline of run {esc(detail.summary.id)}</title>"
+    ]
+    for index, (step_id, number, began, finished, status) in enumerate(bars):
+        y = index * row + 4
+        x = label + (began - start) / span * (width - label - 10)
+        w = max((finished - began) / span * (width - label - 10), 2)
+        colour = STATUS_COLOUR.get(status or "", "#1e88e5")
+        name = step_id + (f" #{number}" if number > 1 else "")
+        parts.append(
+            f'<text x="0" y="{y + 14}" font-size="12" fill="currentColor">{esc(name[:28])}</text>'
+            f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="16" rx="3" fill="{colour}">'
+            f"<title>{esc(name)}: {esc(status or '')},"
+            f" {esc(duration_text(finished - began))}</title></rect>"
+        )
+    parts.append(
+        f'<text x="{label}" y="{height - 4}" font-size="11" fill="currentColor">0s</text>'
+        f'<text x="{width - 60}" y="{height - 4}" font-size="11" fill="currentColor">'
+        f"{esc(duration_text(span))}</text></svg>"
+    )
+    return "".join(parts)
