@@ -10,6 +10,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -135,6 +136,9 @@ def session_environment(runbook: Runbook, values: dict[str, str]) -> dict[str, s
     env.update(dict(runbook.env))
     env.update({name.upper(): value for name, value in values.items()})
     env["RUNBOOK_PATH"] = runbook.path
+    # The engine's own commands, for runbooks that operate the engine (journal, site).
+    env["RUNBOOK"] = shutil.which("runbook") or str(Path(sys.argv[0]).resolve())
+    env["RUNBOOK_PYTHON"] = sys.executable
     return env
 
 
