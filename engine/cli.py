@@ -172,7 +172,7 @@ def resume(
     force: bool,
     journal: Path | None,
 ) -> None:
-    """Continue an interrupted or failed run at its first unfinished step."""
+    """Continue an interrupted or failed run where it stopped."""
     terminal = Terminal()
     if not yes and not sys.stdin.isatty():
         raise UserError("no terminal to ask on: use --yes to resume unattended")
@@ -289,7 +289,7 @@ def log_search(text: str, limit: int, output_format: str, journal: Path | None) 
 @click.option("--all", "every", is_flag=True, help="Verify every run (the default without RUN).")
 @JOURNAL
 def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
-    """Recompute the runs' hash chains; name the first event that does not match."""
+    """Check the runs' hash chains; name the first event that differs."""
     terminal = Terminal()
     db = _open_journal(journal)
     if db is None:

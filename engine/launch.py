@@ -23,7 +23,7 @@ from engine.loader import RunbookNotFound, read_runbook
 from engine.model import Runbook
 from engine.parse import parse_runbook
 from engine.plan import Plan, plan_runbook, resolve_params
-from engine.run import Choice, RunAborted, Runner, RunOptions, dry_run_commands
+from engine.run import Choice, RunAborted, Runner, RunOptions, dry_run_commands, preflight
 from engine.shell import ShellError, ShellSession
 from engine.yamlsafe import YamlError, load_yaml
 
@@ -142,6 +142,12 @@ def session_environment(runbook: Runbook, values: dict[str, str]) -> dict[str, s
     return env
 
 
+def check_before_running(plan: Plan, values: dict[str, str], options: RunOptions) -> None:
+    problems = preflight(plan, values, options)
+    if problems:
+        raise LaunchError("; ".join(problems))
+
+
 def new_run_id() -> str:
     """Sortable by time, readable, unique: 20261123-183903-a1b2c3."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
@@ -186,6 +192,7 @@ def run_plan(
     force: bool = False,
 ) -> int:
     """Run the plan in a new shell session, journalled; the exit status for the CLI."""
+    check_before_running(plan, values, options)
     runbook = plan.runbook
     path = Path(runbook.path)
     facts = provenance(path)
@@ -394,6 +401,7 @@ def _resume(
         only=frozenset(selection),
         done=frozenset(done),
     )
+    check_before_running(plan, values, options)
     facts = provenance(Path(runbook.path))
     record = {"abspath": str(abspath), "operator": facts["operator"], "path": runbook.path}
     acquire_lock(db, record, summary.id, force, terminal)

@@ -250,7 +250,8 @@ class Runner:
         text = self.masker.mask(self._render_text(step))
         self.emit(EventKind.STEP_STARTED, step, attempt=1, kind="manual", text=text)
         if self.options.assume_yes:
-            choice, note = Choice.DONE, "--yes"
+            # Nobody is there to do it: an unattended run records the step as not done.
+            choice, note = Choice.SKIP, "unattended run (--yes): nobody confirmed it"
         else:
             choice, note = self.ui.ask_manual(step, text, position, total)
         self.answer(step, "manual", str(choice), note=note)
@@ -327,6 +328,13 @@ class Runner:
             if choice is Choice.RETRY:
                 continue
             if choice is Choice.SKIP:
+                self.emit(
+                    EventKind.STEP_FINISHED,
+                    step,
+                    attempt=attempt,
+                    status=str(StepStatus.SKIPPED),
+                    reason="skipped by the operator after it failed",
+                )
                 return StepStatus.SKIPPED
             if choice is Choice.CONTINUE:
                 self.go_on.add(step.id)
@@ -423,6 +431,7 @@ class Runner:
                 cwd=rendered.cwd,
                 env=dict(rendered.env),
                 timeout=timeout,
+                interactive=step.interactive,
             )
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
@@ -456,7 +465,9 @@ class Runner:
 
         with self.ui.step_io(step, True) as terminal:
             io = StepIO(on_output=on_output, input_fd=terminal.input_fd, tick=terminal.tick)
-            self.session.run_step("exec bash --noprofile --norc -i", io, cwd=rendered.cwd, env=env)
+            self.session.run_step(
+                "exec bash --noprofile --norc -i", io, cwd=rendered.cwd, env=env, interactive=True
+            )
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -495,8 +506,9 @@ Tick = Callable[[], None]
 
 
 def dry_run_commands(plan: Plan, values: Mapping[str, str]) -> list[tuple[Step, str]]:
-    """Every step of the flow rendered with the parameters; captured values, unknown before a
-    real run, are shown as placeholders. Raises RunAborted on a template that cannot render."""
+    """Every step of the flow and its handlers rendered with the parameters; captured values,
+    unknown before a real run, are placeholders. Raises RunAborted on a template that cannot
+    render (an escape from the sandbox, say), so `preflight` catches it before anything runs."""
     context: dict[str, object] = dict(plan.runbook.env)
     context.update(values)
     by_id = {s.id: s for s in plan.runbook.steps}
@@ -508,10 +520,39 @@ def dry_run_commands(plan: Plan, values: Mapping[str, str]) -> list[tuple[Step, 
     rendered = []
     for step_id in ids:
         step = by_id[step_id]
+        answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
-            command = render_step(step.body, None, (), (), context).command
+            result = render_step(step.body, step.cwd, step.env, answers, context)
+            if step.when:
+                evaluate_condition(step.when, context)
         except TemplateProblem as problem:
             line = step.body_line + problem.line - 1
             raise RunAborted(f"{plan.runbook.path}:{line}: {problem.message}") from None
-        rendered.append((step, masker.mask(command)))
+        rendered.append((step, masker.mask(result.command)))
     return rendered
+
+
+def preflight(plan: Plan, values: Mapping[str, str], options: RunOptions) -> list[str]:
+    """What would stop the run part-way, found before anything runs."""
+    problems = []
+    try:
+        dry_run_commands(plan, values)
+    except RunAborted as exc:
+        problems.append(str(exc))
+    if options.assume_yes and not options.allow_danger:
+        by_id = {s.id: s for s in plan.runbook.steps}
+        ids = set(plan.order) - options.skip - options.done
+        if options.only:
+            ids &= options.only
+        handlers = {i for s in ids for i in plan.handler(by_id[s].on_failure)}
+        danger = [
+            s.id
+            for s in plan.runbook.steps
+            if s.id in ids | handlers and s.confirm is Confirm.DANGER
+        ]
+        if danger:
+            problems.append(
+                f"step(s) {', '.join(danger)} are marked confirm: danger; an unattended run"
+                " needs --allow-danger to run them"
+            )
+    return problems

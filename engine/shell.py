@@ -31,17 +31,21 @@ _FILE_ARGUMENT = frozenset(
 # Variables the session manages itself, never carried from a step to the session.
 _NOT_CARRIED = (
     "RANDOM SRANDOM SECONDS LINENO HISTCMD PWD OLDPWD BASH_COMMAND BASH_SUBSHELL BASHPID "
-    "PIPESTATUS FUNCNAME BASH_LINENO BASH_SOURCE BASH_ARGC BASH_ARGV BASH_REMATCH __rb_status"
+    "PIPESTATUS FUNCNAME BASH_LINENO BASH_SOURCE BASH_ARGC BASH_ARGV BASH_REMATCH "
+    "PROMPT_COMMAND PS1 PS2 __rb_status"
 )
 # Runs once when the session starts. __rb_save runs as the step's subshell exits: it drops
 # the special variables (in that dying subshell only) and dumps the rest with builtins alone.
+# PROMPT_COMMAND ends every command line, even one that Ctrl-C cut short: it reads the state
+# back (at top level, where `declare` makes globals) and prints the marker with the status.
 _PRELUDE = r"""
 stty -echo -onlcr 2>/dev/null
-PS1='' PS2='' PS3='' PS4='+ ' PROMPT_COMMAND=''
+PS1='' PS2='' PS3='' PS4='+ '
 set +o history; unset HISTFILE
 export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER= MANPAGER=cat LESS=-FRX
 __rb_state=%(state)s
 __rb_save() {
+  [ "$2" = interactive ] && stty -echo 2>/dev/null
   builtin printf -v __rb_cd 'builtin cd -- %%q' "$PWD"
   builtin unset -v %(not_carried)s $__rb_private 2>/dev/null
   { builtin declare -p; builtin declare -f
@@ -49,6 +53,9 @@ __rb_save() {
   } > "$__rb_state" 2>/dev/null
   builtin exit "$1"
 }
+PROMPT_COMMAND='__rb_status=$?
+[ -s "$__rb_state" ] && builtin source "$__rb_state" 2>/dev/null; : > "$__rb_state"
+builtin printf "\036RB%(token)s:%%d\036" "$__rb_status"'
 """
 
 
@@ -129,9 +136,12 @@ class ShellSession:
         self._child.delayafterterminate = 0
         self._child.ptyproc.delayafterclose = 0
         self._child.ptyproc.delayafterterminate = 0
-        prelude = _PRELUDE % {"state": shlex.quote(str(self._state)), "not_carried": _NOT_CARRIED}
+        prelude = _PRELUDE % {
+            "state": shlex.quote(str(self._state)),
+            "not_carried": _NOT_CARRIED,
+            "token": self._token,
+        }
         self._child.send(prelude.encode())
-        self._send(":")
         outcome = self._wait(StepIO(on_output=lambda _: None), None, time.monotonic())
         if outcome.exit_code is None:
             raise ShellError(f"{shell} did not start properly")
@@ -141,11 +151,10 @@ class ShellSession:
         return int(self._child.pid)
 
     def _send(self, script: str) -> None:
-        """Type one command line; the marker's printf is on the same line, so nothing is left
-        in the terminal's input for the step's own programs to read."""
+        """Type one command line: nothing is left in the terminal's input for the step's own
+        programs to read, and PROMPT_COMMAND prints the marker when the line is done."""
         self._count += 1
-        line = f"{script}; printf '\\036RB{self._token}:%d\\036' \"$?\"\n"
-        self._child.send(line.encode())
+        self._child.send(f"{script}\n".encode())
 
     def run_step(
         self,
@@ -156,12 +165,16 @@ class ShellSession:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        interactive: bool = False,
     ) -> Outcome:
-        """Run one step's text in the session and stream its output until it ends."""
+        """Run one step's text in the session and stream its output until it ends.
+
+        An interactive step gets the terminal's echo while it runs (the session keeps it off).
+        """
         script = self._workdir / f"step-{self._count}"
         script.write_text(body, encoding="utf-8")
         script.chmod(0o600)
-        inner = []
+        inner = ["stty echo 2>/dev/null"] if interactive else []
         if cwd:
             inner.append(f"builtin cd -- {shlex.quote(cwd)} || exit 1")
         for name, value in (env or {}).items():
@@ -179,12 +192,10 @@ class ShellSession:
         else:
             inner.append(f"builtin source {shlex.quote(str(script))}")
         private = " ".join(env or {})
+        mode = " interactive" if interactive else ""
         command = (
             f"__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)}; "
-            f"( trap '__rb_save $?' EXIT; {'; '.join(inner)} ); "
-            # Read back at top level: `declare` inside a function would make locals.
-            '__rb_status=$?; [ -s "$__rb_state" ] && builtin source "$__rb_state" 2>/dev/null; '
-            ': > "$__rb_state"; (exit $__rb_status)'
+            f"( trap '__rb_save $?{mode}' EXIT; {'; '.join(inner)} )"
         )
         started = time.monotonic()
         self._send(command)
@@ -199,24 +210,27 @@ class ShellSession:
         window = ""
         timed_out = interrupted = False
         presses = 0
+        group: int | None = None
         kill_at: float | None = None
         deadline = started + timeout if timeout else None
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline and not timed_out:
                 timed_out = True
-                self._signal_step(signal.SIGTERM)
+                group = self._step_group()
+                self._kill_group(group, signal.SIGTERM)
                 kill_at = now + self._kill_grace
             if kill_at is not None and now >= kill_at:
-                self._signal_step(signal.SIGKILL)
+                self._kill_group(group, signal.SIGKILL)
                 kill_at = None
             if io.interrupt_requested():
                 interrupted = True
                 presses += 1
+                group = group or self._step_group()
                 if presses < 3:
                     self._child.send(b"\x03")
                 else:
-                    self._signal_step(signal.SIGKILL)
+                    self._kill_group(group, signal.SIGKILL)
             waits = [t for t in (deadline if not timed_out else None, kill_at) if t is not None]
             wait = max(0.0, min(waits) - now) if waits else 0.2
             readable = [fd] + ([io.input_fd] if io.input_fd is not None else [])
@@ -244,6 +258,9 @@ class ShellSession:
                 if match.start():
                     io.on_output(data[: match.start()])
                 code = int(match.group(1))
+                if timed_out:
+                    # Whatever of the step's group outlived SIGTERM (it ignored it) goes now.
+                    self._kill_group(group, signal.SIGKILL)
                 return _outcome(code, timed_out, interrupted, time.monotonic() - started)
             # Hold back what could be the start of a marker split across reads.
             cut = data.rfind(b"\x1e")
@@ -266,11 +283,17 @@ class ShellSession:
                 return ""
         return window
 
-    def _signal_step(self, signum: int) -> None:
-        """Signal the step's process group: the pty's foreground job, never the session."""
+    def _step_group(self) -> int | None:
+        """The step's process group: the pty's foreground job, never the session's own."""
         with contextlib.suppress(OSError):
             group = os.tcgetpgrp(self._child.child_fd)
             if group != os.getpgid(self._child.pid):
+                return group
+        return None
+
+    def _kill_group(self, group: int | None, signum: int) -> None:
+        if group is not None:
+            with contextlib.suppress(OSError):
                 os.killpg(group, signum)
 
     def interrupt(self) -> None:

@@ -132,6 +132,20 @@ def _names_in(tree: nodes.Template, source: str) -> list[NameUse]:
     for node in tree.find_all(nodes.Filter):
         if node.name not in _ENV.filters:
             raise TemplateProblem(f"no filter named '{node.name}'", node.lineno)
+        if node.name == "attr":
+            raise TemplateProblem("the attr filter is not allowed in a template", node.lineno)
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Getattr) and call.node.attr in ("format", "format_map"):
+            raise TemplateProblem(
+                f"str.{call.node.attr}() is not allowed in a template; use the ~ operator",
+                call.lineno,
+            )
+    for item in tree.find_all(nodes.Getitem):
+        if not isinstance(item.arg, nodes.Const | nodes.Name | nodes.Slice):
+            raise TemplateProblem(
+                "a computed subscript is not allowed in a template (it could escape the sandbox)",
+                item.lineno,
+            )
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         attr = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)
         if isinstance(attr, str) and attr.startswith("_"):
