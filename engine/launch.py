@@ -234,9 +234,9 @@ def acquire_lock(
         ) from None
     if replaced is not None:
         terminal.warning(
-            f"replaced the lock of {replaced.describe()}: its process is gone"
-            if not force
-            else f"ran despite the lock of {replaced.describe()} (--force)"
+            f"running beside {replaced.describe()} (--force)"
+            if lock.is_live(replaced)
+            else f"replaced the stale lock of {replaced.describe()}: its process is gone"
         )
     return replaced
 
@@ -269,6 +269,7 @@ def _run_in_session(
             cwd=cwd,
             env=session_environment(runbook, values),
             dimensions=(size.lines, size.columns),
+            secret_variables=tuple(p.name.upper() for p in runbook.params if p.secret),
         )
     except ShellError as exc:
         raise LaunchError(str(exc)) from None

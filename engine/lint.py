@@ -8,6 +8,7 @@ import re
 
 from engine.diagnostics import Diagnostic, DiagnosticSink
 from engine.model import Confirm, Runbook, Step, StepKind
+from engine.templates import has_template
 
 DESTRUCTIVE = re.compile(
     r"""
@@ -34,7 +35,20 @@ def lint_runbook(runbook: Runbook) -> list[Diagnostic]:
         if step.kind is StepKind.COMMAND and step.run:
             _check_destructive(step, sink)
             _check_data_in_shell(step, sink)
+            _check_literal_secrets(step, sink)
     return sink.items
+
+
+def _check_literal_secrets(step: Step, sink: DiagnosticSink) -> None:
+    for expect in step.expect:
+        if expect.secret and not has_template(expect.send):
+            sink.warning(
+                step.line,
+                "literal-secret",
+                f"step '{step.id}' answers a prompt with a secret written into the runbook",
+                "declare a parameter with secret: true and send '{{ name }}' instead",
+                column=step.column_of("expect"),
+            )
 
 
 def _check_destructive(step: Step, sink: DiagnosticSink) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shlex
 from collections.abc import Mapping
 from urllib.parse import quote, quote_plus
 
@@ -15,8 +16,17 @@ MIN_LENGTH = 3  # shorter values would mask ordinary text everywhere
 
 
 def _forms(value: str) -> set[bytes]:
+    """The value as shown, shell-quoted, URL-encoded (strict, default, JavaScript-style,
+    form-style, upper or lower case escapes) and base64-encoded (standard and URL-safe)."""
     raw = value.encode("utf-8")
-    forms = {raw, quote(value, safe="").encode(), quote_plus(value).encode()}
+    encoded = {
+        quote(value, safe=""),
+        quote(value),
+        quote(value, safe="!'()*~"),
+        quote_plus(value),
+    }
+    encoded |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), e) for e in encoded}
+    forms = {raw, shlex.quote(value).encode(), *(e.encode() for e in encoded)}
     for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         forms.add(encoded)
         forms.add(encoded.rstrip(b"="))

@@ -22,9 +22,11 @@ from engine.plan import Plan
 from engine.shell import Outcome, Responder, ShellSession, StepIO
 from engine.templates import (
     RenderedStep,
+    SecretValue,
     TemplateProblem,
     Unquoted,
     evaluate_condition,
+    plain_values,
     render_step,
 )
 
@@ -140,9 +142,14 @@ class Runner:
         self.run_info = dict(run_info or {})
         runbook = plan.runbook
         secret_names = {p.name for p in runbook.params if p.secret}
-        self.masker = Masker({k: v for k, v in values.items() if k in secret_names})
+        secrets = {k: v for k, v in values.items() if k in secret_names}
+        secrets.update(_secret_answers(plan, {**dict(runbook.env), **values}))
+        self.masker = Masker(secrets)
         self.context: dict[str, object] = dict(runbook.env)
         self.context.update(values)
+        self.context.update(
+            {name: SecretValue(values[name], name.upper()) for name in secrets if name in values}
+        )
         self.context.update(captured or {})
         self.values = dict(values)
         self.by_id = {s.id: s for s in runbook.steps}
@@ -231,7 +238,7 @@ class Runner:
     ) -> StepStatus:
         if step.when:
             try:
-                wanted = evaluate_condition(step.when, self.context)
+                wanted = evaluate_condition(step.when, plain_values(self.context))
             except TemplateProblem as problem:
                 raise RunAborted(f"{self._where(step)}: {problem.message}") from None
             if not wanted:
@@ -277,7 +284,9 @@ class Runner:
     def _render(self, step: Step) -> RenderedStep:
         answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
-            return render_step(step.body, step.cwd, step.env, answers, self.context)
+            return render_step(
+                step.body, step.cwd, step.env, answers, self.context, shell=not step.interpreter
+            )
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
 
@@ -432,6 +441,7 @@ class Runner:
                 env=dict(rendered.env),
                 timeout=timeout,
                 interactive=step.interactive,
+                no_input=self.options.assume_yes and not step.expect and not step.interactive,
             )
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
@@ -492,6 +502,21 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\r")
 
 def _strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
+
+
+def _secret_answers(plan: Plan, context: Mapping[str, object]) -> dict[str, str]:
+    """`expect` answers marked secret, rendered, so they are masked when a program echoes them."""
+    answers = {}
+    for step in plan.runbook.steps:
+        for number, expect in enumerate(step.expect, 1):
+            if expect.secret:
+                try:
+                    answers[f"{step.id}.expect{number}"] = render_step(
+                        "", None, (), ((expect.prompt, expect.send, True),), context
+                    ).answers[0][1]
+                except TemplateProblem:
+                    continue  # it depends on a captured value: preflight reports a real problem
+    return answers
 
 
 def _failure_status(outcome: Outcome) -> StepStatus:

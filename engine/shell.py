@@ -44,10 +44,21 @@ PS1='' PS2='' PS3='' PS4='+ '
 set +o history; unset HISTFILE
 export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER= MANPAGER=cat LESS=-FRX
 __rb_state=%(state)s
+__rb_secrets=%(secrets)s
+trap 'rm -rf -- %(workdir)s' EXIT
 __rb_save() {
   [ "$2" = interactive ] && stty -echo 2>/dev/null
   builtin printf -v __rb_cd 'builtin cd -- %%q' "$PWD"
   builtin unset -v %(not_carried)s $__rb_private 2>/dev/null
+  if [ -n "$__rb_secrets" ]; then  # a variable holding a secret is never written to the state
+    for __rb_v in $(compgen -v); do
+      for __rb_s in $__rb_secrets; do
+        if [ -n "${!__rb_s}" ] && [[ ${!__rb_v} == *"${!__rb_s}"* ]]; then
+          builtin unset -v "$__rb_v" 2>/dev/null; break
+        fi
+      done
+    done
+  fi
   { builtin declare -p; builtin declare -f
     [ "$__rb_keep_cwd" = 1 ] && builtin printf '%%s\n' "$__rb_cd"
   } > "$__rb_state" 2>/dev/null
@@ -109,6 +120,7 @@ class ShellSession:
         env: Mapping[str, str] | None = None,
         dimensions: tuple[int, int] = (24, 80),
         kill_grace: float = 2.0,
+        secret_variables: tuple[str, ...] = (),
     ) -> None:
         self._workdir = Path(tempfile.mkdtemp(prefix="runbook-"))
         self._state = self._workdir / "state"
@@ -138,6 +150,8 @@ class ShellSession:
         self._child.ptyproc.delayafterterminate = 0
         prelude = _PRELUDE % {
             "state": shlex.quote(str(self._state)),
+            "workdir": shlex.quote(str(self._workdir)),
+            "secrets": shlex.quote(" ".join(secret_variables)),
             "not_carried": _NOT_CARRIED,
             "token": self._token,
         }
@@ -166,10 +180,12 @@ class ShellSession:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         interactive: bool = False,
+        no_input: bool = False,
     ) -> Outcome:
         """Run one step's text in the session and stream its output until it ends.
 
         An interactive step gets the terminal's echo while it runs (the session keeps it off).
+        With `no_input` the step reads /dev/null: nobody is there to type (unattended runs).
         """
         script = self._workdir / f"step-{self._count}"
         script.write_text(body, encoding="utf-8")
@@ -196,6 +212,7 @@ class ShellSession:
         command = (
             f"__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)}; "
             f"( trap '__rb_save $?{mode}' EXIT; {'; '.join(inner)} )"
+            + (" < /dev/null" if no_input else "")
         )
         started = time.monotonic()
         self._send(command)

@@ -9,6 +9,7 @@ Pure: bytes or text in, text and line numbers out.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import ftfy
@@ -79,13 +80,45 @@ def _is_cp1252(chunk: bytes) -> bool:
     return True
 
 
+_CODECS = ("cp1252", "mac_roman", "latin-1")
+
+
 def mojibake_lines(text: str) -> list[int]:
     """1-based numbers of the lines that look like mis-decoded UTF-8."""
-    return [
-        number
-        for number, line in enumerate(text.splitlines(), 1)
-        if not line.isascii() and (is_bad(line) or _repair_line(line) != line)
-    ]
+    return sorted(_mojibake(text.splitlines()))
+
+
+def _mojibake(lines: list[str]) -> dict[int, str]:
+    """Mis-decoded lines and their repair. ftfy's judgement first; then, with that evidence
+    that the file went through a wrong codec, any line that the same codec turns back into
+    valid UTF-8 (short ones such as "PÃ¥" that ftfy alone leaves alone)."""
+    found: dict[int, str] = {}
+    evidence: Counter[str] = Counter()
+    for number, line in enumerate(lines, 1):
+        if line.isascii():
+            continue
+        fixed = _repair_line(line)
+        if is_bad(line) or fixed != line:
+            found[number] = fixed
+            evidence.update(c for c in _CODECS if _round_trip(line, c) == fixed)
+    codecs = [codec for codec, _ in evidence.most_common()]
+    for number, line in enumerate(lines, 1):
+        if number in found or line.isascii():
+            continue
+        for codec in codecs:
+            fixed = _round_trip(line, codec)
+            if fixed is not None:
+                found[number] = fixed
+                break
+    return found
+
+
+def _round_trip(line: str, codec: str) -> str | None:
+    try:
+        fixed = line.encode(codec).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+    return fixed if fixed != line else None
 
 
 def report_mojibake(text: str, sink: DiagnosticSink) -> None:
@@ -107,17 +140,20 @@ def _lines_look(count: int) -> str:
 
 def repair_mojibake(text: str) -> Repair:
     """Repair every mis-decoded line; lines still looking wrong afterwards are `unrestored`."""
+    lines = text.splitlines(keepends=True)
+    found = _mojibake([line.rstrip("\r\n") for line in lines])
     repaired, unrestored, out = [], [], []
-    for number, line in enumerate(text.splitlines(keepends=True), 1):
-        if line.isascii():
+    for number, line in enumerate(lines, 1):
+        fixed = found.get(number)
+        if fixed is None:
             out.append(line)
             continue
-        fixed = _repair_line(line)
-        if fixed != line:
+        ending = line[len(line.rstrip("\r\n")) :]
+        if fixed != line.rstrip("\r\n"):
             repaired.append(number)
         if is_bad(fixed):
             unrestored.append(number)
-        out.append(fixed)
+        out.append(fixed + ending)
     return Repair("".join(out), tuple(repaired), tuple(unrestored))
 
 

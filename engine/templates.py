@@ -38,7 +38,32 @@ class TemplateProblem(Exception):
         self.hint = hint
 
 
+class SecretValue(str):
+    """A secret parameter's value. In a shell step it is inserted as a reference to the
+    environment variable that holds it, so the value is never written into a script file."""
+
+    variable: str
+
+    def __new__(cls, value: str, variable: str) -> SecretValue:
+        made = super().__new__(cls, value)
+        made.variable = variable
+        return made
+
+
+def plain_values(context: Mapping[str, object]) -> dict[str, object]:
+    """The context with secret values as plain text: for programs other than the shell."""
+    return {k: str(v) if isinstance(v, SecretValue) else v for k, v in context.items()}
+
+
+def _unquoted(value: object) -> Unquoted:
+    if isinstance(value, SecretValue):
+        return Unquoted(f"${{{value.variable}}}")
+    return Unquoted(value)
+
+
 def _quote(value: object) -> object:
+    if isinstance(value, SecretValue):
+        return f'"${{{value.variable}}}"'
     if isinstance(value, Unquoted):
         return str(value)
     if isinstance(value, bool):
@@ -53,7 +78,7 @@ def _make_environment(quote: bool) -> SandboxedEnvironment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["unquoted"] = lambda value: Unquoted(value)
+    env.filters["unquoted"] = _unquoted
     return env
 
 
@@ -214,15 +239,17 @@ def render_step(
     env: tuple[tuple[str, str], ...],
     answers: tuple[tuple[str, str, bool], ...],
     context: Mapping[str, object],
+    shell: bool = True,
 ) -> RenderedStep:
     """Render everything templated about a step. Only the body is shell-quoted: `cwd`, `env`
     values and expect answers are plain values, so they are rendered unquoted."""
+    plain = plain_values(context)
     return RenderedStep(
-        command=render_template(body, context),
-        cwd=render_template(cwd, context, quote=False) if cwd else None,
-        env=tuple((name, render_template(value, context, quote=False)) for name, value in env),
+        command=render_template(body, context if shell else plain),
+        cwd=render_template(cwd, plain, quote=False) if cwd else None,
+        env=tuple((name, render_template(value, plain, quote=False)) for name, value in env),
         answers=tuple(
-            (prompt, render_template(send, context, quote=False), secret)
+            (prompt, render_template(send, plain, quote=False), secret)
             for prompt, send, secret in answers
         ),
     )

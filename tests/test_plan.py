@@ -196,3 +196,14 @@ def test_resolve_params_checks_values() -> None:
         "unknown parameter 'enb'; did you mean 'env'?",
         "'port' must match '[0-9]+', got '80x'",
     ]
+
+
+def test_a_literal_secret_answer_is_warned_about() -> None:
+    from engine.lint import lint_runbook
+
+    runbook = parse(
+        "# A\n"
+        + step("a", "expect: [{prompt: 'Password:', send: hunter2, secret: true}]")
+        + step("b", "expect: [{prompt: 'Password:', send: '{{ pw }}', secret: true}]")
+    )
+    assert found(lint_runbook(runbook)) == [("literal-secret", 2)]

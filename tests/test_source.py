@@ -106,3 +106,12 @@ def test_durations() -> None:
         assert parse_duration(bad) is None
     assert format_duration(5400) == "1h30m"
     assert format_duration(0.5) == "0.5s"
+
+
+def test_short_mojibake_lines_are_repaired_once_the_file_shows_the_codec() -> None:
+    # ftfy alone leaves "PÃ¥" (it can be legitimate text); in a file that is mis-decoded
+    # elsewhere, the same codec's round trip repairs it.
+    broken = mis_decode("# Första deployment\n# På servern\n", "cp1252")
+    assert mojibake_lines(broken) == [1, 2]
+    assert repair_mojibake(broken).text == "# Första deployment\n# På servern\n"
+    assert mojibake_lines("# PÃ¥ servern\n") == []

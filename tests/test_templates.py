@@ -71,3 +71,17 @@ def test_conditions() -> None:
     assert not evaluate_condition("flag", {"flag": ""})
     with pytest.raises(TemplateProblem):
         evaluate_condition("missing", {})
+
+
+def test_a_secret_value_is_inserted_as_a_reference_to_its_variable() -> None:
+    from engine.templates import SecretValue, plain_values, render_step
+
+    context = {"token": SecretValue("s3cr3t' x", "TOKEN"), "host": "db"}
+    rendered = render_step(
+        "curl -u {{ token }} {{ host }} {{ token | unquoted }}", None, (), (), context
+    )
+    assert rendered.command == 'curl -u "${TOKEN}" db ${TOKEN}'
+    assert "s3cr3t" not in rendered.command
+    python = render_step("print({{ token }})", None, (), (), context, shell=False)
+    assert python.command == "print('s3cr3t'\"'\"' x')"
+    assert plain_values(context)["token"] == "s3cr3t' x"

@@ -48,13 +48,16 @@ def acquire(
                 (abspath,),
             ).fetchone()
             previous = Holder(row[0], int(row[1]), row[2], row[3], float(row[4])) if row else None
-            if previous and not force and _is_live(previous, host):
-                raise RunLocked(previous)
-            db.execute(
-                "INSERT OR REPLACE INTO active (abspath, run_id, pid, host, operator, since)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (abspath, run_id, pid, host, operator, time.time()),
-            )
+            live = previous is not None and is_live(previous, host)
+            if live and not force:
+                raise RunLocked(previous)  # type: ignore[arg-type]
+            if not live:
+                # A forced run beside a live one leaves that run's lock in place.
+                db.execute(
+                    "INSERT OR REPLACE INTO active (abspath, run_id, pid, host, operator, since)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (abspath, run_id, pid, host, operator, time.time()),
+                )
     except sqlite3.Error as exc:
         raise JournalError(f"cannot lock the runbook in the journal: {exc}") from None
     return previous
@@ -66,5 +69,6 @@ def release(db: sqlite3.Connection, abspath: str, run_id: str) -> None:
         db.execute("DELETE FROM active WHERE abspath = ? AND run_id = ?", (abspath, run_id))
 
 
-def _is_live(holder: Holder, host: str) -> bool:
-    return holder.host != host or is_alive(holder.pid)
+def is_live(holder: Holder, host: str | None = None) -> bool:
+    """Whether the holder may still be running (a process on another host is assumed to)."""
+    return holder.host != (host or socket.gethostname()) or is_alive(holder.pid)

@@ -9,12 +9,13 @@ fast listing; what a run was is always read from its events.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,11 +154,14 @@ class JournalWriter:
             self._buffer(event)
             return
         self.flush()
+        before = None  # the runs row changes in the same transaction as its event
         if event.kind is EventKind.RUN_STARTED:
-            self._insert_run(event)
+            before = functools.partial(self._insert_run, event)
         elif event.kind is EventKind.RUN_RESUMED:
-            self._reopen_run(event)
-        self._write(event.kind, event.step, event.attempt, event.time, dict(event.data))
+            before = functools.partial(self._reopen_run, event)
+        self._write(
+            event.kind, event.step, event.attempt, event.time, dict(event.data), before=before
+        )
 
     def tick(self) -> None:
         """Called while a step is quiet: output older than FLUSH_SECONDS is committed."""
@@ -194,41 +198,35 @@ class JournalWriter:
 
     def _insert_run(self, event: Event) -> None:
         record = self.record
-        try:
-            self.db.execute(
-                "INSERT INTO runs (id, path, abspath, title, digest, text, git_commit, git_dirty,"
-                " operator, email, host, pid, started, status, params, last_hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    self.run_id,
-                    record["path"],
-                    record["abspath"],
-                    record["title"],
-                    record["digest"],
-                    record["text"],
-                    record.get("git_commit"),
-                    record.get("git_dirty"),
-                    record["operator"],
-                    record.get("email"),
-                    record["host"],
-                    record["pid"],
-                    event.time,
-                    str(RunStatus.RUNNING),
-                    canonical(event.get("params") or {}),
-                    GENESIS,
-                ),
-            )
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot record the run: {exc}") from None
+        self.db.execute(
+            "INSERT INTO runs (id, path, abspath, title, digest, text, git_commit, git_dirty,"
+            " operator, email, host, pid, started, status, params, last_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.run_id,
+                record["path"],
+                record["abspath"],
+                record["title"],
+                record["digest"],
+                record["text"],
+                record.get("git_commit"),
+                record.get("git_dirty"),
+                record["operator"],
+                record.get("email"),
+                record["host"],
+                record["pid"],
+                event.time,
+                str(RunStatus.RUNNING),
+                canonical(event.get("params") or {}),
+                GENESIS,
+            ),
+        )
 
     def _reopen_run(self, event: Event) -> None:
-        try:
-            self.db.execute(
-                "UPDATE runs SET status = ?, ended = NULL, pid = ?, host = ? WHERE id = ?",
-                (str(RunStatus.RUNNING), event.get("pid"), event.get("host"), self.run_id),
-            )
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot record the run: {exc}") from None
+        self.db.execute(
+            "UPDATE runs SET status = ?, ended = NULL, pid = ?, host = ? WHERE id = ?",
+            (str(RunStatus.RUNNING), event.get("pid"), event.get("host"), self.run_id),
+        )
 
     def _write(
         self,
@@ -238,19 +236,22 @@ class JournalWriter:
         at: float,
         data: dict[str, object],
         search: str | None = None,
+        before: Callable[[], None] | None = None,
     ) -> None:
-        self.seq += 1
+        seq = self.seq + 1
         payload = canonical(data)
-        digest = event_hash(self.prev, self.run_id, self.seq, str(kind), step, attempt, at, payload)
+        digest = event_hash(self.prev, self.run_id, seq, str(kind), step, attempt, at, payload)
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
+                if before is not None:
+                    before()
                 self.db.execute(
                     "INSERT INTO events (run_id, seq, kind, step, attempt, time, data, prev, hash)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.run_id,
-                        self.seq,
+                        seq,
                         str(kind),
                         step,
                         attempt,
@@ -264,12 +265,12 @@ class JournalWriter:
                     self.db.execute(
                         "UPDATE runs SET events = ?, last_hash = ?, status = ?, ended = ?"
                         " WHERE id = ?",
-                        (self.seq, digest, str(data.get("status")), at, self.run_id),
+                        (seq, digest, str(data.get("status")), at, self.run_id),
                     )
                 else:
                     self.db.execute(
                         "UPDATE runs SET events = ?, last_hash = ? WHERE id = ?",
-                        (self.seq, digest, self.run_id),
+                        (seq, digest, self.run_id),
                     )
                 if search is None and kind is EventKind.STEP_STARTED:
                     search = str(data.get("command") or data.get("text") or "")
@@ -285,7 +286,7 @@ class JournalWriter:
                     )
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write to the journal: {exc}") from None
-        self.prev = digest
+        self.seq, self.prev = seq, digest
 
 
 def stored_events(db: sqlite3.Connection, run_id: str) -> Iterator[Event]:

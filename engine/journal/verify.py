@@ -1,12 +1,16 @@
-"""Tamper evidence: recompute every run's hash chain and name the first event that differs."""
+"""Tamper evidence: recompute every run's hash chain and name the first event that differs;
+then check that the run's summary row (what `log list` shows) agrees with its events."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from dataclasses import dataclass
 
-from engine.journal.store import GENESIS, event_hash
+from engine.journal.store import GENESIS, canonical, event_hash
+
+_LIFECYCLE = ("run-started", "run-resumed", "run-finished")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,8 +23,9 @@ class Verification:
 
 
 def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
-    """Check one run: each event's hash, the links between them, and the run's recorded head."""
+    """Check one run: each event's hash, the links between them, and the run's summary."""
     prev, count, expected_seq = GENESIS, 0, 1
+    lifecycle: list[tuple[str, str]] = []
     for seq, kind, step, attempt, at, data, stored_prev, stored_hash in db.execute(
         "SELECT seq, kind, step, attempt, time, data, prev, hash FROM events"
         " WHERE run_id = ? ORDER BY seq",
@@ -37,9 +42,13 @@ def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
             return Verification(
                 run_id, count, False, f"event {seq} ({kind}, step {step or '-'}) was changed"
             )
+        if kind in _LIFECYCLE:
+            lifecycle.append((kind, data))
         prev, expected_seq = stored_hash, seq + 1
     row = db.execute(
-        "SELECT events, last_hash, digest, text FROM runs WHERE id = ?", (run_id,)
+        "SELECT events, last_hash, digest, text, path, title, operator, host, params, status,"
+        " git_commit, email FROM runs WHERE id = ?",
+        (run_id,),
     ).fetchone()
     if row is None:
         return Verification(run_id, count, False, "the run's record is missing")
@@ -51,7 +60,34 @@ def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
         return Verification(
             run_id, count, False, "the stored runbook text does not match its sha256"
         )
+    differs = _summary_differs(row, lifecycle)
+    if differs:
+        return Verification(
+            run_id, count, False, f"the run's summary ({differs}) differs from its events"
+        )
     return Verification(run_id, count, True, head=prev)
+
+
+def _summary_differs(row: tuple, lifecycle: list[tuple[str, str]]) -> str:  # type: ignore[type-arg]
+    """The first summary field that its run-started / run-finished events do not back."""
+    if not lifecycle or lifecycle[0][0] != "run-started":
+        return "start"
+    started = json.loads(lifecycle[0][1])
+    latest = json.loads(next(d for k, d in reversed(lifecycle) if k != "run-finished"))
+    expected = {
+        "sha256": (row[2], started.get("digest")),
+        "path": (row[4], started.get("path")),
+        "title": (row[5], started.get("title")),
+        "operator": (row[6], started.get("operator")),
+        "host": (row[7], latest.get("host")),
+        "params": (row[8], canonical(started.get("params") or {})),
+        "git commit": (row[10], started.get("git_commit")),
+        "email": (row[11], started.get("email")),
+    }
+    final = lifecycle[-1]
+    status = json.loads(final[1]).get("status") if final[0] == "run-finished" else "running"
+    expected["status"] = (row[9], status)
+    return next((name for name, (stored, backed) in expected.items() if stored != backed), "")
 
 
 def verify_all(db: sqlite3.Connection) -> list[Verification]:

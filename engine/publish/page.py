@@ -52,6 +52,7 @@ def runbook_markdown(
     run_command: str,
     recent_runs: Sequence[RunSummary] = (),
     run_url: str = "",
+    run_pages: frozenset[str] | set[str] = frozenset(),
 ) -> str:
     """The page's Markdown: the source with step headers, after a header box and a graph.
 
@@ -60,6 +61,13 @@ def runbook_markdown(
     """
     lines = strip_front_matter(runbook.text.splitlines())
     numbers = {step_id: n for n, step_id in enumerate(_ordered_ids(plan), 1)}
+    top = _header_box(runbook, plan, run_command, recent_runs, run_url, run_pages)
+    top += "\n" + _graph(plan) + "\n"
+    # The box goes right after the title (the first level-1 heading, by the model's line,
+    # never a `# comment` in a code block); it joins that line so step lines stay valid.
+    title = next((s for s in runbook.sections if s.level == 1), None)
+    if title is not None and title.line - 1 < len(lines):
+        lines[title.line - 1] += "\n\n" + top
     for step in sorted(runbook.steps, key=lambda s: s.line, reverse=True):
         index = step.line - 1
         if index >= len(lines):
@@ -68,11 +76,8 @@ def runbook_markdown(
             lines[index : index + 1] = _command_header(step, lines[index], numbers.get(step.id))
         else:
             lines[index] = lines[index].rstrip() + " " + _manual_badge(step, numbers.get(step.id))
-    for index, line in enumerate(lines):
-        lines[index] = _plain_fence(line)
-    body = "\n".join(lines)
-    box = _header_box(runbook, plan, run_command, recent_runs, run_url)
-    return _after_title(body, box + "\n" + _graph(plan) + "\n")
+    body = "\n".join(_plain_fence(line) for line in lines)
+    return body if title is not None else top + "\n" + body
 
 
 def _ordered_ids(plan: Plan) -> list[str]:
@@ -103,7 +108,7 @@ def _manual_badge(step: Step, number: int | None) -> str:
     return (
         f'<span class="rb-step rb-step-manual" id="step-{esc(step.id)}">'
         f'<a class="rb-step-link" href="#step-{esc(step.id)}">{label}</a> '
-        f"<code>{esc(step.id)}</code></span>"
+        f"<code>{esc(step.id)}</code> {_badges(step)}</span>"
     )
 
 
@@ -119,22 +124,17 @@ def _plain_fence(line: str) -> str:
     return f"{match.group(1)}{match.group(2)}{language}{' ' + info.extra if info.extra else ''}"
 
 
-def _after_title(body: str, insert: str) -> str:
-    """Put the box right after the first top-level heading, or at the top."""
-    match = re.search(r"^# .*$", body, flags=re.MULTILINE)
-    if match is None:
-        return insert + "\n" + body
-    return body[: match.end()] + "\n\n" + insert + body[match.end() :]
-
-
 def _header_box(
     runbook: Runbook,
     plan: Plan,
     run_command: str,
     recent: Sequence[RunSummary],
     run_url: str,
+    run_pages: frozenset[str] | set[str],
 ) -> str:
     parts = ['<div class="rb-box" markdown>', ""]
+    if runbook.description:
+        parts += [esc(runbook.description), ""]
     facts = []
     if runbook.owner:
         facts.append(f"**Owner** {esc(runbook.owner)}")
@@ -163,18 +163,31 @@ def _header_box(
             parts.append(f"| {name} | {default} | {cell(param.description)}{extra} |")
         parts.append("")
     parts += ["Run it:", "", "```sh", run_command, "```", ""]
-    parts += _last_run(runbook, recent, run_url)
+    parts += _last_run(runbook, recent, run_url, run_pages)
     parts += ["</div>", ""]
     return "\n".join(parts)
 
 
-def _last_run(runbook: Runbook, recent: Sequence[RunSummary], run_url: str) -> list[str]:
+def _run_link(
+    run: RunSummary, text: str, run_url: str, run_pages: frozenset[str] | set[str]
+) -> str:
+    """A link to the run's page, or to the runs index when it has no page (runs_max)."""
+    target = f"{run.id}.md" if run.id in run_pages else "index.md"
+    return f"[{text}]({run_url}{esc(target)})"
+
+
+def _last_run(
+    runbook: Runbook,
+    recent: Sequence[RunSummary],
+    run_url: str,
+    run_pages: frozenset[str] | set[str],
+) -> list[str]:
     if not recent:
         return ["*Never run (no run of it is in the journal).*", ""]
     last = recent[0]
     status = f'<span class="rb-status rb-status-{esc(last.status)}">{esc(last.status)}</span>'
     lines = [
-        f"**Last run** [{esc(when(last.started))}]({run_url}{esc(last.id)}.md)"
+        f"**Last run** {_run_link(last, esc(when(last.started)), run_url, run_pages)}"
         f" by {esc(last.operator)}: {status}",
         "",
     ]
@@ -188,7 +201,8 @@ def _last_run(runbook: Runbook, recent: Sequence[RunSummary], run_url: str) -> l
         ]
     if len(recent) > 1:
         links = ", ".join(
-            f"[{esc(r.status)} {esc(when(r.started))}]({run_url}{esc(r.id)}.md)" for r in recent[1:]
+            _run_link(r, f"{esc(r.status)} {esc(when(r.started))}", run_url, run_pages)
+            for r in recent[1:]
         )
         lines += [f"Earlier runs: {links}", ""]
     return lines

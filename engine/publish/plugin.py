@@ -50,6 +50,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         self._runs: list[RunSummary] = []
         self._db: sqlite3.Connection | None = None
         self._pages_by_path: dict[str, str] = {}
+        self._run_pages: set[str] = set()
         self._root = Path.cwd()
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
@@ -81,7 +82,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             return files
         runs_dir = self.config.runs_dir.strip("/")
         detailed = self._runs[: max(self.config.runs_max, 0)]
-        detailed_ids = {r.id for r in detailed}
+        detailed_ids = self._run_pages = {r.id for r in detailed}
         index = runs_index(self._runs, detailed_ids)
         files.append(File.generated(config, f"{runs_dir}/index.md", content=index))
         for summary in detailed:
@@ -102,7 +103,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         path = journal_path(self.config.journal, self._root)
         if not path.is_absolute():
             path = self._root / path
-        self._runs, self._db = [], None
+        self._runs, self._db, self._run_pages = [], None, set()
         if not path.exists():
             log.info("no journal at %s: the site has no run pages", path)
             return
@@ -143,6 +144,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             f"runbook run {shown}",
             recent,
             f"{up}{self.config.runs_dir.strip('/')}/",
+            self._run_pages,
         )
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
