@@ -162,7 +162,9 @@ class Runner:
         """Run the selected steps; with `resumed`, continue a run recorded earlier."""
         runbook = self.plan.runbook
         shown_params = {
-            p.name: ("<secret>" if p.secret else self.values.get(p.name, ""))
+            p.name: (
+                "<secret>" if p.secret and self.values.get(p.name) else self.values.get(p.name, "")
+            )
             for p in runbook.params
         }
         self.emit(

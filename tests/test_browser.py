@@ -259,15 +259,14 @@ def test_search_open_runbook_graph_and_run_output(server: str, tmp_path: Path) -
                 # The runs index (reached by instant navigation): the status filter works.
                 page.locator(".md-nav__link", has_text="Runs").last.click()
                 page.wait_for_url(re.compile(r"/runs/$"))
-                rows = page.locator("table.rb-runs tbody tr")
+                rows = page.locator(".rb-runs tbody tr")
                 rows.first.wait_for(state="visible")
                 assert rows.count() == 2
                 page.locator('select[data-rb-filter="status"]').select_option("failed")
                 page.wait_for_function(
-                    "document.querySelectorAll('table.rb-runs tbody tr:not([style*=none])')"
-                    ".length === 1"
+                    "document.querySelectorAll('.rb-runs tbody tr:not([style*=none])').length === 1"
                 )
-                visible = page.locator("table.rb-runs tbody tr:visible")
+                visible = page.locator(".rb-runs tbody tr:visible")
                 assert visible.count() == 1
                 assert "failed" in visible.first.inner_text()
                 page.screenshot(path=shots / "6-runs-filtered.png")

@@ -130,6 +130,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         if not runbook.steps:
             return None
         plan = plan_runbook(runbook)
+        page.meta.setdefault("search", {"boost": 2})  # the procedure ranks above its runs
         for diagnostic in plan.diagnostics:
             if diagnostic.is_error:
                 log.warning(diagnostic.format().splitlines()[0])

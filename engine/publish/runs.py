@@ -6,6 +6,7 @@ HTML spans (ansi2html, which escapes the text), so `<script>` in an output is sh
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 from ansi2html import Ansi2HTMLConverter
@@ -33,6 +34,8 @@ def ansi_html(text: str) -> str:
 def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
@@ -61,7 +64,8 @@ def runs_index(runs: Sequence[RunSummary], detailed: set[str]) -> str:
         + "</select></label>",
         "</div>",
         "",
-        '<table class="rb-runs">',
+        '<div class="rb-runs" markdown="0">',
+        "<table>",
         "<thead><tr><th>When</th><th>Runbook</th><th>Operator</th><th>Status</th>"
         "<th>Duration</th></tr></thead>",
         "<tbody>",
@@ -75,7 +79,7 @@ def runs_index(runs: Sequence[RunSummary], detailed: set[str]) -> str:
             f'<td><span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span></td>'
             f"<td>{esc(duration_text(run.duration))}</td></tr>"
         )
-    lines += ["</tbody>", "</table>", ""]
+    lines += ["</tbody>", "</table>", "</div>", ""]
     return "\n".join(lines)
 
 
@@ -84,7 +88,7 @@ def run_page(
 ) -> str:
     """One run: facts, parameters, a timeline, and each step with its commands and output."""
     run = detail.summary
-    title = f"Run {run.id}"
+    title = f"Run {run.id}: {run.title} ({run.status})"
     version = f"sha256 <code>{esc(run.digest[:16])}</code>"
     if run.git_commit:
         version += f", git <code>{esc(run.git_commit[:12])}</code>" + (
@@ -98,14 +102,15 @@ def run_page(
     )
     lines = [
         "---",
-        f"title: {title}",
+        f"title: {json.dumps(title)}",
+        "search:",
+        "  boost: 0.5",
         "---",
         "",
         f"# {title}",
         "",
-        "| | |",
-        "|---|---|",
         f"| Runbook | {runbook} |",
+        "|---|---|",
         f'| Status | <span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span>'
         + (f" {cell(detail.message)}" if detail.message else "")
         + " |",
@@ -163,13 +168,17 @@ def _step_section(step: StepRecord, step_link: Callable[[str], str] | None) -> l
         output = "".join(attempt.output)
         if output:
             lines += [
-                '<details class="rb-output"><summary>Output '
-                f"({len(output.splitlines())} lines)</summary>",
+                f'<details class="rb-output"><summary>Output ({_lines(output)})</summary>',
                 f'<pre class="ansi2html-content">{ansi_html(output)}</pre>',
                 "</details>",
                 "",
             ]
     return lines
+
+
+def _lines(text: str) -> str:
+    count = len(text.splitlines())
+    return "1 line" if count == 1 else f"{count} lines"
 
 
 def timeline_svg(detail: RunDetail) -> str:
@@ -203,14 +212,14 @@ def timeline_svg(detail: RunDetail) -> str:
         colour = STATUS_COLOUR.get(status or "", "#1e88e5")
         name = step_id + (f" #{number}" if number > 1 else "")
         parts.append(
-            f'<text x="0" y="{y + 14}" font-size="12" fill="currentColor">{esc(name[:28])}</text>'
+            f'<text x="0" y="{y + 14}" font-size="14" fill="currentColor">{esc(name[:28])}</text>'
             f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="16" rx="3" fill="{colour}">'
             f"<title>{esc(name)}: {esc(status or '')},"
             f" {esc(duration_text(finished - began))}</title></rect>"
         )
     parts.append(
-        f'<text x="{label}" y="{height - 4}" font-size="11" fill="currentColor">0s</text>'
-        f'<text x="{width - 60}" y="{height - 4}" font-size="11" fill="currentColor">'
+        f'<text x="{label}" y="{height - 4}" font-size="13" fill="currentColor">0s</text>'
+        f'<text x="{width - 60}" y="{height - 4}" font-size="13" fill="currentColor">'
         f"{esc(duration_text(span))}</text></svg>"
     )
     return "".join(parts)

@@ -5,7 +5,7 @@
     document.querySelectorAll("[data-rb-filter]").forEach(function (select) {
       chosen[select.getAttribute("data-rb-filter")] = select.value;
     });
-    document.querySelectorAll("table.rb-runs tbody tr").forEach(function (row) {
+    document.querySelectorAll(".rb-runs tbody tr").forEach(function (row) {
       var visible = Object.keys(chosen).every(function (key) {
         return !chosen[key] || row.getAttribute("data-" + key) === chosen[key];
       });
