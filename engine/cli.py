@@ -10,16 +10,15 @@ from pathlib import Path
 
 import click
 
-from engine import launch
-from engine.check import CheckResult, check_runbook, fix_file
-from engine.console import Terminal
 from engine.console import log as log_view
+from engine.console.terminal import Terminal
 from engine.diagnostics import did_you_mean
 from engine.journal import JournalError, connect, journal_path, query
 from engine.journal.export import detail_dict, summary_dict, to_json, to_markdown
 from engine.journal.verify import verify_all, verify_run
-from engine.loader import RunbookNotFound, find_runbooks, read_runbook
-from engine.plan import plan_runbook
+
+# The parser, planner and runner (markdown-it, Jinja, ftfy, pexpect) are imported by the
+# commands that use them, so `runbook log ...` starts quickly.
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
@@ -61,6 +60,9 @@ def cli() -> None:
 @click.option("--fix", is_flag=True, help="Repair mis-decoded text (mojibake) in place first.")
 def check(paths: tuple[Path, ...], output_format: str, fix: bool) -> None:
     """Check runbooks for every problem, each reported as PATH:LINE:COL."""
+    from engine.check import CheckResult, check_runbook, fix_file
+    from engine.loader import RunbookNotFound
+
     terminal = Terminal()
     files = _runbook_files(paths)
     results: list[CheckResult] = []
@@ -87,6 +89,9 @@ def check(paths: tuple[Path, ...], output_format: str, fix: bool) -> None:
 @FORMAT
 def show(path: Path, output_format: str) -> None:
     """Show a runbook's plan: sections, steps, graph and parameters."""
+    from engine.loader import RunbookNotFound, read_runbook
+    from engine.plan import plan_runbook
+
     terminal = Terminal()
     try:
         plan = plan_runbook(read_runbook(path))
@@ -131,6 +136,10 @@ def run(
     journal: Path | None,
 ) -> None:
     """Run a runbook step by step, asking before each step."""
+    from engine import launch
+    from engine.loader import RunbookNotFound, read_runbook
+    from engine.plan import plan_runbook
+
     terminal = Terminal()
     try:
         runbook = read_runbook(path)
@@ -173,6 +182,8 @@ def resume(
     journal: Path | None,
 ) -> None:
     """Continue an interrupted or failed run where it stopped."""
+    from engine import launch
+
     terminal = Terminal()
     if not yes and not sys.stdin.isatty():
         raise UserError("no terminal to ask on: use --yes to resume unattended")
@@ -334,6 +345,8 @@ def _detail(journal: Path | None, run_ref: str) -> query.RunDetail:
 
 
 def _runbook_files(paths: tuple[Path, ...]) -> list[Path]:
+    from engine.loader import RunbookNotFound, find_runbooks
+
     try:
         files = find_runbooks(list(paths))
     except RunbookNotFound as exc:

@@ -15,7 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from engine.console import RunConsole, Terminal, print_dry_run
+from engine.console.run import RunConsole, print_dry_run
+from engine.console.terminal import Terminal
 from engine.diagnostics import did_you_mean
 from engine.events import Event, EventKind, Fanout, RunStatus, StepStatus
 from engine.journal import JournalWriter, connect, lock, query

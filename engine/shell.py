@@ -15,7 +15,9 @@ import re
 import secrets
 import select
 import shlex
+import shutil
 import signal
+import string
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -50,8 +52,8 @@ __rb_save() {
   [ "$2" = interactive ] && stty -echo 2>/dev/null
   builtin printf -v __rb_cd 'builtin cd -- %%q' "$PWD"
   builtin unset -v %(not_carried)s $__rb_private 2>/dev/null
-  if [ -n "$__rb_secrets" ]; then  # a variable holding a secret is never written to the state
-    for __rb_v in $(compgen -v); do
+  if [ -n "$__rb_secrets" ]; then  # no variable holding a secret is written to the state
+    for __rb_v in %(all_variables)s; do
       for __rb_s in $__rb_secrets; do
         if [ -n "${!__rb_s}" ] && [[ ${!__rb_v} == *"${!__rb_s}"* ]]; then
           builtin unset -v "$__rb_v" 2>/dev/null; break
@@ -152,6 +154,8 @@ class ShellSession:
             "state": shlex.quote(str(self._state)),
             "workdir": shlex.quote(str(self._workdir)),
             "secrets": shlex.quote(" ".join(secret_variables)),
+            # Every variable's name, by prefix, without forking (no `$(compgen -v)`).
+            "all_variables": " ".join(f"${{!{c}@}}" for c in string.ascii_letters + "_"),
             "not_carried": _NOT_CARRIED,
             "token": self._token,
         }
@@ -320,10 +324,8 @@ class ShellSession:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._child.close(force=True)
-        for path in self._workdir.glob("*"):
-            path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            self._workdir.rmdir()
+        # The session's own EXIT trap may be removing it at the same moment.
+        shutil.rmtree(self._workdir, ignore_errors=True)
 
 
 def _outcome(code: int, timed_out: bool, interrupted: bool, duration: float) -> Outcome:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
 
 from engine.console.terminal import Terminal
@@ -33,22 +32,23 @@ def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
     if not runs:
         terminal.err.print(Text("No runs match.", style="dim"))
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("run", "started", "runbook", "operator", "status", "duration"):
-        if column == "runbook":
-            table.add_column(column, overflow="fold", min_width=12)
-        else:
-            table.add_column(column, no_wrap=True)
-    for run in runs:
-        table.add_row(
-            Text(run.id),
-            Text(when(run.started)),
-            Text(run.path),
-            Text(run.operator),
-            Text(run.status, style=STATUS_STYLE.get(run.status, "")),
-            Text(_duration(run.duration)),
+    # Plain aligned lines rather than a rich Table: hundreds of runs print at once.
+    rows = [
+        (run.id, when(run.started), run.path, run.operator, run.status, _duration(run.duration))
+        for run in runs
+    ]
+    header = ("run", "started", "runbook", "operator", "status", "duration")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    terminal.out.print(
+        Text("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), style="bold")
+    )
+    for row in rows:
+        line = Text(
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=False)) + "  "
         )
-    terminal.out.print(table)
+        line.append(row[4].ljust(widths[4]), style=STATUS_STYLE.get(row[4], ""))
+        line.append("  " + row[5])
+        terminal.out.print(line)
 
 
 def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> None:
@@ -142,7 +142,8 @@ def search_hits(terminal: Terminal, hits: list[SearchHit]) -> None:
 
 def verifications(terminal: Terminal, results: list[Verification]) -> None:
     bad = [r for r in results if not r.ok]
-    for result in results:
+    listed = results if len(results) <= 100 else bad  # a large journal lists its failures only
+    for result in listed:
         if result.ok:
             terminal.out.print(
                 Text(f"ok    {result.run_id}  {result.events} events  head {result.head[:16]}")
@@ -152,4 +153,6 @@ def verifications(terminal: Terminal, results: list[Verification]) -> None:
     events = sum(r.events for r in results)
     summary = f"{len(results)} run(s), {events} events checked: "
     summary += f"{len(bad)} failed" if bad else "the chains are intact"
+    if len(listed) < len(results):
+        summary += f" ({len(results) - len(listed)} intact runs not listed)"
     terminal.err.print(Text(summary, style="bold red" if bad else "green"))

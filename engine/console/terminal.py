@@ -9,17 +9,25 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.check import CheckResult, FixReport
 from engine.diagnostics import Diagnostic
 from engine.duration import format_duration
 from engine.model import Confirm, Param, Step, StepKind
-from engine.plan import EdgeKind, Plan
-from engine.source import format_line_ranges
+
+if TYPE_CHECKING:  # kept out of start-up: `runbook log` needs none of them
+    from engine.check import CheckResult, FixReport
+    from engine.plan import Plan
+
+
+def _ranges(numbers: Iterable[int]) -> str:
+    from engine.source import format_line_ranges
+
+    return format_line_ranges(list(numbers))
 
 
 def _width(stream: object) -> int | None:
@@ -110,14 +118,14 @@ class Terminal:
             if report.converted_from_legacy:
                 done.append("converted from cp1252/Latin-1 to UTF-8")
             if report.repaired:
-                lines = format_line_ranges(list(report.repaired))
+                lines = _ranges(report.repaired)
                 done.append(f"repaired {len(report.repaired)} line(s): {lines}")
             self.err.print(Text(f"{report.path}: " + "; ".join(done), style="green"))
         if report.unrestored:
             self.err.print(
                 Text(
                     f"{report.path}: could not fully restore line(s) "
-                    f"{format_line_ranges(list(report.unrestored))}; edit them by hand",
+                    f"{_ranges(report.unrestored)}; edit them by hand",
                     style="yellow",
                 )
             )
@@ -173,6 +181,8 @@ class Terminal:
                     self.out.print(Text(f"         {summary[:100]}{more}", style="dim"))
 
     def _graph(self, plan: Plan) -> None:
+        from engine.plan import EdgeKind
+
         edges = [e for e in plan.edges]
         if not edges:
             return
