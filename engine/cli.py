@@ -183,13 +183,14 @@ def resume(
 ) -> None:
     """Continue an interrupted or failed run where it stopped."""
     from engine import launch
+    from engine.resume import resume_run
 
     terminal = Terminal()
     if not yes and not sys.stdin.isatty():
         raise UserError("no terminal to ask on: use --yes to resume unattended")
     try:
         given = launch.parse_param_args(params, None)
-        status = launch.resume_run(
+        status = resume_run(
             run_ref, given, yes, allow_danger, force, journal_path(journal), terminal
         )
     except launch.LaunchError as exc:

@@ -12,19 +12,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from engine.console.run import RunConsole, print_dry_run
 from engine.console.terminal import Terminal
 from engine.diagnostics import did_you_mean
-from engine.events import Event, EventKind, Fanout, RunStatus, StepStatus
-from engine.journal import JournalWriter, connect, lock, query
-from engine.loader import RunbookNotFound, read_runbook
+from engine.events import Fanout, RunStatus
+from engine.journal import JournalWriter, connect, lock
 from engine.model import Runbook
-from engine.parse import parse_runbook
-from engine.plan import Plan, plan_runbook, resolve_params
-from engine.run import Choice, RunAborted, Runner, RunOptions, dry_run_commands, preflight
+from engine.plan import Plan, resolve_params
+from engine.run import RunAborted, Runner, RunOptions, dry_run_commands, preflight
 from engine.shell import ShellError, ShellSession
 from engine.yamlsafe import YamlError, load_yaml
 
@@ -210,11 +207,11 @@ def run_plan(
     try:
         replaced = acquire_lock(db, record, run_id, force, terminal)
         writer = JournalWriter(db, run_id, record)
-        info = {"run_id": run_id, "journal": str(journal), **_event_facts(facts, runbook)}
+        info = {"run_id": run_id, "journal": str(journal), **event_facts(facts, runbook)}
         if replaced:
             info["replaced_lock"] = replaced.describe()
         try:
-            return _run_in_session(plan, values, options, terminal, interactive, writer, info)
+            return run_in_session(plan, values, options, terminal, interactive, writer, info)
         finally:
             lock.release(db, str(record["abspath"]), run_id)
     finally:
@@ -242,11 +239,11 @@ def acquire_lock(
     return replaced
 
 
-def _event_facts(facts: dict[str, object], runbook: Runbook) -> dict[str, object]:
+def event_facts(facts: dict[str, object], runbook: Runbook) -> dict[str, object]:
     return {"digest": runbook.digest, **facts}
 
 
-def _run_in_session(
+def run_in_session(
     plan: Plan,
     values: dict[str, str],
     options: RunOptions,
@@ -283,148 +280,3 @@ def _run_in_session(
         session.close()
     terminal.run_footer(str(info["run_id"]))
     return EXIT_FOR_STATUS[result.status]
-
-
-def changed_steps(old_text: str, new: Runbook) -> list[str]:
-    """Step ids whose text or settings differ between the version a run used and now."""
-    old = {s.id: s for s in parse_runbook(old_text, new.path).steps}
-    current = {s.id: s for s in new.steps}
-    changes = []
-    for step_id in sorted(set(old) | set(current)):
-        before, after = old.get(step_id), current.get(step_id)
-        if before is None:
-            changes.append(f"{step_id}: added")
-        elif after is None:
-            changes.append(f"{step_id}: removed")
-        elif replace(before, line=0, body_line=0, key_columns=()) != replace(
-            after, line=0, body_line=0, key_columns=()
-        ):
-            changes.append(f"{step_id}: changed")
-    return changes
-
-
-def resume_run(
-    reference: str,
-    given: dict[str, str],
-    yes: bool,
-    allow_danger: bool,
-    force: bool,
-    journal: Path,
-    terminal: Terminal,
-) -> int:
-    """Continue an interrupted or failed run at its first unfinished step."""
-    if not journal.exists():
-        raise LaunchError(f"no runs recorded yet (no journal at {journal})")
-    db = connect(journal)
-    try:
-        try:
-            summary = query.find_run(db, reference)
-        except query.RunNotFound as exc:
-            raise LaunchError(str(exc)) from None
-        if summary.status == RunStatus.SUCCEEDED:
-            raise LaunchError(f"run {summary.id} succeeded: there is nothing to resume")
-        if summary.status == RunStatus.RUNNING:
-            raise LaunchError(
-                f"run {summary.id} is still running (pid {summary.pid} on {summary.host})"
-            )
-        detail = query.run_detail(db, summary)
-        stored_text = db.execute(
-            "SELECT text, abspath FROM runs WHERE id = ?", (summary.id,)
-        ).fetchone()
-        return _resume(
-            db,
-            detail,
-            stored_text[0],
-            Path(stored_text[1]),
-            given,
-            yes,
-            allow_danger,
-            force,
-            journal,
-            terminal,
-        )
-    finally:
-        db.close()
-
-
-def _resume(
-    db: sqlite3.Connection,
-    detail: query.RunDetail,
-    old_text: str,
-    abspath: Path,
-    given: dict[str, str],
-    yes: bool,
-    allow_danger: bool,
-    force: bool,
-    journal: Path,
-    terminal: Terminal,
-) -> int:
-    summary = detail.summary
-    shown_path = summary.path if Path(summary.path).exists() else str(abspath)
-    try:
-        runbook = read_runbook(Path(shown_path))
-    except RunbookNotFound as exc:
-        raise LaunchError(f"cannot resume run {summary.id}: {exc}") from None
-    plan = plan_runbook(runbook)
-    if not plan.ok:
-        terminal.diagnostics([d for d in plan.diagnostics if d.is_error])
-        raise LaunchError(f"{runbook.path} has errors now; fix them to resume")
-    interactive = not yes
-    console = RunConsole(terminal, plan, interactive)
-    if runbook.digest != summary.digest:
-        changes = changed_steps(old_text, runbook)
-        if yes and not force:
-            raise LaunchError(
-                f"{runbook.path} changed since run {summary.id} started ("
-                + ", ".join(changes or ["text only"])
-                + "); use --force to resume with the new version"
-            )
-        if not yes and not console.confirm_changes(runbook.path, changes):
-            raise LaunchError("resume cancelled")
-    # Parameters as the run had them; secret ones were never recorded, so ask again.
-    recorded = {k: str(v) for k, v in summary.params.items() if v != "<secret>"}
-    recorded.update(given)
-    values = collect_params(runbook, recorded, interactive, terminal)
-    started = next((e for e in detail.events if e.kind is EventKind.RUN_STARTED), None)
-    selection = [str(s) for s in (started.get("steps") if started else None) or plan.order]  # type: ignore[union-attr]
-    done, captured, decisions = set(), {}, []
-    for record in detail.steps:
-        captured.update(record.captured)
-        if record.status in (StepStatus.SUCCEEDED, StepStatus.DONE, StepStatus.SKIPPED):
-            done.add(record.id)
-        elif record.status is None and record.id in selection:
-            choice = Choice.RUN if yes else console.ask_unfinished(record.id)
-            decisions.append((record.id, choice))
-            if choice in (Choice.DONE, Choice.SKIP):
-                done.add(record.id)
-    options = RunOptions(
-        assume_yes=yes,
-        allow_danger=allow_danger,
-        only=frozenset(selection),
-        done=frozenset(done),
-    )
-    check_before_running(plan, values, options)
-    facts = provenance(Path(runbook.path))
-    record = {"abspath": str(abspath), "operator": facts["operator"], "path": runbook.path}
-    acquire_lock(db, record, summary.id, force, terminal)
-    writer = JournalWriter.resume(db, summary.id)
-    try:
-        for step_id, choice in decisions:
-            writer.emit(
-                Event(EventKind.ANSWER, {"question": "unfinished", "answer": str(choice)}, step_id)
-            )
-            if choice is not Choice.RUN:
-                status = StepStatus.DONE if choice is Choice.DONE else StepStatus.SKIPPED
-                writer.emit(
-                    Event(
-                        EventKind.STEP_FINISHED,
-                        {"status": str(status), "reason": "on resume"},
-                        step_id,
-                    )
-                )
-        info = {"run_id": summary.id, "journal": str(journal), **_event_facts(facts, runbook)}
-        return _run_in_session(
-            plan, values, options, terminal, interactive, writer, info, captured, resumed=True
-        )
-    finally:
-        lock.release(db, str(abspath), summary.id)
