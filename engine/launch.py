@@ -278,5 +278,6 @@ def run_in_session(
         result = runner.run(resumed=resumed)
     finally:
         session.close()
+        writer.close()  # output still on its way to the journal is committed first
     terminal.run_footer(str(info["run_id"]))
     return EXIT_FOR_STATUS[result.status]

@@ -212,11 +212,14 @@ class ShellSession:
         else:
             inner.append(f"builtin source {shlex.quote(str(script))}")
         private = " ".join(env or {})
-        mode = " interactive" if interactive else ""
+        if interactive or (not interpreter and may_change_state(body)):
+            mode = " interactive" if interactive else ""
+            trap = f"trap '__rb_save $?{mode}' EXIT; "
+        else:
+            trap = ""  # nothing to carry over: no state to save and read back
         command = (
             f"__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)}; "
-            f"( trap '__rb_save $?{mode}' EXIT; {'; '.join(inner)} )"
-            + (" < /dev/null" if no_input else "")
+            f"( {trap}{'; '.join(inner)} )" + (" < /dev/null" if no_input else "")
         )
         started = time.monotonic()
         self._send(command)
@@ -267,10 +270,7 @@ class ShellSession:
                     self._child.send(data)
             if fd not in ready:
                 continue
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                chunk = b""
+            chunk = _read_available(fd)
             if not chunk:
                 raise ShellError("the shell session ended unexpectedly")
             data = pending + chunk
@@ -326,6 +326,37 @@ class ShellSession:
             self._child.close(force=True)
         # The session's own EXIT trap may be removing it at the same moment.
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+# Anything that can set a variable, define a function or change directory. A step without
+# any of these cannot change the session, so its state is not saved and read back (about
+# 2 ms a step); a false match only costs that time.
+_STATEFUL = re.compile(
+    r"=|\+\+|--|\(\(|\(\)|\b(cd|pushd|popd|read|readarray|mapfile|printf|declare|typeset"
+    r"|local|export|readonly|unset|getopts|let|for|select|eval|source|function|alias|set"
+    r"|shopt|enable|builtin|command|exec|trap|umask|ulimit|hash)\b|(^|[\s;&|(])\.\s"
+)
+
+
+def may_change_state(body: str) -> bool:
+    """Whether a shell step could change variables, functions or the directory."""
+    return _STATEFUL.search(body) is not None
+
+
+def _read_available(fd: int, limit: int = 256 * 1024) -> bytes:
+    """One read, then whatever else is already waiting (a pty gives ~4 KB a read): fewer,
+    larger chunks for everything downstream."""
+    data = bytearray()
+    try:
+        data += os.read(fd, 65536)
+        while data and len(data) < limit and select.select([fd], [], [], 0)[0]:
+            more = os.read(fd, 65536)
+            if not more:
+                break
+            data += more
+    except OSError:
+        pass  # the pty closed: what was read is returned, and an empty read ends the session
+    return bytes(data)
 
 
 def _outcome(code: int, timed_out: bool, interrupted: bool, duration: float) -> Outcome:

@@ -8,27 +8,45 @@ Pure: bytes or text in, text and line numbers out.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-
-import ftfy
-from ftfy.badness import is_bad
 
 from engine.diagnostics import DiagnosticSink
 
-_MOJIBAKE_ONLY = ftfy.TextFixerConfig(
-    unescape_html=False,
-    remove_terminal_escapes=False,
-    fix_latin_ligatures=False,
-    fix_character_width=False,
-    uncurl_quotes=False,
-    fix_line_breaks=False,
-    fix_surrogates=False,
-    remove_control_chars=False,
-    normalization=None,
-    explain=False,
-)
+
+@functools.cache
+def _ftfy() -> tuple[Callable[[str], str], Callable[[str], bool]]:
+    """ftfy's fixer (mojibake repairs only) and its badness test, imported on first use:
+    most runbooks are plain ASCII and never need them."""
+    import ftfy
+    from ftfy.badness import is_bad
+
+    config = ftfy.TextFixerConfig(
+        unescape_html=False,
+        remove_terminal_escapes=False,
+        fix_latin_ligatures=False,
+        fix_character_width=False,
+        uncurl_quotes=False,
+        fix_line_breaks=False,
+        fix_surrogates=False,
+        remove_control_chars=False,
+        normalization=None,
+        explain=False,
+    )
+    return functools.partial(ftfy.fix_text, config=config), is_bad
+
+
+def is_bad(text: str) -> bool:
+    return _ftfy()[1](text)
+
+
+def _fix(text: str) -> str:
+    return _ftfy()[0](text)
+
+
 # cp1252 renderings of UTF-8 continuation bytes 0x80-0xBF.
 _CP1252_CONTINUATION = (
     "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
@@ -160,10 +178,10 @@ def repair_mojibake(text: str) -> Repair:
 def _repair_line(line: str) -> str:
     with_selector = _DROPPED_VS16.sub("\u00ef\u00b8\u008f", line)
     if with_selector != line:
-        fixed = ftfy.fix_text(with_selector, _MOJIBAKE_ONLY)
+        fixed = _fix(with_selector)
         if "\u008f" not in fixed:
             return fixed
-    return ftfy.fix_text(line, _MOJIBAKE_ONLY)
+    return _fix(line)
 
 
 def format_line_ranges(numbers: list[int]) -> str:

@@ -13,7 +13,9 @@ import functools
 import hashlib
 import json
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from engine.events import Event, EventKind, RunStatus
 
 FLUSH_SECONDS = 0.25
 FLUSH_BYTES = 64 * 1024
+INDEX_BYTES = 512 * 1024
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 
@@ -105,7 +108,8 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) a journal database in WAL mode."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=10, isolation_level=None)
+        # One writer thread may commit output while the engine reads more (JournalWriter).
+        db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
@@ -127,8 +131,26 @@ class _Buffered:
     size: int
 
 
+@dataclass(slots=True)
+class _Row:
+    """An event about to be written, and the text the search index gets for it."""
+
+    kind: EventKind
+    step: str | None
+    attempt: int
+    at: float
+    data: dict[str, object]
+    search: str = ""
+    field: str = "output"
+
+
 class JournalWriter:
-    """An event sink that records one run: each event committed before the engine goes on."""
+    """An event sink that records one run: each event committed before the engine goes on.
+
+    Output is coalesced (committed at most FLUSH_SECONDS or FLUSH_BYTES behind) and committed
+    with the step's next event when that comes first. The search index gets the first and
+    the last INDEX_BYTES of each step attempt's output; the events keep all of it.
+    """
 
     def __init__(self, db: sqlite3.Connection, run_id: str, run_record: dict[str, object]) -> None:
         self.db = db
@@ -137,6 +159,13 @@ class JournalWriter:
         self.seq = 0
         self.prev = GENESIS
         self._output: _Buffered | None = None
+        self._indexed: tuple[str | None, int, int] = (None, 0, 0)  # step, attempt, bytes
+        self._tail: list[str] = []
+        # Output is committed by a background thread, so a step printing a lot is read while
+        # its earlier output is written; every other event waits for that queue to drain.
+        self._queue: queue.Queue[list[_Row]] = queue.Queue(maxsize=4)
+        self._thread: threading.Thread | None = None
+        self._failure: JournalError | None = None
 
     @classmethod
     def resume(cls, db: sqlite3.Connection, run_id: str) -> JournalWriter:
@@ -153,21 +182,63 @@ class JournalWriter:
         if event.kind is EventKind.OUTPUT:
             self._buffer(event)
             return
-        self.flush()
+        self.drain()
+        rows = self._take_output()
+        row = _Row(event.kind, event.step, event.attempt, event.time, dict(event.data))
+        if event.kind is EventKind.STEP_STARTED:
+            row.search = str(event.get("command") or event.get("text") or "")
+            row.field = "command"
+        elif event.kind is EventKind.STEP_FINISHED and self._tail:
+            row.search, self._tail = "".join(self._tail), []
+        rows.append(row)
         before = None  # the runs row changes in the same transaction as its event
         if event.kind is EventKind.RUN_STARTED:
             before = functools.partial(self._insert_run, event)
         elif event.kind is EventKind.RUN_RESUMED:
             before = functools.partial(self._reopen_run, event)
-        self._write(
-            event.kind, event.step, event.attempt, event.time, dict(event.data), before=before
-        )
+        self._commit(rows, before)
 
     def tick(self) -> None:
         """Called while a step is quiet: output older than FLUSH_SECONDS is committed."""
         buffered = self._output
         if buffered and time.time() - buffered.first >= FLUSH_SECONDS:
             self.flush()
+
+    def flush(self) -> None:
+        """Hand buffered output to the writer thread (at most 4 chunks are ever in flight)."""
+        self._raise_failure()
+        rows = self._take_output()
+        if not rows:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write_output, daemon=True)
+            self._thread.start()
+        self._queue.put(rows)
+
+    def drain(self) -> None:
+        """Wait until every output chunk handed over is committed."""
+        if self._thread is not None:
+            self._queue.join()
+        self._raise_failure()
+
+    def close(self) -> None:
+        self.flush()
+        self.drain()
+
+    def _write_output(self) -> None:
+        while True:
+            rows = self._queue.get()
+            try:
+                if self._failure is None:
+                    self._commit(rows)
+            except JournalError as exc:
+                self._failure = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def _buffer(self, event: Event) -> None:
         text = str(event.get("text", ""))
@@ -182,19 +253,36 @@ class JournalWriter:
         if buffered.size >= FLUSH_BYTES or event.time - buffered.first >= FLUSH_SECONDS:
             self.flush()
 
-    def flush(self) -> None:
+    def _take_output(self) -> list[_Row]:
         buffered, self._output = self._output, None
         if buffered is None:
-            return
+            return []
         text = "".join(buffered.text)
-        self._write(
-            EventKind.OUTPUT,
-            buffered.step,
-            buffered.attempt,
-            buffered.first,
-            {"text": text},
-            search=text,
-        )
+        return [
+            _Row(
+                EventKind.OUTPUT,
+                buffered.step,
+                buffered.attempt,
+                buffered.first,
+                {"text": text},
+                search=self._indexable(buffered.step, buffered.attempt, text),
+            )
+        ]
+
+    def _indexable(self, step: str | None, attempt: int, text: str) -> str:
+        """The part of an output chunk the search index takes now; the rest may join the tail
+        that is indexed when the step finishes."""
+        indexed_step, indexed_attempt, size = self._indexed
+        if (indexed_step, indexed_attempt) != (step, attempt):
+            size, self._tail = 0, []
+        head = text[: max(INDEX_BYTES - size, 0)]
+        self._indexed = (step, attempt, size + len(head))
+        rest = text[len(head) :]
+        if rest:
+            self._tail.append(rest)
+            while sum(map(len, self._tail)) - len(self._tail[0]) >= INDEX_BYTES:
+                self._tail.pop(0)
+        return head
 
     def _insert_run(self, event: Event) -> None:
         record = self.record
@@ -228,65 +316,54 @@ class JournalWriter:
             (str(RunStatus.RUNNING), event.get("pid"), event.get("host"), self.run_id),
         )
 
-    def _write(
-        self,
-        kind: EventKind,
-        step: str | None,
-        attempt: int,
-        at: float,
-        data: dict[str, object],
-        search: str | None = None,
-        before: Callable[[], None] | None = None,
-    ) -> None:
-        seq = self.seq + 1
-        payload = canonical(data)
-        digest = event_hash(self.prev, self.run_id, seq, str(kind), step, attempt, at, payload)
+    def _commit(self, rows: list[_Row], before: Callable[[], None] | None = None) -> None:
+        """Write events in one transaction, each chained to the one before."""
+        seq, prev = self.seq, self.prev
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 if before is not None:
                     before()
-                self.db.execute(
-                    "INSERT INTO events (run_id, seq, kind, step, attempt, time, data, prev, hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        self.run_id,
-                        seq,
-                        str(kind),
-                        step,
-                        attempt,
-                        at,
-                        payload,
-                        self.prev,
-                        digest,
-                    ),
-                )
-                if kind is EventKind.RUN_FINISHED:
-                    self.db.execute(
-                        "UPDATE runs SET events = ?, last_hash = ?, status = ?, ended = ?"
-                        " WHERE id = ?",
-                        (seq, digest, str(data.get("status")), at, self.run_id),
+                for row in rows:
+                    seq += 1
+                    payload = canonical(row.data)
+                    kind = str(row.kind)
+                    digest = event_hash(
+                        prev, self.run_id, seq, kind, row.step, row.attempt, row.at, payload
                     )
-                else:
                     self.db.execute(
-                        "UPDATE runs SET events = ?, last_hash = ? WHERE id = ?",
-                        (seq, digest, self.run_id),
-                    )
-                if search is None and kind is EventKind.STEP_STARTED:
-                    search = str(data.get("command") or data.get("text") or "")
-                if search:
-                    self.db.execute(
-                        "INSERT INTO search (text, run_id, step, field) VALUES (?, ?, ?, ?)",
+                        "INSERT INTO events (run_id, seq, kind, step, attempt, time, data, prev,"
+                        " hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
-                            search,
                             self.run_id,
-                            step,
-                            "output" if kind is EventKind.OUTPUT else "command",
+                            seq,
+                            kind,
+                            row.step,
+                            row.attempt,
+                            row.at,
+                            payload,
+                            prev,
+                            digest,
                         ),
                     )
+                    if row.search:
+                        self.db.execute(
+                            "INSERT INTO search (text, run_id, step, field) VALUES (?, ?, ?, ?)",
+                            (row.search, self.run_id, row.step, row.field),
+                        )
+                    if row.kind is EventKind.RUN_FINISHED:
+                        self.db.execute(
+                            "UPDATE runs SET status = ?, ended = ? WHERE id = ?",
+                            (str(row.data.get("status")), row.at, self.run_id),
+                        )
+                    prev = digest
+                self.db.execute(
+                    "UPDATE runs SET events = ?, last_hash = ? WHERE id = ?",
+                    (seq, prev, self.run_id),
+                )
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write to the journal: {exc}") from None
-        self.seq, self.prev = seq, digest
+        self.seq, self.prev = seq, prev
 
 
 def stored_events(db: sqlite3.Connection, run_id: str) -> Iterator[Event]:
