@@ -137,3 +137,106 @@ def test_every_command_has_a_one_line_help(name: str) -> None:
 def test_the_group_itself_has_a_one_line_help() -> None:
     assert cli.help and cli.help.strip().splitlines()[0].strip()
     assert {"check", "show"} <= set(cli.commands)
+
+
+# -- the project's runbooks run for real ----------------------------------------------------------
+
+
+def project_copy(tmp_path: Path) -> Path:
+    """The runbooks and mkdocs.yml in a fresh project (a git work tree of its own)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    (project / "mkdocs.yml").write_text((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    for source in RUNBOOKS.rglob("*.md"):
+        target = project / "runbooks" / source.relative_to(RUNBOOKS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    return project
+
+
+@pytest.mark.parametrize(
+    "name", sorted(str(p.relative_to(RUNBOOKS)) for p in RUNBOOKS.rglob("*.md"))
+)
+def test_every_project_runbook_renders_in_a_dry_run(name: str, tmp_path: Path) -> None:
+    project = project_copy(tmp_path)
+    result = run_cli("run", f"runbooks/{name}", "--dry-run", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "nothing is executed" in result.stdout
+
+
+def test_getting_started_runs_and_cleans_up(tmp_path: Path) -> None:
+    project = project_copy(tmp_path)
+    result = run_cli("run", "runbooks/getting-started.md", "--yes", "--allow-danger", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "200 <h1>Hello, operators!</h1>" in result.stdout
+    assert "workspace removed" in result.stdout
+    assert "rollback-stop-server" not in result.stdout
+
+
+def test_getting_started_rolls_back_when_the_health_check_fails(tmp_path: Path) -> None:
+    project = project_copy(tmp_path)
+    result = run_cli(
+        "run",
+        "runbooks/getting-started.md",
+        "--yes",
+        "--allow-danger",
+        "-p",
+        "page=missing.html",
+        cwd=project,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "health check failed: HTTP Error 404" in result.stdout
+    assert "✓ rollback-stop-server succeeded" in result.stdout
+    assert "✓ rollback-remove-workspace succeeded" in result.stdout
+    assert "clean-up" not in result.stdout.split("health-check failed")[1]
+
+
+def test_operations_runbooks_back_up_the_journal_and_rebuild_the_site(tmp_path: Path) -> None:
+    project = project_copy(tmp_path)
+    backup = run_cli("run", "runbooks/operations/journal-backup.md", "--yes", cwd=project)
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    [copy] = (project / ".runbook" / "backups").glob("journal-*.db")
+    assert copy.stat().st_size > 0
+    assert "the chains are intact" in backup.stdout
+
+    site = run_cli(
+        "run", "runbooks/operations/rebuild-site.md", "--yes", "-p", "site_dir=out", cwd=project
+    )
+    assert site.returncode == 0, site.stdout + site.stderr
+    assert (project / "out" / "getting-started" / "index.html").is_file()
+    # The site shows the two runs just made, from the project's journal.
+    assert len(list((project / "out" / "runs").glob("*/index.html"))) == 2
+
+
+def test_make_run_walks_an_operator_through_getting_started(tmp_path: Path) -> None:
+    import pexpect
+
+    project = project_copy(tmp_path)
+    env = {**os.environ, "NO_COLOR": "1", "RUNBOOK_JOURNAL": str(tmp_path / "journal.db")}
+    child = pexpect.spawn(
+        str(RUNBOOK),
+        ["run", "runbooks/getting-started.md"],
+        cwd=project,
+        env=env,
+        encoding="utf-8",
+        dimensions=(40, 200),
+        timeout=30,
+    )
+    step, manual = r"Run it\? .*\[\?\] ", r"Done\? \[D\]one / \[s\]kip / \[a\]bort "
+    for answer in ("d", "d"):  # the checklist before starting
+        child.expect(manual)
+        child.send(answer)
+    for _ in ("write-page", "approve", "start-server", "find-port", "health-check"):
+        child.expect(step)
+        child.send("r")
+    child.expect(manual)  # the page greets the right people
+    child.send("d")
+    child.expect(step)  # clean-up, a dangerous step: the operator types its id
+    child.send("r")
+    child.expect(r"Type the step id \(clean-up\) to run it: ")
+    child.sendline("clean-up")
+    child.expect("Run succeeded")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
