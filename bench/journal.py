@@ -402,7 +402,6 @@ def encode(
         record["abspath"],
         record["title"],
         record["digest"],
-        record["text"],
         record.get("git_commit"),
         record.get("git_dirty"),
         record["operator"],
@@ -419,10 +418,11 @@ def encode(
 
 
 INSERT_RUN = (
-    "INSERT INTO runs (id, path, abspath, title, digest, text, git_commit, git_dirty, operator,"
+    "INSERT INTO runs (id, path, abspath, title, digest, git_commit, git_dirty, operator,"
     " email, host, pid, started, ended, status, params, events, last_hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+INSERT_TEXT = "INSERT OR IGNORE INTO runbook_texts (digest, text) VALUES (?, ?)"
 INSERT_EVENT = (
     "INSERT INTO events (run_id, seq, kind, step, attempt, time, data, prev, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -447,12 +447,14 @@ def fidelity_check(generator: Generator) -> str:
         for kind, step, attempt, at, data in events:
             writer.emit(Event(EventKind(kind), data, step, attempt, at))
             if kind == "output":
-                writer.tick()  # a quiet moment: the chunk is committed as its own event
-        writer.flush()
+                writer.flush()  # a quiet moment: the chunk is committed as its own event
+                writer.drain()
+        writer.close()
         fast = connect(Path(tmp, "fast.db"))
         event_rows: list[tuple] = []  # type: ignore[type-arg]
         search_rows: list[tuple] = []  # type: ignore[type-arg]
         run_row = encode(run_id, record, events, event_rows, search_rows)
+        fast.execute(INSERT_TEXT, (record["digest"], record["text"]))
         fast.execute(INSERT_RUN, run_row)
         fast.executemany(INSERT_EVENT, event_rows)
         fast.executemany(INSERT_SEARCH, search_rows)
@@ -477,10 +479,13 @@ def build(path: Path, runs: int, seed: int) -> None:
     last_report = time.perf_counter()
     for first in range(0, runs, BATCH_RUNS):
         run_rows, event_rows, search_rows = [], [], []  # type: ignore[var-annotated]
+        texts = {}
         for index in range(first, min(first + BATCH_RUNS, runs)):
             run_id, record, events = generator.run(index)
+            texts[record["digest"]] = record["text"]
             run_rows.append(encode(run_id, record, events, event_rows, search_rows))
         db.execute("BEGIN")
+        db.executemany(INSERT_TEXT, texts.items())
         db.executemany(INSERT_RUN, run_rows)
         db.executemany(INSERT_EVENT, event_rows)
         db.executemany(INSERT_SEARCH, search_rows)
@@ -583,7 +588,9 @@ def fetch_only(db: sqlite3.Connection) -> int:
         ):
             count += 1
         db.execute(
-            "SELECT events, last_hash, digest, text FROM runs WHERE id = ?", (run_id,)
+            "SELECT events, last_hash, r.digest, t.text FROM runs r"
+            " LEFT JOIN runbook_texts t ON t.digest = r.digest WHERE id = ?",
+            (run_id,),
         ).fetchone()
     return count
 

@@ -74,7 +74,9 @@ def resume_run(
             )
         detail = query.run_detail(db, summary)
         stored_text = db.execute(
-            "SELECT text, abspath FROM runs WHERE id = ?", (summary.id,)
+            "SELECT t.text, r.abspath FROM runs r JOIN runbook_texts t ON t.digest = r.digest"
+            " WHERE r.id = ?",
+            (summary.id,),
         ).fetchone()
         return _resume(
             db,

@@ -461,7 +461,11 @@ def _rehashed(db: sqlite3.Connection, run_id: str) -> str:
 
 
 def _runbook_text(db: sqlite3.Connection, run_id: str) -> str:
-    db.execute("UPDATE runs SET text = replace(text, 'seq 1 3', 'seq 1 4') WHERE id = ?", (run_id,))
+    db.execute(
+        "UPDATE runbook_texts SET text = replace(text, 'seq 1 3', 'seq 1 4')"
+        " WHERE digest = (SELECT digest FROM runs WHERE id = ?)",
+        (run_id,),
+    )
     return "the stored runbook text does not match its sha256"
 
 

@@ -37,7 +37,6 @@ CREATE TABLE IF NOT EXISTS runs (
     abspath TEXT NOT NULL,
     title TEXT NOT NULL,
     digest TEXT NOT NULL,
-    text TEXT NOT NULL,
     git_commit TEXT,
     git_dirty INTEGER,
     operator TEXT NOT NULL,
@@ -51,6 +50,10 @@ CREATE TABLE IF NOT EXISTS runs (
     events INTEGER NOT NULL DEFAULT 0,
     last_hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runbook_texts (
+    digest TEXT PRIMARY KEY,
+    text TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
 CREATE INDEX IF NOT EXISTS runs_status_started ON runs (status, started);
 CREATE INDEX IF NOT EXISTS runs_path_started ON runs (path, started);
@@ -286,17 +289,21 @@ class JournalWriter:
 
     def _insert_run(self, event: Event) -> None:
         record = self.record
+        # Each version of a runbook's text is kept once, by its sha256, for all its runs.
         self.db.execute(
-            "INSERT INTO runs (id, path, abspath, title, digest, text, git_commit, git_dirty,"
+            "INSERT OR IGNORE INTO runbook_texts (digest, text) VALUES (?, ?)",
+            (record["digest"], record["text"]),
+        )
+        self.db.execute(
+            "INSERT INTO runs (id, path, abspath, title, digest, git_commit, git_dirty,"
             " operator, email, host, pid, started, status, params, last_hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.run_id,
                 record["path"],
                 record["abspath"],
                 record["title"],
                 record["digest"],
-                record["text"],
                 record.get("git_commit"),
                 record.get("git_dirty"),
                 record["operator"],

@@ -46,8 +46,9 @@ def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
             lifecycle.append((kind, data))
         prev, expected_seq = stored_hash, seq + 1
     row = db.execute(
-        "SELECT events, last_hash, digest, text, path, title, operator, host, params, status,"
-        " git_commit, email FROM runs WHERE id = ?",
+        "SELECT events, last_hash, r.digest, t.text, path, title, operator, host, params,"
+        " status, git_commit, email FROM runs r LEFT JOIN runbook_texts t ON t.digest = r.digest"
+        " WHERE id = ?",
         (run_id,),
     ).fetchone()
     if row is None:
