@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from engine.annotation import split_info
 from engine.console.terminal import step_flags
@@ -51,17 +51,16 @@ def runbook_markdown(
     plan: Plan,
     run_command: str,
     recent_runs: Sequence[RunSummary] = (),
-    run_url: str = "",
-    run_pages: frozenset[str] | set[str] = frozenset(),
+    run_href: Callable[[str], str] = lambda run_id: f"runs/{run_id}/",
 ) -> str:
     """The page's Markdown: the source with step headers, after a header box and a graph.
 
     Front matter lines are blanked, not removed, so the step lines from the model still index
-    the source; `run_url(id)` prefixes links to run pages.
+    the source; `run_href(id)` is the URL of a run's page, relative to this page.
     """
     lines = strip_front_matter(runbook.text.splitlines())
     numbers = {step_id: n for n, step_id in enumerate(_ordered_ids(plan), 1)}
-    top = _header_box(runbook, plan, run_command, recent_runs, run_url, run_pages)
+    top = _header_box(runbook, plan, run_command, recent_runs, run_href)
     top += "\n" + _graph(plan) + "\n"
     # The box goes right after the title (the first level-1 heading, by the model's line,
     # never a `# comment` in a code block); it joins that line so step lines stay valid.
@@ -129,82 +128,78 @@ def _header_box(
     plan: Plan,
     run_command: str,
     recent: Sequence[RunSummary],
-    run_url: str,
-    run_pages: frozenset[str] | set[str],
+    run_href: Callable[[str], str],
 ) -> str:
-    parts = ['<div class="rb-box" markdown>', ""]
+    """The box under the title, as HTML: Markdown inside HTML (md_in_html) took as long to
+    render as the rest of the page."""
+    parts = ['<div class="rb-box">']
     if runbook.description:
-        parts += [esc(runbook.description), ""]
+        parts.append(f"<p>{esc(runbook.description)}</p>")
     facts = []
     if runbook.owner:
-        facts.append(f"**Owner** {esc(runbook.owner)}")
+        facts.append(f"<strong>Owner</strong> {esc(runbook.owner)}")
     if runbook.tags:
-        facts.append("**Tags** " + " ".join(f"<code>{esc(t)}</code>" for t in runbook.tags))
+        facts.append(
+            "<strong>Tags</strong> " + " ".join(f"<code>{esc(t)}</code>" for t in runbook.tags)
+        )
     steps = plan.steps()
     manual = sum(s.kind is StepKind.MANUAL for s in steps)
-    facts.append(f"**Steps** {len(steps)} ({len(steps) - manual} commands, {manual} manual)")
-    parts += [" · ".join(facts), ""]
+    facts.append(
+        f"<strong>Steps</strong> {len(steps)} ({len(steps) - manual} commands, {manual} manual)"
+    )
+    parts.append("<p>" + " · ".join(facts) + "</p>")
     if runbook.params:
-        parts += ["| Parameter | Default | Description |", "|---|---|---|"]
+        parts.append(
+            '<table><thead><tr><th>Parameter</th><th>Default</th>'
+            "<th>Description</th></tr></thead><tbody>"
+        )
         for param in runbook.params:
-            default = (
-                "*secret*"
-                if param.secret
-                else (
-                    f"<code>{cell(param.default)}</code>"
-                    if param.default is not None
-                    else "*required*"
-                )
+            if param.secret:
+                default = "<em>secret</em>"
+            elif param.default is not None:
+                default = f"<code>{esc(param.default)}</code>"
+            else:
+                default = "<em>required</em>"
+            extra = f" (one of {', '.join(esc(c) for c in param.choices)})" if param.choices else ""
+            parts.append(
+                f"<tr><td><code>{esc(param.name)}</code></td><td>{default}</td>"
+                f"<td>{esc(param.description)}{extra}</td></tr>"
             )
-            extra = (
-                f" (one of {', '.join(cell(c) for c in param.choices)})" if param.choices else ""
-            )
-            name = f"<code>{cell(param.name)}</code>"
-            parts.append(f"| {name} | {default} | {cell(param.description)}{extra} |")
-        parts.append("")
-    parts += ["Run it:", "", "```sh", run_command, "```", ""]
-    parts += _last_run(runbook, recent, run_url, run_pages)
+        parts.append("</tbody></table>")
+    parts.append("<p>Run it:</p>")
+    parts.append(
+        f'<div class="highlight"><pre><span></span><code>{esc(run_command)}</code></pre></div>'
+    )
+    parts += _last_run(runbook, recent, run_href)
     parts += ["</div>", ""]
     return "\n".join(parts)
 
 
-def _run_link(
-    run: RunSummary, text: str, run_url: str, run_pages: frozenset[str] | set[str]
-) -> str:
-    """A link to the run's page, or to the runs index when it has no page (runs_max)."""
-    target = f"{run.id}.md" if run.id in run_pages else "index.md"
-    return f"[{text}]({run_url}{esc(target)})"
-
-
 def _last_run(
-    runbook: Runbook,
-    recent: Sequence[RunSummary],
-    run_url: str,
-    run_pages: frozenset[str] | set[str],
+    runbook: Runbook, recent: Sequence[RunSummary], run_href: Callable[[str], str]
 ) -> list[str]:
     if not recent:
-        return ["*Never run (no run of it is in the journal).*", ""]
+        return ["<p><em>Never run (no run of it is in the journal).</em></p>"]
     last = recent[0]
     status = f'<span class="rb-status rb-status-{esc(last.status)}">{esc(last.status)}</span>'
     lines = [
-        f"**Last run** {_run_link(last, esc(when(last.started)), run_url, run_pages)}"
-        f" by {esc(last.operator)}: {status}",
-        "",
+        f'<p><strong>Last run</strong> <a href="{esc(run_href(last.id))}">'
+        f"{esc(when(last.started))}</a> by {esc(last.operator)}: {status}</p>"
     ]
     succeeded = next((r for r in recent if r.status == "succeeded"), None)
     if succeeded is not None and succeeded.digest != runbook.digest:
-        lines += [
-            '!!! warning "Changed since its last successful run"',
-            "    This runbook changed after its last successful run"
-            f" ({esc(when(succeeded.started))}); the new version has not run successfully yet.",
-            "",
-        ]
+        lines.append(
+            '<div class="admonition warning"><p class="admonition-title">Changed since its last'
+            " successful run</p><p>This runbook changed after its last successful run"
+            f" ({esc(when(succeeded.started))}); the new version has not run successfully"
+            " yet.</p></div>"
+        )
     if len(recent) > 1:
         links = ", ".join(
-            _run_link(r, f"{esc(r.status)} {esc(when(r.started))}", run_url, run_pages)
+            f'<a href="{esc(run_href(r.id))}">{esc(r.status)} {esc(when(r.started))}</a>'
             for r in recent[1:]
         )
-        lines += [f"Earlier runs: {links}", ""]
+        lines.append(f"<p>Earlier runs: {links}</p>")
     return lines
 
 

@@ -22,6 +22,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
+from mkdocs.utils import get_relative_url
 
 from engine.journal.location import journal_path
 from engine.journal.query import RunSummary, list_runs, run_detail
@@ -50,7 +51,8 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         self._runs: list[RunSummary] = []
         self._db: sqlite3.Connection | None = None
         self._pages_by_path: dict[str, str] = {}
-        self._run_pages: set[str] = set()
+        self._run_urls: dict[str, str] = {}  # run id -> its page's URL
+        self._index_url = ""
         self._root = Path.cwd()
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
@@ -82,9 +84,12 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             return files
         runs_dir = self.config.runs_dir.strip("/")
         detailed = self._runs[: max(self.config.runs_max, 0)]
-        detailed_ids = self._run_pages = {r.id for r in detailed}
-        index = runs_index(self._runs, detailed_ids)
-        files.append(File.generated(config, f"{runs_dir}/index.md", content=index))
+        detailed_ids = {r.id for r in detailed}
+        index = File.generated(
+            config, f"{runs_dir}/index.md", content=runs_index(self._runs, detailed_ids)
+        )
+        files.append(index)
+        self._index_url = index.url
         for summary in detailed:
             detail = run_detail(self._db, summary)
             src_uri = f"{runs_dir}/{summary.id}.md"
@@ -94,16 +99,18 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             step_link = (lambda step_id, link=link: f"{link}#step-{step_id}") if link else None
             page = run_page(detail, link, step_link)
             # Run pages are reached from the index and the runbook pages, not the navigation.
-            files.append(
-                File.generated(config, src_uri, content=page, inclusion=InclusionLevel.NOT_IN_NAV)
+            generated = File.generated(
+                config, src_uri, content=page, inclusion=InclusionLevel.NOT_IN_NAV
             )
+            files.append(generated)
+            self._run_urls[summary.id] = generated.url
         return files
 
     def _open_journal(self) -> None:
         path = journal_path(self.config.journal, self._root)
         if not path.is_absolute():
             path = self._root / path
-        self._runs, self._db, self._run_pages = [], None, set()
+        self._runs, self._db, self._run_urls = [], None, {}
         if not path.exists():
             log.info("no journal at %s: the site has no run pages", path)
             return
@@ -138,14 +145,12 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         recent = [r for r in self._runs if r.abspath == abspath][: self.config.recent]
         docs = Path(config.docs_dir).resolve()
         shown = _relative(docs / page.file.src_uri, self._root)
-        up = "../" * (len(PurePosixPath(page.file.src_uri).parts) - 1)
         return runbook_markdown(
             runbook,
             plan,
             f"runbook run {shown}",
             recent,
-            f"{up}{self.config.runs_dir.strip('/')}/",
-            self._run_pages,
+            lambda run_id: get_relative_url(self._run_urls.get(run_id, self._index_url), page.url),
         )
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
