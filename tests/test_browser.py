@@ -256,8 +256,8 @@ def test_search_open_runbook_graph_and_run_output(server: str, tmp_path: Path) -
                 details.scroll_into_view_if_needed()
                 page.screenshot(path=shots / "5-run-output.png")
 
-                # The runs index (reached by instant navigation): the status filter works.
-                page.locator(".md-nav__link", has_text="Runs").last.click()
+                # The runs index (a run page links to it; instant navigation): the filter works.
+                page.locator("article a", has_text="all runs").first.click()
                 page.wait_for_url(re.compile(r"/runs/$"))
                 rows = page.locator(".rb-runs tbody tr")
                 rows.first.wait_for(state="visible")

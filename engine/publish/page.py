@@ -150,7 +150,7 @@ def _header_box(
     parts.append("<p>" + " · ".join(facts) + "</p>")
     if runbook.params:
         parts.append(
-            '<table><thead><tr><th>Parameter</th><th>Default</th>'
+            "<table><thead><tr><th>Parameter</th><th>Default</th>"
             "<th>Description</th></tr></thead><tbody>"
         )
         for param in runbook.params:

@@ -57,6 +57,10 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
         self._root = Path(config.config_file_path or ".").resolve().parent
+        # The run page template (runbook-run.html), after the theme's own directories.
+        templates = str(resources.files("engine.publish").joinpath("templates"))
+        if templates not in config.theme.dirs:
+            config.theme.dirs.append(templates)
         for asset in ASSETS:
             target = f"assets/runbook/{PurePosixPath(asset).name}"
             bucket = config.extra_css if asset.endswith(".css") else config.extra_javascript

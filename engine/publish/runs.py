@@ -103,6 +103,7 @@ def run_page(
     lines = [
         "---",
         f"title: {json.dumps(title)}",
+        "template: runbook-run.html",
         "search:",
         "  boost: 0.5",
         "---",
@@ -111,6 +112,7 @@ def run_page(
         "",
         f"| Runbook | {runbook} |",
         "|---|---|",
+        "| Runs | [all runs](index.md) |",
         f'| Status | <span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span>'
         + (f" {cell(detail.message)}" if detail.message else "")
         + " |",
