@@ -19,7 +19,13 @@ from enum import StrEnum
 
 from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
 from engine.model import FAILURE_ACTIONS, Runbook, Step, StepKind
-from engine.templates import TemplateProblem, expression_names, template_names
+from engine.templates import (
+    TemplateProblem,
+    expression_names,
+    has_template,
+    quoted_expressions,
+    template_names,
+)
 
 
 class EdgeKind(StrEnum):
@@ -77,7 +83,7 @@ def plan_runbook(runbook: Runbook) -> Plan:
     flow = [s.id for s in runbook.steps if s.run and s.id not in handler_steps]
     order = _topological(flow, needs, index, by_id, sink)
     ordered_handlers = tuple(
-        (target, tuple(_topological(list(ids), needs, index, by_id, None)))
+        (target, tuple(_topological(list(ids), needs, index, by_id, sink)))
         for target, ids in handlers
     )
     _check_templates(runbook, order, ordered_handlers, sink)
@@ -302,6 +308,17 @@ def _check_templates(
 def _check_step_templates(
     step: Step, known: set[str], everything: set[str], sink: DiagnosticSink
 ) -> None:
+    if step.kind is StepKind.COMMAND and not step.interpreter and has_template(step.body):
+        for line, column in quoted_expressions(step.body):
+            sink.error(
+                step.body_line + line - 1,
+                "template-in-quotes",
+                "a template inside shell quotes or a here-document is not protected by the"
+                " quoting its value gets, so a value could run commands",
+                'write it outside the quotes (echo "Restoring" {{ file }}), or use'
+                " `| unquoted` for a value you trust",
+                column=column,
+            )
     texts: list[tuple[str, int, int]] = [(step.body, step.body_line, 0)]
     texts += [(v, step.line, step.column_of("env")) for _, v in step.env]
     texts += [(e.send, step.line, step.column_of("expect")) for e in step.expect]
@@ -389,12 +406,11 @@ def resolve_params(
             else:
                 values[param.name] = ""
             continue
+        got = "" if param.secret else f", got {value!r}"  # a secret is never echoed
         if param.choices and value not in param.choices:
-            problems.append(
-                f"'{param.name}' must be one of {', '.join(param.choices)}, got {value!r}"
-            )
+            problems.append(f"'{param.name}' must be one of {', '.join(param.choices)}{got}")
         elif param.pattern and not re.fullmatch(param.pattern, value):
-            problems.append(f"'{param.name}' must match {param.pattern!r}, got {value!r}")
+            problems.append(f"'{param.name}' must match {param.pattern!r}{got}")
         values[param.name] = value
     return values, missing, problems
 

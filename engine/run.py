@@ -19,7 +19,7 @@ from engine.events import Event, EventKind, EventSink, RunStatus, StepStatus
 from engine.masking import Masker, StreamMasker
 from engine.model import Confirm, Step, StepKind
 from engine.plan import Plan
-from engine.shell import Outcome, Responder, ShellSession, StepIO
+from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO
 from engine.templates import (
     RenderedStep,
     SecretValue,
@@ -435,16 +435,26 @@ class Runner:
                 interrupt_requested=interrupts.take,
                 tick=lambda: (terminal.tick(), self._tick()),
             )
-            outcome = self.session.run_step(
-                command,
-                io,
-                interpreter=step.interpreter,
-                cwd=rendered.cwd,
-                env=dict(rendered.env),
-                timeout=timeout,
-                interactive=step.interactive,
-                no_input=self.options.assume_yes and not step.expect and not step.interactive,
-            )
+            try:
+                outcome = self.session.run_step(
+                    command,
+                    io,
+                    interpreter=step.interpreter,
+                    cwd=rendered.cwd,
+                    env=dict(rendered.env),
+                    timeout=timeout,
+                    interactive=step.interactive,
+                    no_input=self.options.assume_yes and not step.expect and not step.interactive,
+                )
+            except ShellError as exc:
+                self.emit(
+                    EventKind.STEP_FINISHED,
+                    step,
+                    attempt=attempt,
+                    status=str(StepStatus.FAILED),
+                    reason=str(exc),
+                )
+                raise RunAborted(f"step '{step.id}': {exc} (did the step end the shell?)") from None
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
                 self.emit(EventKind.OUTPUT, step, attempt=attempt, text=rest)
@@ -471,9 +481,12 @@ class Runner:
         env = dict(rendered.env)
         env["PS1"] = f"(runbook {step.id}) \\w\\$ "
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stream = StreamMasker(self.masker)
 
         def on_output(data: bytes) -> None:
-            self.emit(EventKind.OUTPUT, step, text=decoder.decode(data), shell=True)
+            text = decoder.decode(stream.feed(data))
+            if text:
+                self.emit(EventKind.OUTPUT, step, text=text, shell=True)
 
         with self.ui.step_io(step, True) as terminal:
             io = StepIO(on_output=on_output, input_fd=terminal.input_fd, tick=terminal.tick)

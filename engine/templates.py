@@ -253,3 +253,71 @@ def render_step(
             for prompt, send, secret in answers
         ),
     )
+
+
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+
+
+def quoted_expressions(source: str) -> list[tuple[int, int]]:
+    """(line, column) of each `{{ ... }}` written inside shell quotes or a here-document,
+    where the quotes added to its value would not protect it (1-based, within the source).
+
+    A value is quoted for the shell as one word; inside "..." or '...' those quotes are just
+    characters, so `"$(...)"` in a value would run. A `$( ... )` starts afresh, as the shell
+    does, even inside double quotes. `{{ x | unquoted }}` is the author's choice.
+    """
+    found: list[tuple[int, int]] = []
+    # Quoting contexts, innermost last: "" (plain), "'", '"', or "(" for a $( ... ).
+    stack: list[str] = [""]
+    heredocs: list[str] = []
+    in_heredoc = ""
+    for number, line in enumerate(source.split("\n"), 1):
+        if in_heredoc:
+            if line.strip() == in_heredoc:
+                in_heredoc = heredocs.pop(0) if heredocs else ""
+            else:
+                found += [(number, m.start() + 1) for m in _OUTPUT.finditer(line) if _guarded(m)]
+            continue
+        index = 0
+        while index < len(line):
+            char, quote = line[index], stack[-1]
+            if line.startswith("{{", index):
+                end = line.find("}}", index)
+                match = _OUTPUT.match(line, index) if end >= 0 else None
+                if quote in ("'", '"') and match is not None and _guarded(match):
+                    found.append((number, index + 1))
+                index = end + 2 if end >= 0 else len(line)
+                continue
+            if quote == "'":
+                if char == "'":
+                    stack.pop()
+            elif char == "\\":
+                index += 1
+            elif line.startswith("$(", index) and not line.startswith("$((", index):
+                stack.append("(")
+                index += 1
+            elif quote == '"':
+                if char == '"':
+                    stack.pop()
+            elif char in "'\"":
+                stack.append(char)
+            elif char == ")" and quote == "(":
+                stack.pop()
+            elif char == "#" and (index == 0 or line[index - 1] in " \t;"):
+                break
+            elif line.startswith("<<", index) and not line.startswith("<<<", index):
+                heredoc = _HEREDOC.match(line, index)
+                if heredoc:
+                    heredocs.append(heredoc.group(2))
+                    index = heredoc.end()
+                    continue
+            index += 1
+        if heredocs and stack == [""]:
+            in_heredoc = heredocs.pop(0)
+    return found
+
+
+def _guarded(match: re.Match[str]) -> bool:
+    """An expression whose value gets shell quotes (not Go/GitHub syntax, not `unquoted`)."""
+    text = match.group(1)
+    return not text.strip().startswith(".") and "unquoted" not in text

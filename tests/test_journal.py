@@ -545,7 +545,7 @@ params:
 
 ```bash {id: raw}
 echo "raw: $TOKEN"
-echo "templated: {{ token }}"
+echo "templated:" {{ token }}
 ```
 
 ```bash {id: encoded}

@@ -207,3 +207,35 @@ def test_a_literal_secret_answer_is_warned_about() -> None:
         + step("b", "expect: [{prompt: 'Password:', send: '{{ pw }}', secret: true}]")
     )
     assert found(lint_runbook(runbook)) == [("literal-secret", 2)]
+
+
+def test_a_template_inside_quotes_or_a_heredoc_is_an_error() -> None:
+    result = plan(
+        "---\nparams:\n  file: {default: x}\n---\n# A\n"
+        + step("a", body='echo "Restoring {{ file }}"')
+        + step("b", body="echo 'Message: {{ file }}'")
+        + step("c", body="cat <<EOT\nname {{ file }}\nEOT")
+        + step("d", body='echo "fine" {{ file }} "$(cat {{ file }})" "{{ file | unquoted }}"')
+    )
+    assert found(result.diagnostics) == [
+        ("template-in-quotes", 7),
+        ("template-in-quotes", 10),
+        ("template-in-quotes", 14),
+    ]
+
+
+def test_a_rejected_secret_value_is_not_echoed() -> None:
+    runbook = parse("---\nparams:\n  pw: {secret: true, pattern: '[a-z]+'}\n---\n")
+    _, _, problems = resolve_params(runbook, {"pw": "Sup3r$ecret"})
+    assert problems == ["'pw' must match '[a-z]+'"]
+
+
+def test_a_cycle_inside_a_failure_handler_is_reported() -> None:
+    result = plan(
+        "# A\n"
+        + step("a", "on_failure: rollback")
+        + "## Rollback\n"
+        + step("r1", "needs: [r2]")
+        + step("r2", "needs: [r1]")
+    )
+    assert [d.code for d in result.diagnostics] == ["cycle"]

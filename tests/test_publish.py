@@ -68,7 +68,7 @@ Bring back the last dump after a bad migration. PROSE_WORD.
 - [ ] Announce the restore in #ops
 
 ```bash {id: stop-api, timeout: 2m}
-echo "stopping the api in {{ environment }}"
+echo "stopping the api in" {{ environment }}
 ```
 
 ## Restore
@@ -78,7 +78,7 @@ pg_restore --clean -d app {{ backup_file }}
 ```
 
 ```bash {id: report, retries: 1, when: 'environment != "production"'}
-echo "note: {{ note }}"
+echo "note:" {{ note }}
 echo "<script>alert(1)</script>"
 printf 'password %s\\n' "$DB_PASSWORD"
 printf %s "$DB_PASSWORD" | base64

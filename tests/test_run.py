@@ -1192,8 +1192,8 @@ def test_missing_parameters_are_asked_for(tmp_path: Path, operator) -> None:
         # Deploy
 
         ```bash {id: deploy}
-        echo "env={{ environment }} release=$RELEASE token=$TOKEN" | tee params.txt
-        echo "again {{ token }}"
+        echo "env="{{ environment }}" release=$RELEASE token=$TOKEN" | tee params.txt
+        echo "again" {{ token }}
         ```
         """,
     )

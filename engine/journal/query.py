@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from engine.duration import parse_duration
 from engine.events import Event, EventKind, RunStatus
-from engine.journal.store import is_alive, stored_events
+from engine.journal.store import JournalError, is_alive, stored_events
 
 
 class RunNotFound(Exception):
@@ -63,12 +63,24 @@ def _summary(row: tuple) -> RunSummary:  # type: ignore[type-arg]
         started=float(row[7]),
         ended=None if row[8] is None else float(row[8]),
         status=status,
-        params=json.loads(row[10]),
+        params=_params(row[0], row[10]),
         digest=row[11],
         git_commit=row[12],
         git_dirty=None if row[13] is None else bool(row[13]),
         abspath=row[14],
     )
+
+
+def _params(run_id: str, text: str) -> dict[str, object]:
+    try:
+        params = json.loads(text)
+    except ValueError:
+        params = None
+    if not isinstance(params, dict):
+        raise JournalError(
+            f"run {run_id}: its parameters cannot be read (run `runbook log verify {run_id}`)"
+        )
+    return params
 
 
 def list_runs(

@@ -375,11 +375,16 @@ class JournalWriter:
 
 def stored_events(db: sqlite3.Connection, run_id: str) -> Iterator[Event]:
     """A run's events as recorded, in order."""
-    for kind, step, attempt, at, data in db.execute(
-        "SELECT kind, step, attempt, time, data FROM events WHERE run_id = ? ORDER BY seq",
+    for seq, kind, step, attempt, at, data in db.execute(
+        "SELECT seq, kind, step, attempt, time, data FROM events WHERE run_id = ? ORDER BY seq",
         (run_id,),
     ):
-        yield Event(EventKind(kind), json.loads(data), step, attempt, at)
+        try:
+            yield Event(EventKind(kind), json.loads(data), step, attempt, at)
+        except (ValueError, TypeError):
+            raise JournalError(
+                f"run {run_id}: event {seq} cannot be read (run `runbook log verify {run_id}`)"
+            ) from None
 
 
 def is_alive(pid: int) -> bool:

@@ -7,6 +7,7 @@ HTML spans (ansi2html, which escapes the text), so `<script>` in an output is sh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 
 from ansi2html import Ansi2HTMLConverter
@@ -102,13 +103,13 @@ def run_page(
     )
     lines = [
         "---",
-        f"title: {json.dumps(title)}",
+        f"title: {json.dumps(re.sub(r'[<>&]', '', title))}",
         "template: runbook-run.html",
         "search:",
         "  boost: 0.5",
         "---",
         "",
-        f"# {title}",
+        f"# {esc(title)}",
         "",
         f"| Runbook | {runbook} |",
         "|---|---|",
