@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check bench clean
+.PHONY: run test bench bench-all clean
 export NO_MKDOCS_2_WARNING := 1
 
 $(BIN)/python:
@@ -35,8 +35,15 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest
 
+## The quick benchmarks (a few minutes); bench-all adds the journal and site ones (~20 min).
 bench: $(STAMP)
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/steps.py
+	$(BIN)/python bench/output.py
+
+bench-all: bench
+	$(BIN)/python bench/journal.py
+	$(BIN)/python bench/site.py
 
 clean:
 	rm -rf $(VENV) site .pytest_cache
