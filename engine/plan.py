@@ -296,10 +296,17 @@ def _check_templates(
         _check_step_templates(step, captured, all_captures, sink)
         if step.capture:
             captured.add(step.capture)
-    flow_captures = captured
-    for _, ids in handlers:
+    for target, ids in handlers:
+        # A handler runs right after the step that failed: only what was captured before the
+        # earliest step naming it is sure to exist, plus what its own steps capture.
+        failing = [n for n, i in enumerate(order) if by_id[i].on_failure == target]
+        known = set(base) | {
+            by_id[i].capture for i in order[: min(failing, default=0)] if by_id[i].capture
+        }
         for step_id in ids:
-            _check_step_templates(by_id[step_id], flow_captures, all_captures, sink)
+            _check_step_templates(by_id[step_id], known, all_captures, sink)
+            if by_id[step_id].capture:
+                known.add(by_id[step_id].capture)
     for step in runbook.steps:
         if not step.run:
             _check_step_templates(step, all_captures, all_captures, sink)

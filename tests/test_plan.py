@@ -239,3 +239,16 @@ def test_a_cycle_inside_a_failure_handler_is_reported() -> None:
         + step("r2", "needs: [r1]")
     )
     assert [d.code for d in result.diagnostics] == ["cycle"]
+
+
+def test_a_handler_may_use_only_values_captured_before_the_step_that_fails() -> None:
+    result = plan(
+        "# A\n"
+        + step("before", "capture: early")
+        + step("a", "on_failure: rollback")
+        + step("c", "capture: late")
+        + "## Rollback\n"
+        + step("r1", body="echo {{ early }} {{ late }}")
+    )
+    assert found(result.diagnostics) == [("capture-order", 13)]
+    assert "'late'" in result.diagnostics[0].message
