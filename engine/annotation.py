@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from engine.diagnostics import DiagnosticSink, did_you_mean
 from engine.duration import parse_duration
-from engine.model import FAILURE_ACTIONS, Confirm, Expect
+from engine.model import Confirm, Expect
 from engine.yamlsafe import YamlDocument, load_yaml
 
 SHELL_LANGUAGES = frozenset({"bash", "sh", "shell", "zsh"})
@@ -384,7 +384,3 @@ def _scalar_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def is_failure_action(value: str) -> bool:
-    return value in FAILURE_ACTIONS

@@ -64,19 +64,6 @@ class EventSink(Protocol):
     def emit(self, event: Event) -> None: ...
 
 
-class EventRecorder:
-    """Keeps every event in memory: what tests and the run's own summary read."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of_kind(self, kind: EventKind) -> list[Event]:
-        return [e for e in self.events if e.kind is kind]
-
-
 class Fanout:
     """Sends each event to several sinks in order; `tick` reaches those that buffer."""
 

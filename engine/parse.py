@@ -14,7 +14,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from engine.annotation import ID_PATTERN, StepAttributes, annotate, split_info
+from engine.annotation import StepAttributes, annotate, split_info
 from engine.diagnostics import DiagnosticSink
 from engine.front_matter import FrontMatter, read_front_matter
 from engine.model import Runbook, Section, Step, StepKind
@@ -235,7 +235,3 @@ def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
         capture=attrs.capture,
         key_columns=tuple(attrs.key_columns.items()),
     )
-
-
-def is_valid_id(text: str) -> bool:
-    return bool(ID_PATTERN.match(text))

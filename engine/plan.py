@@ -420,7 +420,3 @@ def resolve_params(
             problems.append(f"'{param.name}' must match {param.pattern!r}{got}")
         values[param.name] = value
     return values, missing, problems
-
-
-def step_kind_label(step: Step) -> str:
-    return "manual" if step.kind is StepKind.MANUAL else "command"

@@ -9,7 +9,7 @@ import codecs
 import re
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import FrameType
@@ -540,9 +540,6 @@ def _failure_status(outcome: Outcome) -> StepStatus:
     if outcome.interrupted:
         return StepStatus.INTERRUPTED
     return StepStatus.FAILED
-
-
-Tick = Callable[[], None]
 
 
 def dry_run_commands(plan: Plan, values: Mapping[str, str]) -> list[tuple[Step, str]]:

@@ -164,10 +164,6 @@ class ShellSession:
         if outcome.exit_code is None:
             raise ShellError(f"{shell} did not start properly")
 
-    @property
-    def pid(self) -> int:
-        return int(self._child.pid)
-
     def _send(self, script: str) -> None:
         """Type one command line: nothing is left in the terminal's input for the step's own
         programs to read, and PROMPT_COMMAND prints the marker when the line is done."""
@@ -316,10 +312,6 @@ class ShellSession:
         if group is not None:
             with contextlib.suppress(OSError):
                 os.killpg(group, signum)
-
-    def interrupt(self) -> None:
-        """Ctrl-C, as a terminal sends it: to the foreground process group."""
-        self._child.send(b"\x03")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
