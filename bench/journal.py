@@ -47,6 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine_cli import compile_engine, runbook_command  # bench/engine_cli.py
+
 from engine.events import Event, EventKind
 from engine.journal import query
 from engine.journal.store import GENESIS, JournalWriter, canonical, connect, event_hash
@@ -521,12 +523,6 @@ def build_state(path: Path) -> str | None:
 # -- measuring ----------------------------------------------------------------------------------
 
 
-def runbook_command() -> str:
-    """The `runbook` script next to this interpreter (the venv's), else the one on PATH."""
-    local = Path(sys.executable).parent / "runbook"
-    return str(local) if local.exists() else shutil.which("runbook") or "runbook"
-
-
 def timed(reps: int, action: Callable[[], object]) -> tuple[float, float, object]:
     """Median and best seconds of `reps` calls, and the last call's result."""
     times, result = [], None
@@ -722,7 +718,8 @@ def report(path: Path, reps: int, verify_reps: int) -> None:
     minus = "no (CLI - --help)"
 
     help_cli = cli([exe, "--help"])
-    help_cli()  # warm-up: the interpreter's files into the page cache
+    compile_engine()  # warm-up: .pyc files, and the interpreter's files into the page cache
+    help_cli()
     startups: list[float] = []
     med, best, _ = timed(reps, lambda: connect(path).close())
     table.add("connect() + close", "no", med, best, "", "(reference)")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import pty
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from engine_cli import compile_engine, runbook_command  # bench/engine_cli.py
 
 RATE_TARGET = 0.75
 RSS_LIMIT_MB = 100.0
@@ -49,12 +50,6 @@ LABELS = {
     "raw": "raw pty (stty -opost)",
     "pipe": "pipe",
 }
-
-
-def runbook_command() -> str:
-    """The `runbook` script next to this interpreter (the venv's), else the one on PATH."""
-    local = Path(sys.executable).parent / "runbook"
-    return str(local) if local.exists() else shutil.which("runbook") or "runbook"
 
 
 def producer(nbytes: int) -> str:
@@ -182,7 +177,8 @@ def main() -> int:
         work = Path(tmp)
         start_path = work / "start.md"
         start_path.write_text("# Start-up\n\n```bash\ntrue\n```\n", encoding="utf-8")
-        engine_run(runbook, start_path, work)  # warm-up: page cache, .pyc files
+        compile_engine()  # warm-up: .pyc files and the page cache
+        engine_run(runbook, start_path, work)
         for megabytes in sizes:
             nbytes = megabytes * 1_000_000
             command = producer(nbytes)

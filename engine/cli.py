@@ -7,18 +7,19 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from engine.console import log as log_view
 from engine.console.terminal import Terminal
 from engine.diagnostics import did_you_mean
-from engine.journal import JournalError, connect, journal_path, query
-from engine.journal.export import detail_dict, summary_dict, to_json, to_markdown
-from engine.journal.verify import verify_all, verify_run
+from engine.journal import JournalError, connect, journal_path
 
-# The parser, planner and runner (markdown-it, Jinja, ftfy, pexpect) are imported by the
-# commands that use them, so `runbook log ...` starts quickly.
+if TYPE_CHECKING:
+    from engine.journal.query import RunDetail
+
+# Each command imports what only it uses: the parser, planner and runner (markdown-it, Jinja,
+# ftfy, pexpect) for `run`, the journal's queries and views for `log`, so each starts quickly.
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
@@ -233,6 +234,10 @@ def log_list(
     journal: Path | None,
 ) -> None:
     """List past runs, newest first."""
+    from engine.console import log as log_view
+    from engine.journal import query
+    from engine.journal.export import summary_dict
+
     terminal = Terminal()
     db = _open_journal(journal)
     if db is None:
@@ -256,6 +261,9 @@ def log_list(
 @JOURNAL
 def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Path | None) -> None:
     """Show a run's whole record: steps, commands, answers, outputs."""
+    from engine.console import log as log_view
+    from engine.journal.export import detail_dict
+
     terminal = Terminal()
     detail = _detail(journal, run_ref)
     if step_id and detail.step(step_id) is None:
@@ -276,6 +284,9 @@ def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Pat
 @JOURNAL
 def log_search(text: str, limit: int, output_format: str, journal: Path | None) -> None:
     """Search the commands and outputs of past runs."""
+    from engine.console import log as log_view
+    from engine.journal import query
+
     terminal = Terminal()
     db = _open_journal(journal)
     hits = query.search(db, text, limit) if db else []
@@ -302,6 +313,10 @@ def log_search(text: str, limit: int, output_format: str, journal: Path | None) 
 @JOURNAL
 def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
     """Check the runs' hash chains; name the first event that differs."""
+    from engine.console import log as log_view
+    from engine.journal import query
+    from engine.journal.verify import verify_all, verify_run
+
     terminal = Terminal()
     db = _open_journal(journal)
     if db is None:
@@ -330,12 +345,16 @@ def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
 @JOURNAL
 def log_export(run_ref: str, output_format: str, journal: Path | None) -> None:
     """Export a run as JSON or as a Markdown incident record."""
+    from engine.journal.export import to_json, to_markdown
+
     detail = _detail(journal, run_ref)
     text = to_json(detail) if output_format == "json" else to_markdown(detail)
     click.echo(text, nl=False)
 
 
-def _detail(journal: Path | None, run_ref: str) -> query.RunDetail:
+def _detail(journal: Path | None, run_ref: str) -> RunDetail:
+    from engine.journal import query
+
     db = _open_journal(journal)
     if db is None:
         raise UserError("no runs recorded yet")
