@@ -21,11 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from engine.events import Event, EventKind, RunStatus
 
 FLUSH_SECONDS = 0.25
-FLUSH_BYTES = 64 * 1024
+FLUSH_BYTES = 512 * 1024
 INDEX_BYTES = 512 * 1024
+IN_FLIGHT = 4  # output chunks handed to the writer thread and not yet committed
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 
@@ -88,8 +91,15 @@ class JournalError(Exception):
 
 
 def canonical(value: object) -> str:
-    """The one JSON encoding hashed and stored: sorted keys, no spaces, UTF-8 as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The one JSON encoding hashed and stored: sorted keys, no spaces, UTF-8 as is.
+
+    orjson writes it (output chunks are megabytes: about 30 times faster than json); json
+    takes what orjson refuses (integers past 64 bits, lone surrogates). Both write every
+    string alike, and a stored event is verified against its text as stored."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_hash(
@@ -166,7 +176,7 @@ class JournalWriter:
         self._tail: list[str] = []
         # Output is committed by a background thread, so a step printing a lot is read while
         # its earlier output is written; every other event waits for that queue to drain.
-        self._queue: queue.Queue[list[_Row]] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[list[_Row]] = queue.Queue(maxsize=IN_FLIGHT)
         self._thread: threading.Thread | None = None
         self._failure: JournalError | None = None
 
@@ -208,7 +218,7 @@ class JournalWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Hand buffered output to the writer thread (at most 4 chunks are ever in flight)."""
+        """Hand buffered output to the writer thread (at most IN_FLIGHT chunks in flight)."""
         self._raise_failure()
         rows = self._take_output()
         if not rows:
