@@ -7,14 +7,16 @@ one explicit way to insert a value as shell text. `{{.Field}}` (Go templates, as
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+if TYPE_CHECKING:
+    from jinja2 import nodes
+    from jinja2.sandbox import SandboxedEnvironment
 
 _LITERAL = re.compile(r"\$\{\{.*?\}\}|\{\{-?\s*\.[^{}]*\}\}")
 _MARKERS = ("{{", "{%", "{#")
@@ -72,6 +74,9 @@ def _quote(value: object) -> object:
 
 
 def _make_environment(quote: bool) -> SandboxedEnvironment:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
     env = SandboxedEnvironment(
         undefined=StrictUndefined,
         finalize=_quote if quote else None,
@@ -82,9 +87,18 @@ def _make_environment(quote: bool) -> SandboxedEnvironment:
     return env
 
 
-_ENV = _make_environment(quote=True)
-_PLAIN = _make_environment(quote=False)
-_EXPRESSIONS = SandboxedEnvironment(undefined=StrictUndefined)
+# Jinja is imported when a template first needs it: most steps have none (~15 ms at start).
+@functools.cache
+def _environment(quote: bool = True) -> SandboxedEnvironment:
+    return _make_environment(quote)
+
+
+@functools.cache
+def _expressions() -> SandboxedEnvironment:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined)
 
 
 def has_template(source: str) -> bool:
@@ -111,8 +125,10 @@ def template_names(source: str) -> list[NameUse]:
     simple = _simple_names(source)
     if simple is not None:
         return simple
+    from jinja2 import TemplateSyntaxError
+
     try:
-        tree = _ENV.parse(_protect(source))
+        tree = _environment().parse(_protect(source))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(
             f"template syntax error: {exc.message}", exc.lineno, _LITERAL_HINT
@@ -131,7 +147,10 @@ def _simple_names(source: str) -> list[NameUse] | None:
         if any(start <= match.start() < end for start, end in literal_spans):
             continue
         simple = _SIMPLE.fullmatch(match.group(1))
-        if simple is None or not all(f in _ENV.filters for f in _FILTER.findall(simple.group(2))):
+        if simple is None:
+            return None
+        filters = _FILTER.findall(simple.group(2))
+        if filters and not all(f in _environment().filters for f in filters):
             return None
         name = simple.group(1)
         if name not in uses:
@@ -146,16 +165,20 @@ def _simple_names(source: str) -> list[NameUse] | None:
 
 def expression_names(expression: str) -> list[NameUse]:
     """Every name a `when` expression reads; raises TemplateProblem on bad syntax."""
+    from jinja2 import TemplateSyntaxError
+
     try:
-        tree = _EXPRESSIONS.parse("{{ (" + expression + ") }}")
+        tree = _expressions().parse("{{ (" + expression + ") }}")
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"expression syntax error: {exc.message}", exc.lineno) from None
     return _names_in(tree, expression)
 
 
 def _names_in(tree: nodes.Template, source: str) -> list[NameUse]:
+    from jinja2 import meta, nodes
+
     for node in tree.find_all(nodes.Filter):
-        if node.name not in _ENV.filters:
+        if node.name not in _environment().filters:
             raise TemplateProblem(f"no filter named '{node.name}'", node.lineno)
         if node.name == "attr":
             raise TemplateProblem("the attr filter is not allowed in a template", node.lineno)
@@ -189,6 +212,8 @@ def _names_in(tree: nodes.Template, source: str) -> list[NameUse]:
 
 
 def _constant(node: nodes.Node) -> object:
+    from jinja2 import nodes
+
     return node.value if isinstance(node, nodes.Const) else None
 
 
@@ -197,9 +222,11 @@ def render_template(source: str, context: Mapping[str, object], quote: bool = Tr
     are not shell text: a directory, an env value, an answer); raises TemplateProblem."""
     if not has_template(source):
         return source
-    environment = _ENV if quote else _PLAIN
+    from jinja2 import TemplateError, TemplateSyntaxError
+    from jinja2.exceptions import SecurityError, UndefinedError
+
     try:
-        return environment.from_string(_protect(source)).render(dict(context))
+        return _environment(quote).from_string(_protect(source)).render(dict(context))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(
             f"template syntax error: {exc.message}", exc.lineno, _LITERAL_HINT
@@ -214,8 +241,11 @@ def render_template(source: str, context: Mapping[str, object], quote: bool = Tr
 
 def evaluate_condition(expression: str, context: Mapping[str, object]) -> bool:
     """The truth of a `when` expression over parameters and captured values."""
+    from jinja2 import TemplateError, TemplateSyntaxError
+    from jinja2.exceptions import SecurityError, UndefinedError
+
     try:
-        compiled = _EXPRESSIONS.compile_expression(expression, undefined_to_none=False)
+        compiled = _expressions().compile_expression(expression, undefined_to_none=False)
         return bool(compiled(**dict(context)))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"expression syntax error: {exc.message}", exc.lineno) from None

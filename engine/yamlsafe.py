@@ -6,14 +6,12 @@ safe constructor, so nothing in a runbook is ever executed while it is read.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import yaml
-
-try:
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+if TYPE_CHECKING:
+    import yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +36,9 @@ class YamlDocument:
 
 def load_yaml(text: str) -> YamlDocument | YamlError:
     """Load one YAML document safely; an error says where, never raises."""
-    loader = _Loader(text)
+    import yaml  # on first use: a runbook without front matter never needs it (~9 ms)
+
+    loader = _safe_loader()(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -59,9 +59,18 @@ def load_yaml(text: str) -> YamlDocument | YamlError:
     return YamlDocument(value, key_lines)
 
 
+@functools.cache
+def _safe_loader() -> type:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when PyYAML has it
+
+
 def _collect_key_lines(
     node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]
 ) -> None:
+    import yaml
+
     if len(path) > 4:
         return
     if isinstance(node, yaml.MappingNode):

@@ -7,9 +7,9 @@ import re
 import sys
 import termios
 import time
+from typing import TYPE_CHECKING
 
 import click
-from rich.syntax import Syntax
 from rich.text import Text
 
 from engine.console.terminal import Terminal, _section_path, step_flags
@@ -19,6 +19,9 @@ from engine.model import Param, Step, StepKind
 from engine.plan import Plan
 from engine.run import Choice
 from engine.shell import Outcome
+
+if TYPE_CHECKING:
+    from rich.syntax import Syntax
 
 # -- run ------------------------------------------------------------------------------------
 
@@ -56,7 +59,6 @@ class RunConsole:
         self.sections = {s.slug: s for s in plan.runbook.sections} if plan else {}
         self._progress_shown = False
         self._at_line_start = True
-        self._tail: list[str] = []
         self._step_started = 0.0
         self._position = ""
         self._current = ""
@@ -71,7 +73,6 @@ class RunConsole:
             sys.stdout.write(text)
             sys.stdout.flush()
             self._at_line_start = text.endswith("\n")
-            self._tail = (self._tail + text.splitlines())[-20:]
         elif kind is EventKind.RUN_STARTED:
             steps = event.get("steps") or []
             self.out.print(
@@ -82,7 +83,6 @@ class RunConsole:
                 )
             )
         elif kind is EventKind.STEP_STARTED:
-            self._tail = []
             self._step_started = time.monotonic()
             self._current = event.step or ""
             if event.get("kind") == "command" and event.attempt > 1:
@@ -171,9 +171,7 @@ class RunConsole:
 
     def ask_step(self, step: Step, command: str, position: int, total: int) -> Choice:
         self._header(step, position, total)
-        self.out.print(
-            Syntax(command.rstrip("\n"), "bash", theme="ansi_dark", background_color="default")
-        )
+        self.out.print(_highlighted(command))
         while True:
             key = self._key("Run it? [R]un / [s]kip / [e]dit / [a]bort / [?] ")
             if key in STEP_KEYS:
@@ -372,6 +370,11 @@ def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str
         if step.kind is StepKind.MANUAL:
             out.print(Text.assemble(("  ☐ ", "bold"), command))
         else:
-            out.print(
-                Syntax(command.rstrip("\n"), "bash", theme="ansi_dark", background_color="default")
-            )
+            out.print(_highlighted(command))
+
+
+def _highlighted(command: str) -> Syntax:
+    """The command as shell code, coloured (pygments is loaded on the first prompt only)."""
+    from rich.syntax import Syntax
+
+    return Syntax(command.rstrip("\n"), "bash", theme="ansi_dark", background_color="default")

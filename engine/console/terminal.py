@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from engine.diagnostics import Diagnostic
@@ -20,6 +19,8 @@ from engine.duration import format_duration
 from engine.model import Confirm, Param, Step, StepKind
 
 if TYPE_CHECKING:  # kept out of start-up: `runbook log` needs none of them
+    from rich.table import Table
+
     from engine.check import CheckResult, FixReport
     from engine.plan import Plan
 
@@ -276,6 +277,8 @@ def step_flags(step: Step) -> list[str]:
 
 
 def _params_table(params: tuple[Param, ...]) -> Table:
+    from rich.table import Table  # only `show` prints a table
+
     table = Table(title="Parameters", title_justify="left", title_style="bold", box=None)
     for column in ("name", "default", "choices", "description", ""):
         table.add_column(column, style="dim" if column == "" else None)
