@@ -9,9 +9,10 @@ of several alternating passes:
               (wait4's ru_maxrss, the maximum over the engine and its children, is printed too);
 - bare pty:   `bash -c CMD` on a fresh pty (pty.openpty(), default termios: output processing
               on, as pexpect spawns), read in Python with os.read(fd, 65536) until EOF;
-- pty -onlcr: the same with `stty -onlcr`, as the engine's own session sets its pty (output
-              processing on, but no newline translation: the same bytes as the engine reads);
-- raw pty:    the same with `stty -opost` on the pty (no output processing; reference row);
+- pty -onlcr: the same with `stty -onlcr` (output processing on, but no newline translation:
+              the same bytes as the engine reads; reference row);
+- raw pty:    the same with `stty -onlcr -opost`, as the engine's own session sets its pty (no
+              output processing: still the same bytes, by the kernel's fast path);
 - pipe:       the same command into a pipe read the same way (reference row).
 
 Targets: engine rate >= 75% of the bare pty's rate; engine peak RSS < 100 MB, and not growing
@@ -41,13 +42,18 @@ RATE_TARGET = 0.75
 RSS_LIMIT_MB = 100.0
 RSS_GROWTH = 1.10
 LINE = "x" * 99
-PTY_MODES = (("bare", 0), ("onlcr", termios.ONLCR), ("raw", termios.OPOST), ("pipe", None))
+PTY_MODES = (
+    ("bare", 0),
+    ("onlcr", termios.ONLCR),
+    ("raw", termios.ONLCR | termios.OPOST),
+    ("pipe", None),
+)
 LABELS = {
     "engine": "engine (runbook run > /dev/null)",
     "start-up": "start-up (one `true` step)",
     "bare": "bare pty (default termios)",
-    "onlcr": "pty -onlcr (the engine's termios)",
-    "raw": "raw pty (stty -opost)",
+    "onlcr": "pty -onlcr",
+    "raw": "raw pty (the engine's termios)",
     "pipe": "pipe",
 }
 
@@ -214,7 +220,7 @@ def main() -> int:
         medians = {key: statistics.median(times[key]) for key in LABELS}
         bare = megabytes / medians["bare"]
         rates[megabytes] = medians["bare"] / medians["engine"]
-        strict[megabytes] = medians["onlcr"] / medians["engine"]
+        strict[megabytes] = medians["raw"] / medians["engine"]
         for key, label in LABELS.items():
             rate = megabytes / medians[key]
             cells = [
@@ -246,7 +252,7 @@ def main() -> int:
         f"  (target >= {RATE_TARGET:.2f})  {verdict(ratio >= RATE_TARGET)}"
     )
     print(
-        f"  against a pty with the engine's own termios (-onlcr): {strict[big]:.2f}"
+        f"  against a pty with the engine's own termios (-onlcr -opost): {strict[big]:.2f}"
         f"  {verdict(strict[big] >= RATE_TARGET)}"
     )
     print(
