@@ -64,6 +64,7 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
         TERM="xterm-256color",
         HOME=str(home),
         TMPDIR=str(scratch),
+        XDG_RUNTIME_DIR=str(scratch),  # where the shell session keeps its step scripts
         USER=OPERATOR,
         LOGNAME=OPERATOR,
         GIT_CONFIG_NOSYSTEM="1",

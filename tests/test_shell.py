@@ -90,3 +90,22 @@ def test_expect_answers_and_large_output_arrives_whole(session: ShellSession) ->
     assert outcome.exit_code == 0
     assert "hi ada" in text
     assert text.rstrip().endswith("\n200000") and text.count("\n") == 200001
+
+
+def test_scratch_files_are_private_and_removed(tmp_path, monkeypatch) -> None:
+    """Step scripts and the state file live in $XDG_RUNTIME_DIR (else /dev/shm), readable by
+    the owner only, and go when the session closes."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    shell = ShellSession(cwd=str(tmp_path))
+    try:
+        [workdir] = list(tmp_path.glob("runbook-*"))
+        assert oct(workdir.stat().st_mode & 0o777) == "0o700"
+        code, out = run(shell, f"stat -c '%n %a' {workdir}/*")
+        assert code == 0
+        modes = dict(line.rsplit(" ", 1) for line in out.splitlines())
+        assert set(modes.values()) == {"600"}
+        assert f"{workdir}/state" in modes
+        assert any(name.startswith(f"{workdir}/step-") for name in modes)
+    finally:
+        shell.close()
+    assert not workdir.exists()

@@ -24,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from engine.events import Event, EventKind, RunStatus
+from engine.journal.checkpoint import Checkpointer
 
 FLUSH_SECONDS = 0.25
 FLUSH_BYTES = 512 * 1024
@@ -113,9 +114,12 @@ def event_hash(
     at: float,
     data: str,
 ) -> str:
-    """sha256 over the previous hash and every stored field of the event."""
-    record = "\x1f".join((prev, run_id, str(seq), kind, step or "", str(attempt), repr(at), data))
-    return hashlib.sha256(record.encode("utf-8")).hexdigest()
+    """sha256 over the previous hash and every stored field of the event, joined by \x1f
+    (the data, often megabytes, is hashed as it is rather than copied into the record)."""
+    fields = (prev, run_id, str(seq), kind, step or "", str(attempt), repr(at), "")
+    digest = hashlib.sha256("\x1f".join(fields).encode("utf-8"))
+    digest.update(data.encode("utf-8"))
+    return digest.hexdigest()
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -183,6 +187,7 @@ class JournalWriter:
         self._queue: queue.Queue[list[_Row]] = queue.Queue(maxsize=IN_FLIGHT)
         self._thread: threading.Thread | None = None
         self._failure: JournalError | None = None
+        self._checkpoints = Checkpointer(db)
 
     @classmethod
     def resume(cls, db: sqlite3.Connection, run_id: str) -> JournalWriter:
@@ -241,6 +246,7 @@ class JournalWriter:
     def close(self) -> None:
         self.flush()
         self.drain()
+        self._checkpoints.close()
 
     def _write_output(self) -> None:
         while True:
@@ -248,6 +254,9 @@ class JournalWriter:
             try:
                 if self._failure is None:
                     self._commit(rows)
+                    self._checkpoints.written(
+                        sum(len(str(row.data.get("text", ""))) for row in rows)
+                    )
             except JournalError as exc:
                 self._failure = exc
             finally:
