@@ -1251,3 +1251,56 @@ def test_every_parameter_is_exported_in_upper_case(tmp_path: Path) -> None:
     assert (tmp_path / "env.txt").read_text() == (
         "R=eu-north D=app prod F=small N=\nchild sees app prod\n"
     )
+
+
+# -- 8. output, byte for byte ---------------------------------------------------------------------
+
+
+def test_large_output_reaches_the_terminal_and_the_journal_byte_for_byte(tmp_path: Path) -> None:
+    """Colours, tabs and carriage returns pass untranslated (the session's pty does no output
+    processing), and 12 MB, past a journal checkpoint, are all recorded and verify."""
+    from engine.events import EventKind
+    from engine.journal.store import connect, stored_events
+
+    write_runbook(
+        tmp_path,
+        r"""
+        # Output
+
+        ```bash {id: loud}
+        printf 'colour: \033[31mred\033[0m\ttab\r\nprogress 50%%\rprogress 100%%\n'
+        yes 'line of output, 32 bytes long..' 2>/dev/null | head -c 12000000
+        ```
+        """,
+    )
+    journal = tmp_path / "journal.db"
+    done = subprocess.run(
+        [str(RUNBOOK), "run", "rb.md", "--yes"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        env=environment(tmp_path, RUNBOOK_JOURNAL=str(journal)),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    printed = b"colour: \x1b[31mred\x1b[0m\ttab\r\nprogress 50%\rprogress 100%\n"
+    printed += (b"line of output, 32 bytes long..\n" * 375_000)[:12_000_000]
+    assert printed in done.stdout
+    db = connect(journal)
+    try:
+        [run_id] = [row[0] for row in db.execute("SELECT id FROM runs")]
+        recorded = "".join(
+            str(e.get("text")) for e in stored_events(db, run_id) if e.kind is EventKind.OUTPUT
+        )
+    finally:
+        db.close()
+    assert recorded == printed.decode()
+    verify = subprocess.run(
+        [str(RUNBOOK), "log", "verify", "--journal", str(journal)],
+        capture_output=True,
+        text=True,
+        env=environment(tmp_path),
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
