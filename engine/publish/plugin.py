@@ -19,17 +19,18 @@ from mkdocs.config import base
 from mkdocs.config import config_options as c
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
-from mkdocs.plugins import BasePlugin
+from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files, InclusionLevel
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
 from engine.journal.location import journal_path
 from engine.journal.query import RunSummary, list_runs, run_detail
-from engine.loader import RunbookNotFound, read_runbook
-from engine.plan import plan_runbook
+from engine.loader import RunbookNotFound
 from engine.publish.page import runbook_markdown
-from engine.publish.runs import run_page, runs_index
+from engine.publish.prefetch import Prefetch
+from engine.publish.runs import RunLinks, run_page, runs_index
+from engine.publish.stash import Stash
 
 log = logging.getLogger("mkdocs.plugins.runbook")
 # Served under assets/runbook/. mermaid is bundled so step graphs render without a network
@@ -49,8 +50,11 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
 
     def __init__(self) -> None:
         self._runs: list[RunSummary] = []
+        self._runs_by_path: dict[str, list[RunSummary]] = {}  # abspath -> its runs, newest first
         self._db: sqlite3.Connection | None = None
-        self._pages_by_path: dict[str, str] = {}
+        self._pages_by_path: dict[str, File] = {}
+        self._stash = Stash()
+        self._prefetch = Prefetch(())
         self._run_urls: dict[str, str] = {}  # run id -> its page's URL
         self._index_url = ""
         self._root = Path.cwd()
@@ -78,11 +82,11 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             content = resources.files("engine.publish").joinpath("assets", asset).read_bytes()
             name = PurePosixPath(asset).name
             files.append(File.generated(config, f"assets/runbook/{name}", content=content))
-        self._pages_by_path = {
-            str(Path(f.abs_src_path).resolve()): f.src_uri
-            for f in files.documentation_pages()
-            if f.abs_src_path
-        }
+        pages = {f.abs_src_path: f for f in files.documentation_pages() if f.abs_src_path}
+        self._prefetch.close()
+        self._prefetch = Prefetch([(path, f.src_uri) for path, f in pages.items()])
+        self._pages_by_path = {str(Path(path).resolve()): f for path, f in pages.items()}
+        self._stash = Stash()
         self._open_journal()
         if self._db is None:
             return files
@@ -90,22 +94,27 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         detailed = self._runs[: max(self.config.runs_max, 0)]
         detailed_ids = {r.id for r in detailed}
         index = File.generated(
-            config, f"{runs_dir}/index.md", content=runs_index(self._runs, detailed_ids)
+            config,
+            f"{runs_dir}/index.md",
+            content=runs_index(self._runs, detailed_ids, self._stash),
         )
         files.append(index)
         self._index_url = index.url
         for summary in detailed:
-            detail = run_detail(self._db, summary)
-            src_uri = f"{runs_dir}/{summary.id}.md"
-            target = self._runbook_page(summary)
-            up = "../" * (len(PurePosixPath(src_uri).parts) - 1)
-            link = f"{up}{target}" if target else None
-            step_link = (lambda step_id, link=link: f"{link}#step-{step_id}") if link else None
-            page = run_page(detail, link, step_link)
             # Run pages are reached from the index and the runbook pages, not the navigation.
+            # The content is written once the page's URL is known: its links are relative.
             generated = File.generated(
-                config, src_uri, content=page, inclusion=InclusionLevel.NOT_IN_NAV
+                config,
+                f"{runs_dir}/{summary.id}.md",
+                content="",
+                inclusion=InclusionLevel.NOT_IN_NAV,
             )
+            target = self._pages_by_path.get(summary.abspath)
+            links = RunLinks(
+                get_relative_url(target.url, generated.url) if target else None,
+                get_relative_url(index.url, generated.url),
+            )
+            generated.content_string = run_page(run_detail(self._db, summary), links, self._stash)
             files.append(generated)
             self._run_urls[summary.id] = generated.url
         return files
@@ -114,7 +123,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         path = journal_path(self.config.journal, self._root)
         if not path.is_absolute():
             path = self._root / path
-        self._runs, self._db, self._run_urls = [], None, {}
+        self._runs, self._runs_by_path, self._db, self._run_urls = [], {}, None, {}
         if not path.exists():
             log.info("no journal at %s: the site has no run pages", path)
             return
@@ -124,9 +133,8 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         except sqlite3.Error as exc:
             raise PluginError(f"runbook: cannot read the journal {path}: {exc}") from None
         self._db = db
-
-    def _runbook_page(self, summary: RunSummary) -> str | None:
-        return self._pages_by_path.get(summary.abspath)
+        for run in self._runs:
+            self._runs_by_path.setdefault(run.abspath, []).append(run)
 
     def on_page_markdown(
         self, markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files
@@ -135,29 +143,41 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         if not source or page.file.generated_by:
             return None
         try:
-            runbook = read_runbook(Path(source), page.file.src_uri)
+            runbook, plan = self._prefetch.get(source, page.file.src_uri)
         except RunbookNotFound as exc:
             raise PluginError(f"runbook: {exc}") from None
         if not runbook.steps:
             return None
-        plan = plan_runbook(runbook)
         page.meta.setdefault("search", {"boost": 2})  # the procedure ranks above its runs
         for diagnostic in plan.diagnostics:
             if diagnostic.is_error:
                 log.warning(diagnostic.format().splitlines()[0])
-        abspath = str(Path(source).resolve())
-        recent = [r for r in self._runs if r.abspath == abspath][: self.config.recent]
+        recent = self._runs_by_path.get(str(Path(source).resolve()), [])[: self.config.recent]
         docs = Path(config.docs_dir).resolve()
         shown = _relative(docs / page.file.src_uri, self._root)
         return runbook_markdown(
             runbook,
             plan,
             f"runbook run {shown}",
+            self._stash,
             recent,
             lambda run_id: get_relative_url(self._run_urls.get(run_id, self._index_url), page.url),
         )
 
+    @event_priority(50)  # early: other plugins see the page as it is published
+    def on_page_content(
+        self, html: str, /, *, page: Page, config: MkDocsConfig, files: Files
+    ) -> str | None:
+        return self._stash.restore(html)
+
     def on_post_build(self, *, config: MkDocsConfig) -> None:
+        self._close()
+
+    def on_build_error(self, *, error: Exception) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        self._prefetch.close()
         if self._db is not None:
             self._db.close()
             self._db = None

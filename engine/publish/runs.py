@@ -1,20 +1,24 @@
 """Run history pages: an index of runs and a page per run, from the journal.
 
-Pure: run records in, Markdown (with escaped HTML) out. Outputs keep their ANSI colours as
-HTML spans (ansi2html, which escapes the text), so `<script>` in an output is shown as text.
+Pure: run records in, Markdown out: its headings are Markdown, the rest is escaped HTML kept
+in a `Stash`. Outputs keep their ANSI colours as HTML spans (ansi2html, which escapes the
+text), so `<script>` in an output is shown as text.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ansi2html import Ansi2HTMLConverter
 
 from engine.journal.export import when
 from engine.journal.query import RunDetail, RunSummary, StepRecord
 from engine.publish.page import cell, esc
+from engine.publish.stash import Stash
 
 _ANSI = Ansi2HTMLConverter(inline=False, escaped=True, dark_bg=True)
 STATUS_COLOUR = {
@@ -43,19 +47,12 @@ def duration_text(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-def runs_index(runs: Sequence[RunSummary], detailed: set[str]) -> str:
+def runs_index(runs: Sequence[RunSummary], detailed: set[str], stash: Stash) -> str:
     """Newest first, with filters by runbook and status (a small script on the page)."""
     paths = sorted({r.path for r in runs})
     statuses = sorted({r.status for r in runs})
     lines = [
-        "---",
-        "title: Runs",
-        "---",
-        "",
-        "# Runs",
-        "",
-        f"{len(runs)} run(s) recorded in the journal, newest first.",
-        "",
+        f"<p>{len(runs)} run(s) recorded in the journal, newest first.</p>",
         '<div class="rb-filters">',
         '<label>Runbook <select data-rb-filter="runbook"><option value="">all</option>'
         + "".join(f'<option value="{esc(p)}">{esc(p)}</option>' for p in paths)
@@ -80,27 +77,29 @@ def runs_index(runs: Sequence[RunSummary], detailed: set[str]) -> str:
             f'<td><span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span></td>'
             f"<td>{esc(duration_text(run.duration))}</td></tr>"
         )
-    lines += ["</tbody>", "</table>", "</div>", ""]
-    return "\n".join(lines)
+    lines += ["</tbody>", "</table>", "</div>"]
+    return "---\ntitle: Runs\n---\n\n# Runs\n" + stash.block("\n".join(lines))
 
 
-def run_page(
-    detail: RunDetail, runbook_link: str | None, step_link: Callable[[str], str] | None
-) -> str:
-    """One run: facts, parameters, a timeline, and each step with its commands and output."""
+@dataclass(frozen=True, slots=True)
+class RunLinks:
+    """URLs relative to a run's page: its runbook's page (None if it has none), the index."""
+
+    runbook: str | None
+    index: str
+
+    def step(self, step_id: str) -> str | None:
+        return f"{self.runbook}#step-{step_id}" if self.runbook else None
+
+
+def run_page(detail: RunDetail, links: RunLinks, stash: Stash) -> str:
+    """One run: facts, parameters, a timeline, and each step with its commands and output.
+
+    The headings are Markdown (the table of contents and search sections come from them);
+    everything under them is HTML, in the stash.
+    """
     run = detail.summary
     title = f"Run {run.id}: {run.title} ({run.status})"
-    version = f"sha256 <code>{esc(run.digest[:16])}</code>"
-    if run.git_commit:
-        version += f", git <code>{esc(run.git_commit[:12])}</code>" + (
-            " (uncommitted changes)" if run.git_dirty else ""
-        )
-    email = f" &lt;{cell(run.email)}&gt;" if run.email else ""
-    runbook = (
-        f"[{esc(run.title)}]({runbook_link})"
-        if runbook_link
-        else f"{esc(run.title)} (`{esc(run.path)}`)"
-    )
     lines = [
         "---",
         f"title: {json.dumps(re.sub(r'[<>&]', '', title))}",
@@ -110,61 +109,80 @@ def run_page(
         "---",
         "",
         f"# {esc(title)}",
-        "",
-        f"| Runbook | {runbook} |",
-        "|---|---|",
-        "| Runs | [all runs](index.md) |",
-        f'| Status | <span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span>'
-        + (f" {cell(detail.message)}" if detail.message else "")
-        + " |",
-        f"| Operator | {cell(run.operator)}{email} on {cell(run.host)} |",
-        f"| Started | {esc(when(run.started))} |",
-        f"| Ended | {esc(when(run.ended))} |",
-        f"| Duration | {esc(duration_text(run.duration))} |",
-        f"| Version | {version} |",
-        "",
+        stash.block(_facts(detail, links)),
     ]
     if run.params:
-        lines += ["## Parameters", "", "| Name | Value |", "|---|---|"]
-        lines += [
-            f"| <code>{cell(k)}</code> | <code>{cell(v)}</code> |" for k, v in run.params.items()
-        ]
-        lines.append("")
-    lines += ["## Timeline", "", timeline_svg(detail), "", "## Steps", ""]
+        params = run.params.items()
+        rows = [(f"<code>{cell(k)}</code>", f"<code>{cell(v)}</code>") for k, v in params]
+        lines += ["## Parameters", stash.block(_table(("Name", "Value"), rows))]
+    lines += ["## Timeline", stash.block(f"<p>{timeline_svg(detail)}</p>"), "## Steps", ""]
     for step in detail.steps:
-        lines += _step_section(step, step_link)
+        lines += [f"### {esc(step.id)}", stash.block(_step_section(step, links.step(step.id)))]
     return "\n".join(lines) + "\n"
 
 
-def _step_section(step: StepRecord, step_link: Callable[[str], str] | None) -> list[str]:
+def _table(head: tuple[str, str], rows: Sequence[tuple[str, str]]) -> str:
+    """A two-column table, as Python-Markdown's tables extension writes it."""
+    body = "".join(f"<tr>\n<td>{a}</td>\n<td>{b}</td>\n</tr>\n" for a, b in rows)
+    return (
+        f"<table>\n<thead>\n<tr>\n<th>{head[0]}</th>\n<th>{head[1]}</th>\n</tr>\n</thead>\n"
+        f"<tbody>\n{body}</tbody>\n</table>"
+    )
+
+
+def _facts(detail: RunDetail, links: RunLinks) -> str:
+    run = detail.summary
+    version = f"sha256 <code>{esc(run.digest[:16])}</code>"
+    if run.git_commit:
+        version += f", git <code>{esc(run.git_commit[:12])}</code>" + (
+            " (uncommitted changes)" if run.git_dirty else ""
+        )
+    email = f" &lt;{cell(run.email)}&gt;" if run.email else ""
+    runbook = (
+        f'<a href="{html.escape(links.runbook)}">{esc(run.title)}</a>'
+        if links.runbook
+        else f"{esc(run.title)} (<code>{esc(run.path)}</code>)"
+    )
+    status = f'<span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span>'
+    rows = [
+        ("Runs", f'<a href="{html.escape(links.index)}">all runs</a>'),
+        ("Status", status + (f" {cell(detail.message)}" if detail.message else "")),
+        ("Operator", f"{cell(run.operator)}{email} on {cell(run.host)}"),
+        ("Started", esc(when(run.started))),
+        ("Ended", esc(when(run.ended))),
+        ("Duration", esc(duration_text(run.duration))),
+        ("Version", version),
+    ]
+    return _table(("Runbook", runbook), rows)
+
+
+def _step_section(step: StepRecord, step_link: str | None) -> str:
     status = step.status or "started, no result"
-    heading = f"### {esc(step.id)}"
     lines = [
-        heading,
-        "",
-        f'<span class="rb-status rb-status-{esc(step.status or "running")}">{esc(status)}</span>'
+        f'<p><span class="rb-status rb-status-{esc(step.status or "running")}">{esc(status)}</span>'
         + (f" {esc(step.reason)}" if step.reason else "")
-        + (f" · [in the runbook]({step_link(step.id)})" if step_link else ""),
-        "",
+        + (f' · <a href="{html.escape(step_link)}">in the runbook</a>' if step_link else "")
+        + "</p>"
     ]
     if step.text:
-        lines += [f"Manual step: {esc(step.text)}", ""]
+        lines.append(f"<p>Manual step: {esc(step.text)}</p>")
+    answers = []
     for answer in step.answers:
         note = f" ({esc(answer.get('note'))})" if answer.get("note") else ""
-        lines.append(
-            f"- {esc(when(float(answer['time'])))}: {esc(answer.get('question'))} → "  # type: ignore[arg-type]
-            f"**{esc(answer.get('answer'))}**{note}"
+        answers.append(
+            f"<li>{esc(when(float(answer['time'])))}: {esc(answer.get('question'))} → "  # type: ignore[arg-type]
+            f"<strong>{esc(answer.get('answer'))}</strong>{note}</li>"
         )
-    if step.answers:
-        lines.append("")
+    if answers:
+        lines += ["<ul>", *answers, "</ul>"]
     for attempt in step.attempts:
         if not attempt.command:
             continue
         result = f"exit code {attempt.exit_code}" if attempt.exit_code is not None else "no result"
         lines += [
-            f"Attempt {attempt.number}{' (edited)' if attempt.edited else ''},"
-            f" {esc(when(attempt.started))}, {esc(result)}, {esc(duration_text(attempt.duration))}",
-            "",
+            f"<p>Attempt {attempt.number}{' (edited)' if attempt.edited else ''},"
+            f" {esc(when(attempt.started))}, {esc(result)},"
+            f" {esc(duration_text(attempt.duration))}</p>",
             f'<pre class="rb-command"><code>{esc(attempt.command.rstrip())}</code></pre>',
             "",
         ]
@@ -176,7 +194,7 @@ def _step_section(step: StepRecord, step_link: Callable[[str], str] | None) -> l
                 "</details>",
                 "",
             ]
-    return lines
+    return "\n".join(lines)
 
 
 def _lines(text: str) -> str:
@@ -199,7 +217,7 @@ def timeline_svg(detail: RunDetail) -> str:
                 (step.id, attempt.number, attempt.started, finished, attempt.status or step.status)
             )
     if not bars:
-        return "*No step ran.*"
+        return "<em>No step ran.</em>"
     span = max(end - start, 0.001)
     width, row, label = 720, 22, 200
     height = row * len(bars) + 24
