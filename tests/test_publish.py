@@ -784,3 +784,21 @@ def test_the_projects_own_site_builds_strict(tmp_path: Path) -> None:
     assert "runbook run runbooks/getting-started.md" in text_of(page)
     assert (out / "assets" / "runbook" / "mermaid.min.js").is_file()
     assert not (out / "runs").exists()  # no journal, no run pages
+
+
+def test_a_large_site_renders_every_runbook_and_leaves_no_placeholder(tmp_path: Path) -> None:
+    """Past 50 pages a worker process reads the runbooks ahead; every page still gets its
+    step headers, and no placeholder for the plugin's HTML is left in any file."""
+    project = Site(tmp_path)
+    for n in range(60):
+        project.write(
+            f"docs/rb{n:02}.md",
+            f"# Runbook {n}\n\n```bash {{id: step-{n}}}\necho {n}\n```\n\n- [ ] Check {n}\n",
+        )
+    built(project.build())
+    for n in range(60):
+        body = article(project.page(f"rb{n:02}"))
+        assert f'id="step-step-{n}"' in body
+        assert body.count('class="rb-step rb-step-manual"') == 1
+    leftovers = [str(p) for p in site_files(project.out) if b"rbstash" in p.read_bytes()]
+    assert leftovers == []

@@ -42,9 +42,12 @@ class Prefetch:
         # spawn, not fork: `mkdocs serve` has threads, and a forked child can inherit a lock
         # held by one of them.
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
-        for path, display in pages:
-            self._futures[path] = self._pool.submit(read_and_plan, path, display)
+        try:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            for path, display in pages:
+                self._futures[path] = self._pool.submit(read_and_plan, path, display)
+        except (OSError, RuntimeError):  # no process can be started here: every page reads
+            self.close()
 
     def get(self, path: str, display: str) -> tuple[Runbook, Plan]:
         """The page's runbook and plan: from the worker if it has them, else read here."""
