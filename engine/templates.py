@@ -73,7 +73,10 @@ def _quote(value: object) -> object:
     return shlex.quote(str(value))
 
 
-def _make_environment(quote: bool) -> SandboxedEnvironment:
+# Jinja is imported when a template first needs it: most steps have none (~15 ms at start).
+@functools.cache
+def _environment(quote: bool = True) -> SandboxedEnvironment:
+    """The step template environment: every value shell-quoted, or (quote=False) as is."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -87,14 +90,9 @@ def _make_environment(quote: bool) -> SandboxedEnvironment:
     return env
 
 
-# Jinja is imported when a template first needs it: most steps have none (~15 ms at start).
-@functools.cache
-def _environment(quote: bool = True) -> SandboxedEnvironment:
-    return _make_environment(quote)
-
-
 @functools.cache
 def _expressions() -> SandboxedEnvironment:
+    """The environment `when` expressions are read and evaluated in."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
