@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from engine.console.terminal import Terminal
+from engine.console.terminal import EditorFailed, Terminal
 from engine.diagnostics import did_you_mean
-from engine.journal import JournalError, connect, journal_path
+from engine.journal import JournalError, journal_path
 
 if TYPE_CHECKING:
-    from engine.journal.query import RunDetail
+    from engine.journal.storage import SqliteStore
+    from engine.record import RunDetail
 
 # Each command imports what only it uses: the parser, planner and runner (markdown-it, Jinja,
 # ftfy, pexpect) for `run`, the journal's queries and views for `log`, so each starts quickly.
@@ -45,8 +45,21 @@ class UserError(click.ClickException):
 
     exit_code = EXIT_USAGE
 
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+    def show(self, file: IO[Any] | None = None) -> None:
         Terminal().error(self.message)
+
+
+class ClickKeyboard:
+    """The operator's keys and editor, through click (the one module that imports it)."""
+
+    def read_key(self) -> str:
+        return click.getchar()
+
+    def edit(self, text: str, extension: str) -> str | None:
+        try:
+            return click.edit(text, extension=extension, require_save=True)
+        except click.UsageError as exc:
+            raise EditorFailed(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -139,9 +152,10 @@ def run(
     """Run a runbook step by step, asking before each step."""
     from engine import launch
     from engine.loader import RunbookNotFound, read_runbook
+    from engine.parameters import Parameters
     from engine.plan import plan_runbook
 
-    terminal = Terminal()
+    terminal = Terminal(keyboard=ClickKeyboard())
     try:
         runbook = read_runbook(path)
         plan = plan_runbook(runbook)
@@ -152,13 +166,16 @@ def run(
         given = launch.parse_param_args(params, params_file)
         options = launch.run_options(plan, yes, allow_danger, start_from, only, skip)
         values = launch.collect_params(runbook, given, interactive and not dry_run, terminal)
+        parameters = Parameters.of(plan, values)
         if dry_run:
-            launch.dry_run(plan, values, terminal)
+            launch.dry_run(plan, parameters, options, terminal)
             return
         if not interactive and not yes:
             raise UserError("no terminal to ask on: use --yes for an unattended run")
         status = launch.run_plan(
-            plan, values, options, terminal, interactive, journal_path(journal), force
+            launch.Launch(
+                plan, parameters, options, terminal, interactive, journal_path(journal), force
+            )
         )
     except (RunbookNotFound, launch.LaunchError) as exc:
         raise UserError(str(exc)) from None
@@ -186,7 +203,7 @@ def resume(
     from engine import launch
     from engine.resume import resume_run
 
-    terminal = Terminal()
+    terminal = Terminal(keyboard=ClickKeyboard())
     if not yes and not sys.stdin.isatty():
         raise UserError("no terminal to ask on: use --yes to resume unattended")
     try:
@@ -204,12 +221,14 @@ def log() -> None:
     """List, show, search, verify and export past runs."""
 
 
-def _open_journal(journal: Path | None) -> sqlite3.Connection | None:
+def _open_journal(journal: Path | None) -> SqliteStore | None:
+    from engine.journal.storage import SqliteStore
+
     path = journal_path(journal)
     if not path.exists():
         Terminal().err.print(f"No runs recorded yet (no journal at {path}).")
         return None
-    return connect(path)
+    return SqliteStore(path)
 
 
 @log.command("list")
@@ -235,19 +254,21 @@ def log_list(
 ) -> None:
     """List past runs, newest first."""
     from engine.console import log as log_view
-    from engine.journal import query
-    from engine.journal.export import summary_dict
+    from engine.duration import parse_duration
+    from engine.publish.export import summary_dict
 
     terminal = Terminal()
-    db = _open_journal(journal)
-    if db is None:
+    seconds = None
+    if since:
+        seconds = parse_duration(since)
+        if seconds is None:
+            raise UserError(f"--since {since}: not a duration such as 7d, 12h or 30m")
+    store = _open_journal(journal)
+    if store is None:
         if output_format == "json":
             terminal.json([])
         return
-    try:
-        runs = query.list_runs(db, runbook_path, status, since, operator, limit)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    runs = store.list_runs(runbook_path, status, seconds, operator, limit)
     if output_format == "json":
         terminal.json([summary_dict(r) for r in runs])
     else:
@@ -262,7 +283,7 @@ def log_list(
 def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Path | None) -> None:
     """Show a run's whole record: steps, commands, answers, outputs."""
     from engine.console import log as log_view
-    from engine.journal.export import detail_dict
+    from engine.publish.export import detail_dict
 
     terminal = Terminal()
     detail = _detail(journal, run_ref)
@@ -285,11 +306,10 @@ def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Pat
 def log_search(text: str, limit: int, output_format: str, journal: Path | None) -> None:
     """Search the commands and outputs of past runs."""
     from engine.console import log as log_view
-    from engine.journal import query
 
     terminal = Terminal()
-    db = _open_journal(journal)
-    hits = query.search(db, text, limit) if db else []
+    store = _open_journal(journal)
+    hits = store.search(text, limit) if store else []
     if output_format == "json":
         terminal.json(
             [
@@ -314,20 +334,19 @@ def log_search(text: str, limit: int, output_format: str, journal: Path | None) 
 def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
     """Check the runs' hash chains; name the first event that differs."""
     from engine.console import log as log_view
-    from engine.journal import query
-    from engine.journal.verify import verify_all, verify_run
+    from engine.journal.query import RunNotFound
 
     terminal = Terminal()
-    db = _open_journal(journal)
-    if db is None:
+    store = _open_journal(journal)
+    if store is None:
         return
     if run_ref and not every:
         try:
-            results = [verify_run(db, query.find_run(db, run_ref).id)]
-        except query.RunNotFound as exc:
+            results = store.verify(store.find_run(run_ref).id)
+        except RunNotFound as exc:
             raise UserError(str(exc)) from None
     else:
-        results = verify_all(db)
+        results = store.verify()
     log_view.verifications(terminal, results)
     sys.exit(1 if any(not r.ok for r in results) else 0)
 
@@ -345,7 +364,7 @@ def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
 @JOURNAL
 def log_export(run_ref: str, output_format: str, journal: Path | None) -> None:
     """Export a run as JSON or as a Markdown incident record."""
-    from engine.journal.export import to_json, to_markdown
+    from engine.publish.export import to_json, to_markdown
 
     detail = _detail(journal, run_ref)
     text = to_json(detail) if output_format == "json" else to_markdown(detail)
@@ -353,14 +372,14 @@ def log_export(run_ref: str, output_format: str, journal: Path | None) -> None:
 
 
 def _detail(journal: Path | None, run_ref: str) -> RunDetail:
-    from engine.journal import query
+    from engine.journal.query import RunNotFound
 
-    db = _open_journal(journal)
-    if db is None:
+    store = _open_journal(journal)
+    if store is None:
         raise UserError("no runs recorded yet")
     try:
-        return query.run_detail(db, query.find_run(db, run_ref))
-    except query.RunNotFound as exc:
+        return store.read_run(store.find_run(run_ref))
+    except RunNotFound as exc:
         raise UserError(str(exc)) from None
 
 

@@ -3,23 +3,27 @@ the shell session, the console and the runner wired together. The CLI calls only
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import secrets
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.console.run import RunConsole, print_dry_run
 from engine.console.terminal import Terminal
 from engine.diagnostics import did_you_mean
-from engine.events import Fanout, RunStatus
-from engine.journal import JournalWriter, connect, lock
+from engine.events import Fanout, Provenance, RunStatus
+from engine.journal import lock
+from engine.journal.storage import RunWriter, SqliteStore, Store
 from engine.model import Runbook
+from engine.parameters import Parameters
 from engine.plan import Plan, resolve_params
 from engine.run import RunAborted, Runner, RunOptions, dry_run_commands, preflight
 from engine.shell import ShellError, ShellSession
@@ -35,6 +39,20 @@ EXIT_FOR_STATUS = {
 
 class LaunchError(Exception):
     """A run that cannot start as asked: a usage error (exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Everything a run (or a resume) is started with, resolved and checked."""
+
+    plan: Plan
+    params: Parameters
+    options: RunOptions
+    terminal: Terminal
+    interactive: bool
+    journal: Path
+    force: bool = False
+    captured: Mapping[str, str] = field(default_factory=dict)  # on resume: values kept so far
 
 
 def parse_param_args(pairs: tuple[str, ...], params_file: Path | None) -> dict[str, str]:
@@ -120,15 +138,15 @@ def run_options(
     )
 
 
-def dry_run(plan: Plan, values: dict[str, str], terminal: Terminal) -> None:
+def dry_run(plan: Plan, params: Parameters, options: RunOptions, terminal: Terminal) -> None:
     try:
-        commands = dry_run_commands(plan, values)
+        commands = dry_run_commands(plan, params, options.select(plan))
     except RunAborted as exc:
         raise LaunchError(str(exc)) from None
     print_dry_run(terminal, plan, commands)
 
 
-def session_environment(runbook: Runbook, values: dict[str, str]) -> dict[str, str]:
+def session_environment(runbook: Runbook, values: Mapping[str, str]) -> dict[str, str]:
     """The steps' environment: ours, the runbook's env, and every parameter in upper case."""
     env = dict(os.environ)
     env.update(dict(runbook.env))
@@ -140,8 +158,8 @@ def session_environment(runbook: Runbook, values: dict[str, str]) -> dict[str, s
     return env
 
 
-def check_before_running(plan: Plan, values: dict[str, str], options: RunOptions) -> None:
-    problems = preflight(plan, values, options)
+def check_before_running(plan: Plan, params: Parameters, options: RunOptions) -> None:
+    problems = preflight(plan, params, options)
     if problems:
         raise LaunchError("; ".join(problems))
 
@@ -151,16 +169,9 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def provenance(path: Path) -> dict[str, object]:
+def provenance(runbook: Runbook, run_id: str, journal: Path) -> Provenance:
     """Who runs which version: operator, host, and the runbook's git commit and dirty flag."""
-    facts: dict[str, object] = {
-        "operator": getpass.getuser(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "git_commit": None,
-        "git_dirty": None,
-        "email": None,
-    }
+    path = Path(runbook.path)
     directory = str(path.resolve().parent)
 
     def git(*args: str) -> str | None:
@@ -173,62 +184,49 @@ def provenance(path: Path) -> dict[str, object]:
         return done.stdout.strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    if commit:
-        facts["git_commit"] = commit
-        facts["git_dirty"] = bool(git("status", "--porcelain", "--", str(path.resolve())))
-    facts["email"] = git("config", "user.email") or None
-    return facts
+    dirty = bool(git("status", "--porcelain", "--", str(path.resolve()))) if commit else None
+    return Provenance(
+        run_id=run_id,
+        journal=str(journal),
+        digest=runbook.digest,
+        operator=getpass.getuser(),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        git_commit=commit or None,
+        git_dirty=dirty,
+        email=git("config", "user.email") or None,
+    )
 
 
-def run_plan(
-    plan: Plan,
-    values: dict[str, str],
-    options: RunOptions,
-    terminal: Terminal,
-    interactive: bool,
-    journal: Path,
-    force: bool = False,
-) -> int:
+def run_plan(launch: Launch) -> int:
     """Run the plan in a new shell session, journalled; the exit status for the CLI."""
-    check_before_running(plan, values, options)
-    runbook = plan.runbook
-    path = Path(runbook.path)
-    facts = provenance(path)
+    check_before_running(launch.plan, launch.params, launch.options)
+    runbook = launch.plan.runbook
+    abspath = str(Path(runbook.path).resolve())
     run_id = new_run_id()
-    record = {
-        "path": runbook.path,
-        "abspath": str(path.resolve()),
-        "title": runbook.title,
-        "digest": runbook.digest,
-        "text": runbook.text,
-        **facts,
-    }
-    db = connect(journal)
+    facts = provenance(runbook, run_id, launch.journal)
+    store = SqliteStore(launch.journal)
     try:
-        replaced = acquire_lock(db, record, run_id, force, terminal)
-        writer = JournalWriter(db, run_id, record)
-        info = {"run_id": run_id, "journal": str(journal), **event_facts(facts, runbook)}
+        replaced = acquire_lock(store, runbook.path, abspath, facts, launch.force, launch.terminal)
         if replaced:
-            info["replaced_lock"] = replaced.describe()
+            facts = dataclasses.replace(facts, replaced_lock=replaced.describe())
+        writer = store.start_run(run_id, abspath, runbook.text)
         try:
-            return run_in_session(plan, values, options, terminal, interactive, writer, info)
+            return run_in_session(launch, writer, facts)
         finally:
-            lock.release(db, str(record["abspath"]), run_id)
+            store.unlock(abspath, run_id)
     finally:
-        db.close()
+        store.close()
 
 
 def acquire_lock(
-    db: sqlite3.Connection, record: dict[str, object], run_id: str, force: bool, terminal: Terminal
+    store: Store, path: str, abspath: str, facts: Provenance, force: bool, terminal: Terminal
 ) -> lock.Holder | None:
     try:
-        replaced = lock.acquire(
-            db, str(record["abspath"]), run_id, str(record["operator"]), os.getpid(), force
-        )
+        replaced = store.lock(abspath, facts.run_id, facts.operator, os.getpid(), force)
     except lock.RunLocked as exc:
         raise LaunchError(
-            f"{record['path']} is already running: {exc.holder.describe()}; "
-            "use --force to run it anyway"
+            f"{path} is already running: {exc.holder.describe()}; use --force to run it anyway"
         ) from None
     if replaced is not None:
         terminal.warning(
@@ -239,21 +237,10 @@ def acquire_lock(
     return replaced
 
 
-def event_facts(facts: dict[str, object], runbook: Runbook) -> dict[str, object]:
-    return {"digest": runbook.digest, **facts}
-
-
 def run_in_session(
-    plan: Plan,
-    values: dict[str, str],
-    options: RunOptions,
-    terminal: Terminal,
-    interactive: bool,
-    writer: JournalWriter,
-    info: dict[str, object],
-    captured: dict[str, str] | None = None,
-    resumed: bool = False,
+    launch: Launch, writer: RunWriter, facts: Provenance, resumed: bool = False
 ) -> int:
+    plan, terminal = launch.plan, launch.terminal
     runbook = plan.runbook
     cwd = None
     if runbook.cwd:
@@ -265,19 +252,21 @@ def run_in_session(
         session = ShellSession(
             shell=runbook.shell,
             cwd=cwd,
-            env=session_environment(runbook, values),
+            env=session_environment(runbook, launch.params.values),
             dimensions=(size.lines, size.columns),
             secret_variables=tuple(p.name.upper() for p in runbook.params if p.secret),
         )
     except ShellError as exc:
         raise LaunchError(str(exc)) from None
-    console = RunConsole(terminal, plan, interactive)
+    console = RunConsole(terminal, plan, launch.interactive)
     sink = Fanout(writer, console)
     try:
-        runner = Runner(plan, values, session, console, sink, options, info, captured)
+        runner = Runner(
+            plan, launch.params, session, console, sink, launch.options, facts, launch.captured
+        )
         result = runner.run(resumed=resumed)
     finally:
         session.close()
         writer.close()  # output still on its way to the journal is committed first
-    terminal.run_footer(str(info["run_id"]))
+    terminal.run_footer(facts.run_id)
     return EXIT_FOR_STATUS[result.status]

@@ -6,27 +6,29 @@ come back from the events; a step started without a result is offered again.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
 from engine.console.run import RunConsole
 from engine.console.terminal import Terminal
-from engine.events import Event, EventKind, RunStatus, StepStatus
-from engine.journal import JournalWriter, connect, lock, query
+from engine.events import Answer, Question, RunStatus, StepFinished, StepStatus
+from engine.journal import query
+from engine.journal.storage import SqliteStore, Store
 from engine.launch import (
+    Launch,
     LaunchError,
     acquire_lock,
     check_before_running,
     collect_params,
-    event_facts,
     provenance,
     run_in_session,
 )
 from engine.loader import RunbookNotFound, read_runbook
 from engine.model import Runbook
+from engine.parameters import Parameters
 from engine.parse import parse_runbook
 from engine.plan import plan_runbook
+from engine.record import RunDetail
 from engine.run import Choice, RunOptions
 
 
@@ -60,10 +62,10 @@ def resume_run(
     """Continue an interrupted or failed run at its first unfinished step."""
     if not journal.exists():
         raise LaunchError(f"no runs recorded yet (no journal at {journal})")
-    db = connect(journal)
+    store = SqliteStore(journal)
     try:
         try:
-            summary = query.find_run(db, reference)
+            summary = store.find_run(reference)
         except query.RunNotFound as exc:
             raise LaunchError(str(exc)) from None
         if summary.status == RunStatus.SUCCEEDED:
@@ -72,41 +74,41 @@ def resume_run(
             raise LaunchError(
                 f"run {summary.id} is still running (pid {summary.pid} on {summary.host})"
             )
-        detail = query.run_detail(db, summary)
-        stored_text = db.execute(
-            "SELECT t.text, r.abspath FROM runs r JOIN runbook_texts t ON t.digest = r.digest"
-            " WHERE r.id = ?",
-            (summary.id,),
-        ).fetchone()
-        return _resume(
-            db,
-            detail,
-            stored_text[0],
-            Path(stored_text[1]),
-            given,
-            yes,
-            allow_danger,
-            force,
-            journal,
-            terminal,
-        )
+        detail = store.read_run(summary)
+        old_text, abspath = store.runbook_text(summary.id)
+        asked = _Resume(given, yes, allow_danger, force, journal, terminal)
+        return _resume(store, detail, old_text, Path(abspath), asked)
     finally:
-        db.close()
+        store.close()
 
 
-def _resume(
-    db: sqlite3.Connection,
-    detail: query.RunDetail,
-    old_text: str,
-    abspath: Path,
-    given: dict[str, str],
-    yes: bool,
-    allow_danger: bool,
-    force: bool,
-    journal: Path,
-    terminal: Terminal,
-) -> int:
-    summary = detail.summary
+class _Resume:
+    """What the operator asked of `resume`."""
+
+    def __init__(
+        self,
+        given: dict[str, str],
+        yes: bool,
+        allow_danger: bool,
+        force: bool,
+        journal: Path,
+        terminal: Terminal,
+    ) -> None:
+        self.given, self.yes, self.allow_danger, self.force = given, yes, allow_danger, force
+        self.journal, self.terminal = journal, terminal
+
+
+def recorded_params(runbook: Runbook, recorded: dict[str, object]) -> dict[str, str]:
+    """The parameters a run had, but the secret ones: never recorded, so asked for again."""
+    return {
+        name: str(value)
+        for name, value in recorded.items()
+        if not ((param := runbook.param(name)) is not None and param.secret)
+    }
+
+
+def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked: _Resume) -> int:
+    summary, terminal, yes = detail.summary, asked.terminal, asked.yes
     shown_path = summary.path if Path(summary.path).exists() else str(abspath)
     try:
         runbook = read_runbook(Path(shown_path))
@@ -120,7 +122,7 @@ def _resume(
     console = RunConsole(terminal, plan, interactive)
     if runbook.digest != summary.digest:
         changes = changed_steps(old_text, runbook)
-        if yes and not force:
+        if yes and not asked.force:
             raise LaunchError(
                 f"{runbook.path} changed since run {summary.id} started ("
                 + ", ".join(changes or ["text only"])
@@ -128,16 +130,15 @@ def _resume(
             )
         if not yes and not console.confirm_changes(runbook.path, changes):
             raise LaunchError("resume cancelled")
-    # Parameters as the run had them; secret ones were never recorded, so ask again.
-    recorded = {k: str(v) for k, v in summary.params.items() if v != "<secret>"}
-    recorded.update(given)
-    values = collect_params(runbook, recorded, interactive, terminal)
-    started = next((e for e in detail.events if e.kind is EventKind.RUN_STARTED), None)
-    selection = [str(s) for s in (started.get("steps") if started else None) or plan.order]  # type: ignore[union-attr]
+    values = collect_params(
+        runbook, {**recorded_params(runbook, summary.params), **asked.given}, interactive, terminal
+    )
+    started = detail.started
+    selection = list(started.steps) if started and started.steps else list(plan.order)
     done, captured, decisions = set(), {}, []
     for record in detail.steps:
         captured.update(record.captured)
-        if record.status in (StepStatus.SUCCEEDED, StepStatus.DONE, StepStatus.SKIPPED):
+        if record.status is not None and StepStatus(record.status).finished:
             done.add(record.id)
         elif record.status is None and record.id in selection:
             choice = Choice.RUN if yes else console.ask_unfinished(record.id)
@@ -146,32 +147,24 @@ def _resume(
                 done.add(record.id)
     options = RunOptions(
         assume_yes=yes,
-        allow_danger=allow_danger,
+        allow_danger=asked.allow_danger,
         only=frozenset(selection),
         done=frozenset(done),
     )
-    check_before_running(plan, values, options)
-    facts = provenance(Path(runbook.path))
-    record = {"abspath": str(abspath), "operator": facts["operator"], "path": runbook.path}
-    acquire_lock(db, record, summary.id, force, terminal)
-    writer = JournalWriter.resume(db, summary.id)
+    params = Parameters.of(plan, values)
+    check_before_running(plan, params, options)
+    facts = provenance(runbook, summary.id, asked.journal)
+    acquire_lock(store, runbook.path, str(abspath), facts, asked.force, terminal)
+    writer = store.continue_run(summary.id)
     try:
         for step_id, choice in decisions:
-            writer.emit(
-                Event(EventKind.ANSWER, {"question": "unfinished", "answer": str(choice)}, step_id)
-            )
+            writer.emit(Answer(step_id, 0, Question.UNFINISHED, str(choice)))
             if choice is not Choice.RUN:
                 status = StepStatus.DONE if choice is Choice.DONE else StepStatus.SKIPPED
-                writer.emit(
-                    Event(
-                        EventKind.STEP_FINISHED,
-                        {"status": str(status), "reason": "on resume"},
-                        step_id,
-                    )
-                )
-        info = {"run_id": summary.id, "journal": str(journal), **event_facts(facts, runbook)}
-        return run_in_session(
-            plan, values, options, terminal, interactive, writer, info, captured, resumed=True
+                writer.emit(StepFinished(step_id, 0, status, reason="on resume"))
+        launch = Launch(
+            plan, params, options, terminal, interactive, asked.journal, asked.force, captured
         )
+        return run_in_session(launch, writer, facts, resumed=True)
     finally:
-        lock.release(db, str(abspath), summary.id)
+        store.unlock(str(abspath), summary.id)

@@ -9,20 +9,35 @@ import codecs
 import re
 import signal
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import FrameType
 from typing import Protocol
 
-from engine.events import Event, EventKind, EventSink, RunStatus, StepStatus
-from engine.masking import Masker, StreamMasker
+from engine.events import (
+    Answer,
+    Event,
+    EventSink,
+    Output,
+    Provenance,
+    Question,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepResult,
+    StepStarted,
+    StepStatus,
+)
+from engine.masking import StreamMasker
 from engine.model import Confirm, Step, StepKind
+from engine.parameters import Parameters
 from engine.plan import Plan
 from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO
 from engine.templates import (
     RenderedStep,
-    SecretValue,
     TemplateProblem,
     Unquoted,
     evaluate_condition,
@@ -87,6 +102,16 @@ class RunOptions:
     skip: frozenset[str] = frozenset()
     done: frozenset[str] = frozenset()  # finished in the run being resumed: not run again
 
+    def select(self, plan: Plan) -> list[str]:
+        """The steps of the flow this run takes, in order: the one selection used by the
+        pre-flight check, the dry run, the run and resume."""
+        order = list(plan.order)
+        if self.start_from:
+            order = order[order.index(self.start_from) :]
+        if self.only:
+            order = [i for i in order if i in self.only]
+        return [i for i in order if i not in self.skip and i not in self.done]
+
 
 @dataclass(slots=True)
 class RunResult:
@@ -100,7 +125,7 @@ class _Interrupts:
 
     def __init__(self) -> None:
         self.pending = 0
-        self._previous: object = None
+        self._previous: signal._HANDLER = None
 
     def __enter__(self) -> _Interrupts:
         self.pending = 0
@@ -117,7 +142,7 @@ class _Interrupts:
         return False
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+        signal.signal(signal.SIGINT, self._previous)
 
 
 class Runner:
@@ -126,12 +151,12 @@ class Runner:
     def __init__(
         self,
         plan: Plan,
-        values: Mapping[str, str],
+        params: Parameters,
         session: ShellSession,
         ui: RunUI,
         sink: EventSink,
         options: RunOptions,
-        run_info: Mapping[str, object] | None = None,
+        provenance: Provenance | None = None,
         captured: Mapping[str, str] | None = None,
     ) -> None:
         self.plan = plan
@@ -139,19 +164,13 @@ class Runner:
         self.ui = ui
         self.sink = sink
         self.options = options
-        self.run_info = dict(run_info or {})
+        self.provenance = provenance
+        self.params = params
+        self.masker = params.masker
         runbook = plan.runbook
-        secret_names = {p.name for p in runbook.params if p.secret}
-        secrets = {k: v for k, v in values.items() if k in secret_names}
-        secrets.update(_secret_answers(plan, {**dict(runbook.env), **values}))
-        self.masker = Masker(secrets)
         self.context: dict[str, object] = dict(runbook.env)
-        self.context.update(values)
-        self.context.update(
-            {name: SecretValue(values[name], name.upper()) for name in secrets if name in values}
-        )
+        self.context.update(params.context())
         self.context.update(captured or {})
-        self.values = dict(values)
         self.by_id = {s.id: s for s in runbook.steps}
         self.failed: list[str] = []
         self.go_on: set[str] = set()  # failed steps the operator chose to continue past
@@ -161,19 +180,15 @@ class Runner:
     def run(self, resumed: bool = False) -> RunResult:
         """Run the selected steps; with `resumed`, continue a run recorded earlier."""
         runbook = self.plan.runbook
-        shown_params = {
-            p.name: (
-                "<secret>" if p.secret and self.values.get(p.name) else self.values.get(p.name, "")
-            )
-            for p in runbook.params
-        }
+        start = RunResumed if resumed else RunStarted
         self.emit(
-            EventKind.RUN_RESUMED if resumed else EventKind.RUN_STARTED,
-            path=runbook.path,
-            title=runbook.title,
-            params=shown_params,
-            steps=list(self.selected()),
-            **self.run_info,
+            start(
+                path=runbook.path,
+                title=runbook.title,
+                params=self.params.shown([p.name for p in runbook.params]),
+                steps=tuple(self.options.select(self.plan)),
+                provenance=self.provenance,
+            )
         )
         result = RunResult(RunStatus.FAILED, message="engine error")
         try:
@@ -183,28 +198,15 @@ class Runner:
         except (RunInterrupted, KeyboardInterrupt):
             result = RunResult(RunStatus.INTERRUPTED, self.failed, "interrupted")
         finally:
-            self.emit(
-                EventKind.RUN_FINISHED,
-                status=str(result.status),
-                failed=list(result.failed_steps),
-                message=result.message,
-            )
+            self.emit(RunFinished(result.status, tuple(result.failed_steps), result.message))
         return result
 
-    def selected(self) -> list[str]:
-        order = list(self.plan.order)
-        if self.options.start_from:
-            order = order[order.index(self.options.start_from) :]
-        if self.options.only:
-            order = [i for i in order if i in self.options.only]
-        return [i for i in order if i not in self.options.skip and i not in self.options.done]
-
     def _run_steps(self) -> RunResult:
-        ids = self.selected()
+        ids = self.options.select(self.plan)
         for position, step_id in enumerate(ids, 1):
             step = self.by_id[step_id]
             status = self.run_step(step, position, len(ids))
-            if status in (StepStatus.SUCCEEDED, StepStatus.DONE, StepStatus.SKIPPED):
+            if status.finished:
                 continue
             self.failed.append(step.id)
             action = self._after_failure_policy(step)
@@ -229,7 +231,7 @@ class Runner:
         ids = self.plan.handler(target)
         for position, step_id in enumerate(ids, 1):
             status = self.run_step(self.by_id[step_id], position, len(ids), handler=target)
-            if status not in (StepStatus.SUCCEEDED, StepStatus.DONE, StepStatus.SKIPPED):
+            if not status.finished:
                 self.failed.append(step_id)
                 return
 
@@ -244,37 +246,27 @@ class Runner:
             except TemplateProblem as problem:
                 raise RunAborted(f"{self._where(step)}: {problem.message}") from None
             if not wanted:
-                self.emit(
-                    EventKind.STEP_FINISHED,
-                    step,
-                    status=str(StepStatus.SKIPPED),
-                    reason=f"when: {step.when}",
-                )
+                self.emit(StepFinished(step.id, 0, StepStatus.SKIPPED, f"when: {step.when}"))
                 return StepStatus.SKIPPED
         if step.kind is StepKind.MANUAL:
             return self._manual(step, position, total)
         return self._command(step, position, total, handler)
 
     def _manual(self, step: Step, position: int, total: int) -> StepStatus:
-        text = self.masker.mask(self._render_text(step))
-        self.emit(EventKind.STEP_STARTED, step, attempt=1, kind="manual", text=text)
+        text = self._render_text(step)
+        self.emit(StepStarted(step.id, 1, "manual", text=text))
+        text = self.masker.mask(text)
         if self.options.assume_yes:
             # Nobody is there to do it: an unattended run records the step as not done.
             choice, note = Choice.SKIP, "unattended run (--yes): nobody confirmed it"
         else:
             choice, note = self.ui.ask_manual(step, text, position, total)
-        self.answer(step, "manual", str(choice), note=note)
+        self.emit(Answer(step.id, 0, Question.MANUAL, str(choice), note=note))
         if choice is Choice.ABORT:
-            self.emit(
-                EventKind.STEP_FINISHED,
-                step,
-                attempt=1,
-                status=str(StepStatus.SKIPPED),
-                reason="aborted",
-            )
+            self.emit(StepFinished(step.id, 1, StepStatus.SKIPPED, reason="aborted"))
             raise RunAborted(f"aborted at step '{step.id}'")
         status = StepStatus.DONE if choice is Choice.DONE else StepStatus.SKIPPED
-        self.emit(EventKind.STEP_FINISHED, step, attempt=1, status=str(status), note=note)
+        self.emit(StepFinished(step.id, 1, status, note=note))
         return status
 
     def _render_text(self, step: Step) -> str:
@@ -304,9 +296,7 @@ class Runner:
         while True:
             choice = self._confirm(step, command, position, total)
             if choice is Choice.SKIP:
-                self.emit(
-                    EventKind.STEP_FINISHED, step, status=str(StepStatus.SKIPPED), reason="operator"
-                )
+                self.emit(StepFinished(step.id, 0, StepStatus.SKIPPED, reason="operator"))
                 return StepStatus.SKIPPED
             if choice is Choice.ABORT:
                 raise RunAborted(f"aborted before step '{step.id}'")
@@ -314,7 +304,7 @@ class Runner:
                 new = self.ui.edit_command(command)
                 if new is not None and new != command:
                     command, edited = new, True
-                    self.answer(step, "edit", "edited", command=self.masker.mask(command))
+                    self.emit(Answer(step.id, 0, Question.EDIT, "edited", command=command))
                 continue
             break
         attempt = 0
@@ -334,17 +324,18 @@ class Runner:
                 new = self.ui.edit_command(command)
                 if new is not None:
                     command, edited = new, new != rendered.command
-                    self.answer(step, "edit", "edited", command=self.masker.mask(command))
+                    self.emit(Answer(step.id, 0, Question.EDIT, "edited", command=command))
                 continue
             if choice is Choice.RETRY:
                 continue
             if choice is Choice.SKIP:
                 self.emit(
-                    EventKind.STEP_FINISHED,
-                    step,
-                    attempt=attempt,
-                    status=str(StepStatus.SKIPPED),
-                    reason="skipped by the operator after it failed",
+                    StepFinished(
+                        step.id,
+                        attempt,
+                        StepStatus.SKIPPED,
+                        reason="skipped by the operator after it failed",
+                    )
                 )
                 return StepStatus.SKIPPED
             if choice is Choice.CONTINUE:
@@ -361,7 +352,7 @@ class Runner:
         target = step.on_failure if self.plan.handler(step.on_failure) else None
         while True:
             choice = self.ui.ask_failure(step, outcome, target)
-            self.answer(step, "failure", str(choice), attempt=attempt)
+            self.emit(Answer(step.id, attempt, Question.FAILURE, str(choice)))
             if choice is not Choice.SHELL:
                 return choice
             self._debug_shell(step, rendered)
@@ -374,33 +365,33 @@ class Runner:
                         f"step '{step.id}' is marked confirm: danger; "
                         "unattended runs need --allow-danger to run it"
                     )
-                self.answer(step, "confirm", "run", note="--yes --allow-danger")
+                self.emit(Answer(step.id, 0, Question.CONFIRM, "run", note="--yes --allow-danger"))
                 return Choice.RUN
             while True:
                 choice = self.ui.ask_step(step, self.masker.mask(command), position, total)
                 if choice is not Choice.RUN or self.ui.ask_danger(step):
                     break
-            self.answer(step, "confirm", str(choice))
+            self.emit(Answer(step.id, 0, Question.CONFIRM, str(choice)))
             return choice
         if step.confirm is Confirm.NO or self.options.assume_yes:
             return Choice.RUN
         choice = self.ui.ask_step(step, self.masker.mask(command), position, total)
-        self.answer(step, "confirm", str(choice))
+        self.emit(Answer(step.id, 0, Question.CONFIRM, str(choice)))
         return choice
 
     def _execute(
         self, step: Step, rendered: RenderedStep, command: str, attempt: int, edited: bool
     ) -> Outcome:
-        shown = self.masker.mask(command)
         self.emit(
-            EventKind.STEP_STARTED,
-            step,
-            attempt=attempt,
-            kind="command",
-            command=shown,
-            edited=edited,
-            cwd=rendered.cwd,
-            interactive=step.interactive,
+            StepStarted(
+                step.id,
+                attempt,
+                "command",
+                command=command,
+                edited=edited,
+                cwd=rendered.cwd,
+                interactive=step.interactive,
+            )
         )
         stream = StreamMasker(self.masker)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -417,14 +408,14 @@ class Runner:
                     captured.extend(data)
                 text = decoder.decode(stream.feed(data))
                 if text:
-                    self.emit(EventKind.OUTPUT, step, attempt=attempt, text=text)
+                    self.sink.emit(Output(step.id, attempt, text))
 
             def on_answer(responder: Responder, seen: str) -> None:
-                answer = (
-                    "[secret]" if responder.label == "secret" else self.masker.mask(responder.send)
-                )
-                self.answer(
-                    step, "expect", answer, pattern=responder.prompt.pattern, attempt=attempt
+                answer = "[secret]" if responder.label == "secret" else responder.send
+                self.emit(
+                    Answer(
+                        step.id, attempt, Question.EXPECT, answer, pattern=responder.prompt.pattern
+                    )
                 )
 
             io = StepIO(
@@ -447,33 +438,30 @@ class Runner:
                     no_input=self.options.assume_yes and not step.expect and not step.interactive,
                 )
             except ShellError as exc:
-                self.emit(
-                    EventKind.STEP_FINISHED,
-                    step,
-                    attempt=attempt,
-                    status=str(StepStatus.FAILED),
-                    reason=str(exc),
-                )
+                self.emit(StepFinished(step.id, attempt, StepStatus.FAILED, reason=str(exc)))
                 raise RunAborted(f"step '{step.id}': {exc} (did the step end the shell?)") from None
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
-                self.emit(EventKind.OUTPUT, step, attempt=attempt, text=rest)
+                self.sink.emit(Output(step.id, attempt, rest))
         kept: dict[str, str] = {}
         if step.capture and outcome.ok:
             value = _strip_ansi(captured.decode("utf-8", "replace")).strip()
             self.context[step.capture] = value
-            kept[step.capture] = self.masker.mask(value)
+            kept[step.capture] = value
         self.emit(
-            EventKind.STEP_FINISHED,
-            step,
-            attempt=attempt,
-            captured=kept,
-            status=str(StepStatus.SUCCEEDED if outcome.ok else _failure_status(outcome)),
-            exit_code=outcome.exit_code,
-            signal=outcome.signal,
-            duration=round(outcome.duration, 6),
-            timed_out=outcome.timed_out,
-            interrupted=outcome.interrupted,
+            StepFinished(
+                step.id,
+                attempt,
+                StepStatus.SUCCEEDED if outcome.ok else _failure_status(outcome),
+                result=StepResult(
+                    exit_code=outcome.exit_code,
+                    signal=outcome.signal,
+                    duration=round(outcome.duration, 6),
+                    timed_out=outcome.timed_out,
+                    interrupted=outcome.interrupted,
+                    captured=kept,
+                ),
+            )
         )
         return outcome
 
@@ -486,7 +474,7 @@ class Runner:
         def on_output(data: bytes) -> None:
             text = decoder.decode(stream.feed(data))
             if text:
-                self.emit(EventKind.OUTPUT, step, text=text, shell=True)
+                self.sink.emit(Output(step.id, 0, text, shell=True))
 
         with self.ui.step_io(step, True) as terminal:
             io = StepIO(on_output=on_output, input_fd=terminal.input_fd, tick=terminal.tick)
@@ -501,15 +489,10 @@ class Runner:
         if tick is not None:
             tick()
 
-    def emit(
-        self, event_kind: EventKind, step: Step | None = None, /, attempt: int = 0, **data: object
-    ) -> None:
-        self.sink.emit(Event(event_kind, data, step.id if step else None, attempt))
-
-    def answer(self, step: Step, question: str, answer: str, /, **data: object) -> None:
-        """Record an answer: to `confirm`, `manual`, `failure`, `edit`, or an `expect` prompt."""
-        attempt = int(data.pop("attempt", 0) or 0)  # type: ignore[call-overload]
-        self.emit(EventKind.ANSWER, step, attempt=attempt, question=question, answer=answer, **data)
+    def emit(self, event: Event) -> None:
+        """Where events leave the runner: every text in them is masked here, once. (Output
+        is masked as it streams, by a `StreamMasker` that sees secrets split across chunks.)"""
+        self.sink.emit(_masked(event, self.params.masker.mask))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\r")
@@ -517,21 +500,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\r")
 
 def _strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
-
-
-def _secret_answers(plan: Plan, context: Mapping[str, object]) -> dict[str, str]:
-    """`expect` answers marked secret, rendered, so they are masked when a program echoes them."""
-    answers = {}
-    for step in plan.runbook.steps:
-        for number, expect in enumerate(step.expect, 1):
-            if expect.secret:
-                try:
-                    answers[f"{step.id}.expect{number}"] = render_step(
-                        "", None, (), ((expect.prompt, expect.send, True),), context
-                    ).answers[0][1]
-                except TemplateProblem:
-                    continue  # it depends on a captured value: preflight reports a real problem
-    return answers
 
 
 def _failure_status(outcome: Outcome) -> StepStatus:
@@ -542,18 +510,21 @@ def _failure_status(outcome: Outcome) -> StepStatus:
     return StepStatus.FAILED
 
 
-def dry_run_commands(plan: Plan, values: Mapping[str, str]) -> list[tuple[Step, str]]:
-    """Every step of the flow and its handlers rendered with the parameters; captured values,
-    unknown before a real run, are placeholders. Raises RunAborted on a template that cannot
-    render (an escape from the sandbox, say), so `preflight` catches it before anything runs."""
+def dry_run_commands(
+    plan: Plan, params: Parameters, selected: list[str] | None = None
+) -> list[tuple[Step, str]]:
+    """The selected steps of the flow (all of them by default) and every handler's, rendered
+    with the parameters; captured values, unknown before a real run, are placeholders. Raises
+    RunAborted on a template that cannot render (an escape from the sandbox, say), so
+    `preflight` catches it before anything runs."""
     context: dict[str, object] = dict(plan.runbook.env)
-    context.update(values)
+    context.update(params.values)
     by_id = {s.id: s for s in plan.runbook.steps}
     for step in plan.runbook.steps:
         if step.capture:
             context[step.capture] = Unquoted(f"<{step.capture} from step {step.id}>")
-    masker = Masker({p.name: values.get(p.name, "") for p in plan.runbook.params if p.secret})
-    ids = list(plan.order) + [i for _, handler in plan.handlers for i in handler]
+    flow = list(plan.order) if selected is None else selected
+    ids = flow + [i for _, handler in plan.handlers for i in handler]
     rendered = []
     for step_id in ids:
         step = by_id[step_id]
@@ -565,22 +536,20 @@ def dry_run_commands(plan: Plan, values: Mapping[str, str]) -> list[tuple[Step, 
         except TemplateProblem as problem:
             line = step.body_line + problem.line - 1
             raise RunAborted(f"{plan.runbook.path}:{line}: {problem.message}") from None
-        rendered.append((step, masker.mask(result.command)))
+        rendered.append((step, params.masker.mask(result.command)))
     return rendered
 
 
-def preflight(plan: Plan, values: Mapping[str, str], options: RunOptions) -> list[str]:
+def preflight(plan: Plan, params: Parameters, options: RunOptions) -> list[str]:
     """What would stop the run part-way, found before anything runs."""
     problems = []
     try:
-        dry_run_commands(plan, values)
+        dry_run_commands(plan, params)
     except RunAborted as exc:
         problems.append(str(exc))
     if options.assume_yes and not options.allow_danger:
         by_id = {s.id: s for s in plan.runbook.steps}
-        ids = set(plan.order) - options.skip - options.done
-        if options.only:
-            ids &= options.only
+        ids = set(options.select(plan))
         handlers = {i for s in ids for i in plan.handler(by_id[s].on_failure)}
         danger = [
             s.id
@@ -593,3 +562,30 @@ def preflight(plan: Plan, values: Mapping[str, str], options: RunOptions) -> lis
                 " needs --allow-danger to run them"
             )
     return problems
+
+
+def _masked(event: Event, mask: Callable[[str], str]) -> Event:
+    """The event with every text that could hold a secret masked."""
+    match event:
+        case StepStarted():
+            return replace(event, command=mask(event.command), text=mask(event.text))
+        case Answer():
+            return replace(
+                event,
+                answer=mask(event.answer),
+                note=None if event.note is None else mask(event.note),
+                command=None if event.command is None else mask(event.command),
+            )
+        case StepFinished():
+            result = event.result
+            if result is not None and result.captured:
+                captured = {k: mask(v) for k, v in result.captured.items()}
+                result = replace(result, captured=captured)
+            return replace(
+                event,
+                reason=None if event.reason is None else mask(event.reason),
+                note=None if event.note is None else mask(event.note),
+                result=result,
+            )
+        case _:
+            return event

@@ -11,36 +11,39 @@ import hashlib
 import time
 from pathlib import Path
 
-from engine.events import Event, EventKind
+from engine.events import (
+    Output,
+    Provenance,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepStarted,
+    StepStatus,
+)
 from engine.journal.checkpoint import AUTOCHECKPOINT_PAGES, CHECKPOINT_BYTES
 from engine.journal.store import JournalWriter, connect, stored_events
 from engine.journal.verify import verify_run
 
-RECORD = {
-    "path": "big.md",
-    "abspath": "/runbooks/big.md",
-    "title": "Big output",
-    "digest": hashlib.sha256(b"# Big output\n").hexdigest(),
-    "text": "# Big output\n",
-    "operator": "ops",
-    "host": "host",
-    "pid": 1,
-}
+TEXT = "# Big output\n"
+FACTS = Provenance(
+    "run-1", "journal.db", hashlib.sha256(TEXT.encode()).hexdigest(), "ops", "host", 1
+)
 # What the runner's run-started event says of the run: `log verify` checks the summary by it.
-STARTED = {k: RECORD[k] for k in ("path", "title", "digest", "operator", "host")} | {"params": {}}
+STARTED = RunStarted("big.md", "Big output", {}, ("big",), FACTS)
 
 
 def test_large_output_is_checkpointed_by_its_own_thread(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     db = connect(path)
-    writer = JournalWriter(db, "run-1", RECORD)
-    writer.emit(Event(EventKind.RUN_STARTED, STARTED))
-    writer.emit(Event(EventKind.STEP_STARTED, {"kind": "command", "command": "yes"}, "big", 1))
+    writer = JournalWriter(db, "run-1", "/runbooks/big.md", TEXT)
+    writer.emit(STARTED)
+    writer.emit(StepStarted("big", 1, "command", command="yes"))
     line = "é" * 49 + "x" * 50 + "\n"  # not only ASCII: sizes are in characters and bytes
     chunk = line * 2000
     sent = 0
     while sent < 3 * CHECKPOINT_BYTES:
-        writer.emit(Event(EventKind.OUTPUT, {"text": chunk}, "big", 1))
+        writer.emit(Output("big", 1, chunk))
         sent += len(chunk)
     writer.flush()
     writer.drain()
@@ -49,16 +52,14 @@ def test_large_output_is_checkpointed_by_its_own_thread(tmp_path: Path) -> None:
     while path.stat().st_size < CHECKPOINT_BYTES and time.monotonic() < deadline:
         time.sleep(0.05)  # the checkpoint thread copies the log into the database file
     assert path.stat().st_size >= CHECKPOINT_BYTES
-    writer.emit(Event(EventKind.STEP_FINISHED, {"status": "succeeded"}, "big", 1))
-    writer.emit(Event(EventKind.RUN_FINISHED, {"status": "succeeded"}))
+    writer.emit(StepFinished("big", 1, StepStatus.SUCCEEDED))
+    writer.emit(RunFinished(RunStatus.SUCCEEDED))
     writer.close()
     assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == AUTOCHECKPOINT_PAGES
     db.close()
 
     db = connect(path)
-    recorded = "".join(
-        str(e.get("text")) for e in stored_events(db, "run-1") if e.kind is EventKind.OUTPUT
-    )
+    recorded = "".join(e.text for e in stored_events(db, "run-1") if isinstance(e, Output))
     assert recorded == chunk * (sent // len(chunk))
     assert verify_run(db, "run-1").ok
     db.close()
@@ -66,11 +67,11 @@ def test_large_output_is_checkpointed_by_its_own_thread(tmp_path: Path) -> None:
 
 def test_small_runs_start_no_checkpoint_thread(tmp_path: Path) -> None:
     db = connect(tmp_path / "journal.db")
-    writer = JournalWriter(db, "run-1", RECORD)
-    writer.emit(Event(EventKind.RUN_STARTED, STARTED))
-    writer.emit(Event(EventKind.STEP_STARTED, {"kind": "command", "command": "echo"}, "s", 1))
-    writer.emit(Event(EventKind.OUTPUT, {"text": "hello\n"}, "s", 1))
-    writer.emit(Event(EventKind.STEP_FINISHED, {"status": "succeeded"}, "s", 1))
+    writer = JournalWriter(db, "run-1", "/runbooks/big.md", TEXT)
+    writer.emit(STARTED)
+    writer.emit(StepStarted("s", 1, "command", command="echo"))
+    writer.emit(Output("s", 1, "hello\n"))
+    writer.emit(StepFinished("s", 1, StepStatus.SUCCEEDED))
     assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == AUTOCHECKPOINT_PAGES
     writer.close()
     db.close()

@@ -1259,7 +1259,7 @@ def test_every_parameter_is_exported_in_upper_case(tmp_path: Path) -> None:
 def test_large_output_reaches_the_terminal_and_the_journal_byte_for_byte(tmp_path: Path) -> None:
     """Colours, tabs and carriage returns pass untranslated (the session's pty does no output
     processing), and 12 MB, past a journal checkpoint, are all recorded and verify."""
-    from engine.events import EventKind
+    from engine.events import Output
     from engine.journal.store import connect, stored_events
 
     write_runbook(
@@ -1290,9 +1290,7 @@ def test_large_output_reaches_the_terminal_and_the_journal_byte_for_byte(tmp_pat
     db = connect(journal)
     try:
         [run_id] = [row[0] for row in db.execute("SELECT id FROM runs")]
-        recorded = "".join(
-            str(e.get("text")) for e in stored_events(db, run_id) if e.kind is EventKind.OUTPUT
-        )
+        recorded = "".join(e.text for e in stored_events(db, run_id) if isinstance(e, Output))
     finally:
         db.close()
     assert recorded == printed.decode()

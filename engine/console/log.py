@@ -5,10 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 
 from engine.console.terminal import Terminal
-from engine.duration import format_duration
-from engine.journal.export import when
-from engine.journal.query import RunDetail, RunSummary, SearchHit
+from engine.journal.query import SearchHit
 from engine.journal.verify import Verification
+from engine.record import RunDetail, RunSummary, format_seconds, when
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -22,19 +21,20 @@ STATUS_STYLE = {
 }
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:.1f}s" if seconds < 60 else format_duration(round(seconds))
-
-
 def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
     if not runs:
         terminal.err.print(Text("No runs match.", style="dim"))
         return
     # Plain aligned lines rather than a rich Table: hundreds of runs print at once.
     rows = [
-        (run.id, when(run.started), run.path, run.operator, run.status, _duration(run.duration))
+        (
+            run.id,
+            when(run.started),
+            run.path,
+            run.operator,
+            run.status,
+            format_seconds(run.duration),
+        )
         for run in runs
     ]
     header = ("run", "started", "runbook", "operator", "status", "duration")
@@ -65,13 +65,8 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             ),
             ("started", when(run.started)),
             ("ended", when(run.ended)),
-            ("duration", _duration(run.duration)),
-            (
-                "version",
-                f"sha256 {run.digest[:16]}"
-                + (f", git {run.git_commit[:12]}" if run.git_commit else "")
-                + (" (uncommitted changes)" if run.git_dirty else ""),
-            ),
+            ("duration", format_seconds(run.duration)),
+            ("version", run.version),
         ]
         facts += [(f"param {k}", str(v)) for k, v in run.params.items()]
         for name, value in facts:
@@ -95,11 +90,10 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
         if step.text:
             out.print(Text(f"  ☐ {step.text}"))
         for answer in step.answers:
-            note = f" ({answer.get('note')})" if answer.get("note") else ""
+            note = f" ({answer.note})" if answer.note else ""
             out.print(
                 Text(
-                    f"  {when(float(answer['time']))}  {answer.get('question')}: "  # type: ignore[arg-type]
-                    f"{answer.get('answer')}{note}",
+                    f"  {when(answer.time)}  {answer.question}: {answer.answer}{note}",
                     style="cyan",
                 )
             )
@@ -114,7 +108,7 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             out.print(
                 Text(
                     f"  attempt {attempt.number}{' (edited)' if attempt.edited else ''}"
-                    f" at {when(attempt.started)}: {result}, {_duration(attempt.duration)}",
+                    f" at {when(attempt.started)}: {result}, {format_seconds(attempt.duration)}",
                     style="dim",
                 )
             )

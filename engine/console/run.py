@@ -7,16 +7,25 @@ import re
 import sys
 import termios
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import click
 from rich.text import Text
 
-from engine.console.terminal import Terminal, _section_path, step_flags
-from engine.duration import format_duration
-from engine.events import Event, EventKind
+from engine.console.terminal import EditorFailed, Terminal, _section_path, step_flags
+from engine.events import (
+    Answer,
+    Event,
+    Output,
+    Question,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    StepStatus,
+)
 from engine.model import Param, Step, StepKind
 from engine.plan import Plan
+from engine.record import format_seconds
 from engine.run import Choice
 from engine.shell import Outcome
 
@@ -66,42 +75,39 @@ class RunConsole:
     # -- events ---------------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        kind = event.kind
-        if kind is EventKind.OUTPUT:
-            text = str(event.get("text", ""))
-            self._clear_progress()
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            self._at_line_start = text.endswith("\n")
-        elif kind is EventKind.RUN_STARTED:
-            steps = event.get("steps") or []
-            self.out.print(
-                Text.assemble(
-                    ("▶ ", "bold green"),
-                    (str(event.get("title")), "bold"),
-                    f"  ({len(steps)} steps, {event.get('path')})",  # type: ignore[arg-type]
+        match event:
+            case Output(text=text):
+                self._clear_progress()
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                self._at_line_start = text.endswith("\n")
+            case RunStarted():
+                self.out.print(
+                    Text.assemble(
+                        ("▶ ", "bold green"),
+                        (event.title, "bold"),
+                        f"  ({len(event.steps)} steps, {event.path})",
+                    )
                 )
-            )
-        elif kind is EventKind.STEP_STARTED:
-            self._step_started = time.monotonic()
-            self._current = event.step or ""
-            if event.get("kind") == "command" and event.attempt > 1:
-                self.out.print(Text(f"  ↻ attempt {event.attempt}", style="yellow"))
-        elif kind is EventKind.STEP_FINISHED:
-            self._finish_output()
-            self._step_finished(event)
-        elif kind is EventKind.ANSWER and event.get("question") == "expect":
-            self._finish_output()
-            self.out.print(
-                Text(
-                    f"  ↳ answered /{event.get('pattern')!s}/ with {event.get('answer')}",
-                    style="dim",
+            case StepStarted():
+                self._step_started = time.monotonic()
+                self._current = event.step
+                if event.kind == "command" and event.attempt > 1:
+                    self.out.print(Text(f"  ↻ attempt {event.attempt}", style="yellow"))
+            case StepFinished():
+                self._finish_output()
+                self._step_finished(event)
+            case Answer(question=Question.EXPECT):
+                self._finish_output()
+                self.out.print(
+                    Text(f"  ↳ answered /{event.pattern}/ with {event.answer}", style="dim")
                 )
-            )
-            self._at_line_start = True
-        elif kind is EventKind.RUN_FINISHED:
-            self._finish_output()
-            self._run_finished(event)
+                self._at_line_start = True
+            case RunFinished():
+                self._finish_output()
+                self._run_finished(event)
+            case _:
+                pass
 
     def _finish_output(self) -> None:
         self._clear_progress()
@@ -110,15 +116,13 @@ class RunConsole:
             sys.stdout.flush()
             self._at_line_start = True
 
-    def _step_finished(self, event: Event) -> None:
-        status = str(event.get("status"))
-        step = event.step or ""
-        duration = event.get("duration")
-        took = f" in {_seconds(duration)}" if isinstance(duration, int | float) else ""
-        if status in ("succeeded", "done"):
+    def _step_finished(self, event: StepFinished) -> None:
+        status, step, result = event.status, event.step, event.result
+        took = f" in {format_seconds(result.duration)}" if result is not None else ""
+        if status in (StepStatus.SUCCEEDED, StepStatus.DONE):
             self.out.print(Text(f"  ✓ {step} {status}{took}", style="green"))
-        elif status == "skipped":
-            reason = event.get("reason") or event.get("note") or ""
+        elif status is StepStatus.SKIPPED:
+            reason = event.reason or event.note or ""
             self.out.print(
                 Text(f"  ↷ {step} skipped" + (f" ({reason})" if reason else ""), style="dim")
             )
@@ -126,9 +130,8 @@ class RunConsole:
             detail = _outcome_text(event)
             self.out.print(Text(f"  ✗ {step} {status}: {detail}{took}", style="bold red"))
 
-    def _run_finished(self, event: Event) -> None:
-        status = str(event.get("status"))
-        message = str(event.get("message") or "")
+    def _run_finished(self, event: RunFinished) -> None:
+        status, message = str(event.status), event.message
         style = {"succeeded": "bold green", "failed": "bold red"}.get(status, "bold yellow")
         self.out.print()
         self.out.print(Text(f"Run {status}" + (f": {message}" if message else ""), style=style))
@@ -148,7 +151,7 @@ class RunConsole:
         if elapsed < 1:
             return
         sys.stdout.write(
-            f"\r\x1b[2m  … {self._position} {self._current} running for {_seconds(elapsed)}"
+            f"\r\x1b[2m  … {self._position} {self._current} running for {format_seconds(elapsed)}"
             " (Ctrl-C stops it)\x1b[0m\x1b[K"
         )
         sys.stdout.flush()
@@ -217,8 +220,8 @@ class RunConsole:
 
     def edit_command(self, command: str) -> str | None:
         try:
-            edited = click.edit(command, extension=".sh", require_save=True)
-        except click.UsageError as exc:
+            edited = self.terminal.keyboard.edit(command, ".sh")
+        except EditorFailed as exc:
             self.terminal.error(str(exc))
             return None
         if edited is None:
@@ -277,7 +280,7 @@ class RunConsole:
 
     def _key(self, prompt: str) -> str:
         self.out.print(Text(prompt, style="bold"), end="")
-        key = click.getchar()
+        key = self.terminal.keyboard.read_key()
         self.out.print(Text(key if key.isprintable() else ""))
         return key.lower()
 
@@ -295,7 +298,7 @@ class StepTerminal:
     def __init__(self, console: RunConsole, interactive: bool) -> None:
         self.console = console
         self.interactive = interactive and sys.stdin.isatty()
-        self._saved: list | None = None  # type: ignore[type-arg]
+        self._saved: list[Any] | None = None
 
     @property
     def input_fd(self) -> int | None:
@@ -331,20 +334,17 @@ def _param_problem(param: Param, value: str) -> str | None:
     return None
 
 
-def _seconds(value: object) -> str:
-    seconds = float(value)  # type: ignore[arg-type]
-    return f"{seconds:.1f}s" if seconds < 60 else format_duration(round(seconds))
-
-
-def _outcome_text(event: Event) -> str:
-    if event.get("timed_out"):
+def _outcome_text(event: StepFinished) -> str:
+    result = event.result
+    if result is None:
+        return f"exit status {None}"
+    if result.timed_out:
         return "timed out, its processes were stopped"
-    if event.get("interrupted"):
+    if result.interrupted:
         return "interrupted (Ctrl-C)"
-    signum = event.get("signal")
-    if signum:
-        return f"killed by signal {signum}"
-    return f"exit status {event.get('exit_code')}"
+    if result.signal:
+        return f"killed by signal {result.signal}"
+    return f"exit status {result.exit_code}"
 
 
 def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str]]) -> None:

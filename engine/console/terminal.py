@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.text import Text
 
 from engine.diagnostics import Diagnostic
 from engine.duration import format_duration
-from engine.model import Confirm, Param, Step, StepKind
+from engine.model import Param, Step, StepKind
+from engine.record import step_flags
 
 if TYPE_CHECKING:  # kept out of start-up: `runbook log` needs none of them
     from rich.table import Table
@@ -36,15 +37,47 @@ def _width(stream: object) -> int | None:
     return None if isatty is not None and isatty() else 160
 
 
-class Terminal:
-    """Output for one CLI invocation: stdout for results, stderr for errors."""
+class EditorFailed(Exception):
+    """The editor could not be started, or failed: a one-line message."""
 
-    def __init__(self, out: Console | None = None, err: Console | None = None) -> None:
+
+class Keyboard(Protocol):
+    """The operator's keys and editor; the CLI supplies them, a test can script them."""
+
+    def read_key(self) -> str:
+        """One key press, without waiting for Enter."""
+        ...
+
+    def edit(self, text: str, extension: str) -> str | None:
+        """`text` edited in the operator's editor; None when it was not saved."""
+        ...
+
+
+class NoKeyboard:
+    """For commands that never ask: a key or an edit asked for is a bug."""
+
+    def read_key(self) -> str:
+        raise RuntimeError("this command reads no keys")
+
+    def edit(self, text: str, extension: str) -> str | None:
+        raise RuntimeError("this command edits nothing")
+
+
+class Terminal:
+    """Output for one CLI invocation: stdout for results, stderr for errors; the keyboard."""
+
+    def __init__(
+        self,
+        out: Console | None = None,
+        err: Console | None = None,
+        keyboard: Keyboard | None = None,
+    ) -> None:
         # Output to a pipe or file is not cut to 80 columns.
         self.out = out or Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
         self.err = err or Console(
             stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr)
         )
+        self.keyboard: Keyboard = keyboard or NoKeyboard()
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -240,40 +273,6 @@ def _step_line(number: int, step: Step) -> Text:
     if flags:
         line.append("  " + " ".join(flags), style="yellow")
     return line
-
-
-def step_flags(step: Step) -> list[str]:
-    """Short labels for what is special about a step."""
-    flags = []
-    if step.confirm is Confirm.DANGER:
-        flags.append("danger")
-    elif step.confirm is Confirm.NO:
-        flags.append("no-confirm")
-    if not step.run:
-        flags.append("display-only")
-    if step.timeout:
-        flags.append(f"timeout={format_duration(step.timeout)}")
-    if step.retries:
-        flags.append(f"retries={step.retries}")
-    if step.needs:
-        flags.append("needs=" + ",".join(step.needs))
-    if step.when:
-        flags.append(f"when={step.when}")
-    if step.on_failure != "abort":
-        flags.append(f"on_failure={step.on_failure}")
-    if step.interactive:
-        flags.append("interactive")
-    if step.expect:
-        flags.append(f"expect={len(step.expect)}")
-    if step.capture:
-        flags.append(f"capture={step.capture}")
-    if step.interpreter:
-        flags.append(f"interpreter={step.interpreter}")
-    if step.cwd:
-        flags.append(f"cwd={step.cwd}")
-    if step.checked:
-        flags.append("checked")
-    return flags
 
 
 def _params_table(params: tuple[Param, ...]) -> Table:

@@ -1,4 +1,4 @@
-"""Reading the journal: listing, finding and searching runs, and a run's steps in detail."""
+"""Reading the journal: listing, finding and searching runs, and a run's record."""
 
 from __future__ import annotations
 
@@ -7,38 +7,29 @@ import re
 import socket
 import sqlite3
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from typing import Any
 
-from engine.duration import parse_duration
-from engine.events import Event, EventKind, RunStatus
+from engine.events import RunStatus
 from engine.journal.store import JournalError, is_alive, stored_events
+from engine.record import RunDetail, RunSummary
+from engine.record import run_detail as _replayed
+
+__all__ = [
+    "RunDetail",
+    "RunNotFound",
+    "RunSummary",
+    "SearchHit",
+    "find_run",
+    "list_runs",
+    "run_detail",
+    "runbook_text",
+    "search",
+]
 
 
 class RunNotFound(Exception):
     """A run reference that matches no run, or more than one."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    id: str
-    path: str
-    title: str
-    operator: str
-    email: str | None
-    host: str
-    pid: int
-    started: float
-    ended: float | None
-    status: str
-    params: dict[str, object]
-    digest: str
-    git_commit: str | None
-    git_dirty: bool | None
-    abspath: str = ""
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.ended is None else self.ended - self.started
 
 
 _COLUMNS = (
@@ -48,7 +39,7 @@ _COLUMNS = (
 _HOST = socket.gethostname()
 
 
-def _summary(row: tuple) -> RunSummary:  # type: ignore[type-arg]
+def _summary(row: tuple[Any, ...]) -> RunSummary:
     status = row[9]
     if status == RunStatus.RUNNING and row[5] == _HOST and not is_alive(int(row[6])):
         status = str(RunStatus.INTERRUPTED)  # its process is gone: killed mid-run
@@ -87,12 +78,13 @@ def list_runs(
     db: sqlite3.Connection,
     runbook: str | None = None,
     status: str | None = None,
-    since: str | None = None,
+    since: float | None = None,
     operator: str | None = None,
     limit: int | None = None,
 ) -> list[RunSummary]:
-    """Runs, newest first, filtered as `runbook log list` asks."""
-    where, args = [], []  # type: ignore[var-annotated]
+    """Runs, newest first, filtered as `runbook log list` asks (`since`: seconds ago)."""
+    where: list[str] = []
+    args: list[object] = []
     if runbook:
         where.append("(path = ? OR abspath = ?)")
         args += [runbook, runbook]
@@ -102,12 +94,9 @@ def list_runs(
         else:
             where.append("status = ?")
             args.append(status)
-    if since:
-        seconds = parse_duration(since)
-        if seconds is None:
-            raise ValueError(f"--since {since}: not a duration such as 7d, 12h or 30m")
+    if since is not None:
         where.append("started >= ?")
-        args.append(time.time() - seconds)
+        args.append(time.time() - since)
     if operator:
         where.append("(operator = ? OR email = ?)")
         args += [operator, operator]
@@ -143,105 +132,21 @@ def find_run(db: sqlite3.Connection, reference: str) -> RunSummary:
     return _summary(rows[0])
 
 
-@dataclass(slots=True)
-class Attempt:
-    """One execution of a step, as recorded."""
-
-    number: int
-    command: str = ""
-    edited: bool = False
-    started: float | None = None
-    ended: float | None = None
-    status: str | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-    duration: float | None = None
-    output: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class StepRecord:
-    """Everything recorded about one step of a run."""
-
-    id: str
-    kind: str = "command"
-    text: str = ""
-    attempts: list[Attempt] = field(default_factory=list)
-    answers: list[dict[str, object]] = field(default_factory=list)
-    status: str | None = None
-    reason: str = ""
-    captured: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def output(self) -> str:
-        return "".join("".join(a.output) for a in self.attempts)
-
-    def attempt(self, number: int) -> Attempt:
-        for attempt in self.attempts:
-            if attempt.number == number:
-                return attempt
-        created = Attempt(max(number, 1))
-        self.attempts.append(created)
-        return created
-
-
-@dataclass(slots=True)
-class RunDetail:
-    summary: RunSummary
-    events: list[Event]
-    steps: list[StepRecord]
-    message: str = ""
-
-    def step(self, step_id: str) -> StepRecord | None:
-        return next((s for s in self.steps if s.id == step_id), None)
-
-
 def run_detail(db: sqlite3.Connection, summary: RunSummary) -> RunDetail:
     """A run's steps rebuilt from its events (the same replay `resume` uses)."""
-    events = list(stored_events(db, summary.id))
-    return RunDetail(summary, events, *replay(events))
+    return _replayed(summary, stored_events(db, summary.id))
 
 
-def replay(events: list[Event]) -> tuple[list[StepRecord], str]:
-    steps: dict[str, StepRecord] = {}
-    offsets: dict[str, int] = {}  # a resumed run numbers attempts from 1 again
-    message = ""
-    for event in events:
-        if event.kind is EventKind.RUN_FINISHED:
-            message = str(event.get("message") or "")
-        if event.kind is EventKind.RUN_RESUMED:
-            offsets = {s.id: max((a.number for a in s.attempts), default=0) for s in steps.values()}
-        if event.step is None:
-            continue
-        if event.attempt:
-            event = replace(event, attempt=event.attempt + offsets.get(event.step, 0))
-        record = steps.setdefault(event.step, StepRecord(event.step))
-        if event.kind is EventKind.STEP_STARTED:
-            attempt = record.attempt(event.attempt)
-            record.kind = str(event.get("kind") or record.kind)
-            record.text = str(event.get("text") or record.text)
-            attempt.command = str(event.get("command") or "")
-            attempt.edited = bool(event.get("edited"))
-            attempt.started = event.time
-            record.status = None
-        elif event.kind is EventKind.OUTPUT:
-            record.attempt(event.attempt).output.append(str(event.get("text") or ""))
-        elif event.kind is EventKind.ANSWER:
-            record.answers.append({"time": event.time, "attempt": event.attempt, **event.data})
-        elif event.kind is EventKind.STEP_FINISHED:
-            record.status = str(event.get("status"))
-            record.reason = str(event.get("reason") or event.get("note") or "")
-            captured = event.get("captured")
-            if isinstance(captured, dict):
-                record.captured.update({str(k): str(v) for k, v in captured.items()})
-            if event.attempt:
-                attempt = record.attempt(event.attempt)
-                attempt.ended = event.time
-                attempt.status = record.status
-                attempt.exit_code = event.get("exit_code")  # type: ignore[assignment]
-                attempt.signal = event.get("signal")  # type: ignore[assignment]
-                attempt.duration = event.get("duration")  # type: ignore[assignment]
-    return list(steps.values()), message
+def runbook_text(db: sqlite3.Connection, run_id: str) -> tuple[str, str]:
+    """The runbook's text as the run used it, and the runbook's absolute path."""
+    row = db.execute(
+        "SELECT t.text, r.abspath FROM runs r JOIN runbook_texts t ON t.digest = r.digest"
+        " WHERE r.id = ?",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        raise JournalError(f"run {run_id}: its runbook's text is missing")
+    return str(row[0]), str(row[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,18 @@ from pathlib import Path
 
 import orjson
 
-from engine.events import Event, EventKind, RunStatus
+from engine.events import (
+    Event,
+    EventKind,
+    Output,
+    RunResumed,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepStarted,
+    from_data,
+    to_data,
+)
 from engine.journal.checkpoint import Checkpointer
 
 FLUSH_SECONDS = 0.25
@@ -173,10 +184,13 @@ class JournalWriter:
     the last INDEX_BYTES of each step attempt's output; the events keep all of it.
     """
 
-    def __init__(self, db: sqlite3.Connection, run_id: str, run_record: dict[str, object]) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, run_id: str, abspath: str = "", runbook_text: str = ""
+    ) -> None:
         self.db = db
         self.run_id = run_id
-        self.record = run_record
+        self.abspath = abspath  # with the text, what a run's start records besides its event
+        self.runbook_text = runbook_text
         self.seq = 0
         self.prev = GENESIS
         self._output: _Buffered | None = None
@@ -195,29 +209,31 @@ class JournalWriter:
         row = db.execute(
             "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
         ).fetchone()
-        writer = cls(db, run_id, {})
+        writer = cls(db, run_id)
         if row:
             writer.seq, writer.prev = int(row[0]), str(row[1])
         return writer
 
     def emit(self, event: Event) -> None:
-        if event.kind is EventKind.OUTPUT:
+        if isinstance(event, Output):
             self._buffer(event)
             return
         self.drain()
         rows = self._take_output()
-        row = _Row(event.kind, event.step, event.attempt, event.time, dict(event.data))
-        if event.kind is EventKind.STEP_STARTED:
-            row.search = str(event.get("command") or event.get("text") or "")
-            row.field = "command"
-        elif event.kind is EventKind.STEP_FINISHED and self._tail:
-            row.search, self._tail = "".join(self._tail), []
-        rows.append(row)
+        stored = to_data(event)
+        row = _Row(stored.kind, stored.step, stored.attempt, stored.time, stored.data)
         before = None  # the runs row changes in the same transaction as its event
-        if event.kind is EventKind.RUN_STARTED:
-            before = functools.partial(self._insert_run, event)
-        elif event.kind is EventKind.RUN_RESUMED:
-            before = functools.partial(self._reopen_run, event)
+        match event:
+            case StepStarted():
+                row.search = event.command or event.text
+                row.field = "command"
+            case StepFinished() if self._tail:
+                row.search, self._tail = "".join(self._tail), []
+            case RunStarted():
+                before = functools.partial(self._insert_run, event)
+            case RunResumed():
+                before = functools.partial(self._reopen_run, event)
+        rows.append(row)
         self._commit(rows, before)
 
     def tick(self) -> None:
@@ -266,8 +282,8 @@ class JournalWriter:
         if self._failure is not None:
             raise self._failure
 
-    def _buffer(self, event: Event) -> None:
-        text = str(event.get("text", ""))
+    def _buffer(self, event: Output) -> None:
+        text = event.text
         buffered = self._output
         if buffered and (buffered.step, buffered.attempt) != (event.step, event.attempt):
             self.flush()
@@ -310,12 +326,14 @@ class JournalWriter:
                 self._tail.pop(0)
         return head
 
-    def _insert_run(self, event: Event) -> None:
-        record = self.record
+    def _insert_run(self, event: RunStarted) -> None:
+        facts = event.provenance
+        if facts is None:
+            raise JournalError(f"run {self.run_id}: a run starts with its provenance")
         # Each version of a runbook's text is kept once, by its sha256, for all its runs.
         self.db.execute(
             "INSERT OR IGNORE INTO runbook_texts (digest, text) VALUES (?, ?)",
-            (record["digest"], record["text"]),
+            (facts.digest, self.runbook_text),
         )
         self.db.execute(
             "INSERT INTO runs (id, path, abspath, title, digest, git_commit, git_dirty,"
@@ -323,27 +341,33 @@ class JournalWriter:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.run_id,
-                record["path"],
-                record["abspath"],
-                record["title"],
-                record["digest"],
-                record.get("git_commit"),
-                record.get("git_dirty"),
-                record["operator"],
-                record.get("email"),
-                record["host"],
-                record["pid"],
+                event.path,
+                self.abspath,
+                event.title,
+                facts.digest,
+                facts.git_commit,
+                facts.git_dirty,
+                facts.operator,
+                facts.email,
+                facts.host,
+                facts.pid,
                 event.time,
                 str(RunStatus.RUNNING),
-                canonical(event.get("params") or {}),
+                canonical(dict(event.params)),
                 GENESIS,
             ),
         )
 
-    def _reopen_run(self, event: Event) -> None:
+    def _reopen_run(self, event: RunResumed) -> None:
+        facts = event.provenance
         self.db.execute(
             "UPDATE runs SET status = ?, ended = NULL, pid = ?, host = ? WHERE id = ?",
-            (str(RunStatus.RUNNING), event.get("pid"), event.get("host"), self.run_id),
+            (
+                str(RunStatus.RUNNING),
+                facts.pid if facts else None,
+                facts.host if facts else None,
+                self.run_id,
+            ),
         )
 
     def _commit(self, rows: list[_Row], before: Callable[[], None] | None = None) -> None:
@@ -403,8 +427,8 @@ def stored_events(db: sqlite3.Connection, run_id: str) -> Iterator[Event]:
         (run_id,),
     ):
         try:
-            yield Event(EventKind(kind), json.loads(data), step, attempt, at)
-        except (ValueError, TypeError):
+            yield from_data(kind, step, attempt, at, json.loads(data))
+        except (ValueError, TypeError, AttributeError):
             raise JournalError(
                 f"run {run_id}: event {seq} cannot be read (run `runbook log verify {run_id}`)"
             ) from None

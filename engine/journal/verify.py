@@ -7,6 +7,7 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from engine.journal.store import GENESIS, canonical, event_hash
 
@@ -69,7 +70,7 @@ def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
     return Verification(run_id, count, True, head=prev)
 
 
-def _summary_differs(row: tuple, lifecycle: list[tuple[str, str]]) -> str:  # type: ignore[type-arg]
+def _summary_differs(row: tuple[Any, ...], lifecycle: list[tuple[str, str]]) -> str:
     """The first summary field that its run-started / run-finished events do not back."""
     if not lifecycle or lifecycle[0][0] != "run-started":
         return "start"

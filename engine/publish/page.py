@@ -14,12 +14,10 @@ import re
 from collections.abc import Callable, Sequence
 
 from engine.annotation import split_info
-from engine.console.terminal import step_flags
-from engine.journal.export import when
-from engine.journal.query import RunSummary
 from engine.model import Runbook, Step, StepKind
 from engine.plan import EdgeKind, Plan
 from engine.publish.stash import Stash
+from engine.record import RunSummary, step_flags, when
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 _FRONT_MATTER_END = re.compile(r"^(-{3,}|\.{3})\s*$")

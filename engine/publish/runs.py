@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 from ansi2html import Ansi2HTMLConverter
 
-from engine.journal.export import when
-from engine.journal.query import RunDetail, RunSummary, StepRecord
 from engine.publish.page import cell, esc
 from engine.publish.stash import Stash
+from engine.record import RunDetail, RunSummary, StepRecord, duration_text, when
 
 _ANSI = Ansi2HTMLConverter(inline=False, escaped=True, dark_bg=True)
 STATUS_COLOUR = {
@@ -34,17 +33,6 @@ STATUS_COLOUR = {
 
 def ansi_html(text: str) -> str:
     return _ANSI.convert(text, full=False)
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"
 
 
 def runs_index(runs: Sequence[RunSummary], detailed: set[str], stash: Stash) -> str:
@@ -168,10 +156,10 @@ def _step_section(step: StepRecord, step_link: str | None) -> str:
         lines.append(f"<p>Manual step: {esc(step.text)}</p>")
     answers = []
     for answer in step.answers:
-        note = f" ({esc(answer.get('note'))})" if answer.get("note") else ""
+        note = f" ({esc(answer.note)})" if answer.note else ""
         answers.append(
-            f"<li>{esc(when(float(answer['time'])))}: {esc(answer.get('question'))} → "  # type: ignore[arg-type]
-            f"<strong>{esc(answer.get('answer'))}</strong>{note}</li>"
+            f"<li>{esc(when(answer.time))}: {esc(answer.question)} → "
+            f"<strong>{esc(answer.answer)}</strong>{note}</li>"
         )
     if answers:
         lines += ["<ul>", *answers, "</ul>"]

@@ -1,18 +1,13 @@
-"""A run as data (JSON) or as a readable incident record (Markdown)."""
+"""A run as data (JSON) or as a readable incident record (Markdown): `runbook log export`.
+Pure: a run's record in, text out."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 
-from engine.journal.query import RunDetail, RunSummary
-
-
-def when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+from engine.events import Answer
+from engine.record import RunDetail, RunSummary, when
 
 
 def summary_dict(run: RunSummary) -> dict[str, object]:
@@ -47,10 +42,7 @@ def detail_dict(detail: RunDetail, step_id: str | None = None) -> dict[str, obje
                 "text": step.text or None,
                 "reason": step.reason or None,
                 "captured": step.captured,
-                "answers": [
-                    {**answer, "time": when(float(answer["time"]))}  # type: ignore[arg-type]
-                    for answer in step.answers
-                ],
+                "answers": [answer_dict(answer) for answer in step.answers],
                 "attempts": [
                     {
                         "attempt": a.number,
@@ -68,6 +60,16 @@ def detail_dict(detail: RunDetail, step_id: str | None = None) -> dict[str, obje
             }
             for step in steps
         ],
+    }
+
+
+def answer_dict(answer: Answer) -> dict[str, object]:
+    """An answer as the journal has always exported it: when, which attempt, its fields."""
+    fields = answer.fields()
+    return {
+        "time": when(answer.time),
+        "attempt": answer.attempt,
+        **{key: fields[key] for key in sorted(fields)},
     }
 
 
@@ -117,9 +119,8 @@ def to_markdown(detail: RunDetail) -> str:
                 lines += [f"{fence}text", output, fence, ""]
         for answer in step.answers:
             lines.append(
-                f"- {when(float(answer['time']))}: {answer.get('question')} → "  # type: ignore[arg-type]
-                f"{answer.get('answer')}"
-                + (f" ({answer.get('note')})" if answer.get("note") else "")
+                f"- {when(answer.time)}: {answer.question} → {answer.answer}"
+                + (f" ({answer.note})" if answer.note else "")
             )
         if step.answers:
             lines.append("")

@@ -1,0 +1,103 @@
+"""The journal behind one small protocol, `Store`: what the engine asks of any backend
+(append a run's events, read a run, list, search, lock, verify). `SqliteStore` is the
+default one, over `store.py` (writing), `query.py` (reading), `lock.py` and `verify.py`."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Protocol
+
+from engine.events import Event, EventSink
+from engine.journal import lock, query
+from engine.journal.store import JournalWriter, connect, stored_events
+from engine.journal.verify import Verification, verify_all, verify_run
+from engine.record import RunDetail, RunSummary
+
+
+class RunWriter(EventSink, Protocol):
+    """A sink that records one run's events, durably, as they come."""
+
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Store(Protocol):
+    """A journal of runs."""
+
+    def start_run(self, run_id: str, abspath: str, runbook_text: str) -> RunWriter: ...
+    def continue_run(self, run_id: str) -> RunWriter: ...
+    def find_run(self, reference: str) -> RunSummary: ...
+    def list_runs(
+        self,
+        runbook: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        operator: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunSummary]: ...
+    def read_run(self, summary: RunSummary) -> RunDetail: ...
+    def events(self, run_id: str) -> list[Event]: ...
+    def runbook_text(self, run_id: str) -> tuple[str, str]: ...
+    def search(self, text: str, limit: int = 50) -> list[query.SearchHit]: ...
+    def lock(
+        self, abspath: str, run_id: str, operator: str, pid: int, force: bool
+    ) -> lock.Holder | None: ...
+    def unlock(self, abspath: str, run_id: str) -> None: ...
+    def verify(self, run_id: str | None = None) -> list[Verification]: ...
+    def close(self) -> None: ...
+
+
+class SqliteStore:
+    """The journal in one SQLite file (WAL mode)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db: sqlite3.Connection = connect(path)
+
+    def start_run(self, run_id: str, abspath: str, runbook_text: str) -> JournalWriter:
+        return JournalWriter(self.db, run_id, abspath, runbook_text)
+
+    def continue_run(self, run_id: str) -> JournalWriter:
+        return JournalWriter.resume(self.db, run_id)
+
+    def find_run(self, reference: str) -> RunSummary:
+        return query.find_run(self.db, reference)
+
+    def list_runs(
+        self,
+        runbook: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        operator: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunSummary]:
+        return query.list_runs(self.db, runbook, status, since, operator, limit)
+
+    def read_run(self, summary: RunSummary) -> RunDetail:
+        return query.run_detail(self.db, summary)
+
+    def events(self, run_id: str) -> list[Event]:
+        return list(stored_events(self.db, run_id))
+
+    def runbook_text(self, run_id: str) -> tuple[str, str]:
+        return query.runbook_text(self.db, run_id)
+
+    def search(self, text: str, limit: int = 50) -> list[query.SearchHit]:
+        return query.search(self.db, text, limit)
+
+    def lock(
+        self, abspath: str, run_id: str, operator: str, pid: int, force: bool
+    ) -> lock.Holder | None:
+        return lock.acquire(self.db, abspath, run_id, operator, pid, force)
+
+    def unlock(self, abspath: str, run_id: str) -> None:
+        lock.release(self.db, abspath, run_id)
+
+    def verify(self, run_id: str | None = None) -> list[Verification]:
+        if run_id is None:
+            return verify_all(self.db)
+        return [verify_run(self.db, run_id)]
+
+    def close(self) -> None:
+        self.db.close()

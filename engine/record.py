@@ -1,0 +1,227 @@
+"""The record of a run, rebuilt from its events: what `log show`, `log export`, the run pages
+and `resume` read. Pure: events in, plain data out; the formatters every view shares."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from engine.duration import format_duration
+from engine.events import (
+    Answer,
+    Event,
+    Output,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+)
+from engine.model import Confirm, Step
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """A run as listed: who ran which version, when, and how it ended."""
+
+    id: str
+    path: str
+    title: str
+    operator: str
+    email: str | None
+    host: str
+    pid: int
+    started: float
+    ended: float | None
+    status: str
+    params: dict[str, object]
+    digest: str
+    git_commit: str | None
+    git_dirty: bool | None
+    abspath: str = ""
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    @property
+    def version(self) -> str:
+        """sha256 (and git commit) of the runbook's text as run, for people."""
+        return (
+            f"sha256 {self.digest[:16]}"
+            + (f", git {self.git_commit[:12]}" if self.git_commit else "")
+            + (" (uncommitted changes)" if self.git_dirty else "")
+        )
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One execution of a step, as recorded."""
+
+    number: int
+    command: str = ""
+    edited: bool = False
+    started: float | None = None
+    ended: float | None = None
+    status: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    duration: float | None = None
+    output: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """Everything recorded about one step of a run."""
+
+    id: str
+    kind: str = "command"
+    text: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)  # attempts numbered across resumes
+    status: str | None = None
+    reason: str = ""
+    captured: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def output(self) -> str:
+        return "".join("".join(a.output) for a in self.attempts)
+
+    def attempt(self, number: int) -> Attempt:
+        for attempt in self.attempts:
+            if attempt.number == number:
+                return attempt
+        created = Attempt(max(number, 1))
+        self.attempts.append(created)
+        return created
+
+
+@dataclass(slots=True)
+class RunDetail:
+    summary: RunSummary
+    events: list[Event]
+    steps: list[StepRecord]
+    message: str = ""
+
+    def step(self, step_id: str) -> StepRecord | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    @property
+    def started(self) -> RunStarted | None:
+        return next((e for e in self.events if isinstance(e, RunStarted)), None)
+
+
+def run_detail(summary: RunSummary, events: Iterable[Event]) -> RunDetail:
+    """A run's steps rebuilt from its events."""
+    recorded = list(events)
+    return RunDetail(summary, recorded, *replay(recorded))
+
+
+def replay(events: Iterable[Event]) -> tuple[list[StepRecord], str]:
+    """Each step's record from the events, in the order the steps first appear; and the
+    run's final message. A resumed run numbers attempts from 1 again: here they go on."""
+    steps: dict[str, StepRecord] = {}
+    offsets: dict[str, int] = {}
+    message = ""
+    for event in events:
+        match event:
+            case RunFinished():
+                message = event.message
+                continue
+            case RunResumed():
+                offsets = {
+                    s.id: max((a.number for a in s.attempts), default=0) for s in steps.values()
+                }
+                continue
+            case RunStarted():
+                continue
+        number = event.attempt + offsets.get(event.step, 0) if event.attempt else 0
+        record = steps.setdefault(event.step, StepRecord(event.step))
+        match event:
+            case StepStarted():
+                attempt = record.attempt(number)
+                record.kind = event.kind
+                record.text = event.text or record.text
+                attempt.command = event.command
+                attempt.edited = event.edited
+                attempt.started = event.time
+                record.status = None
+            case Output():
+                record.attempt(number).output.append(event.text)
+            case Answer():
+                record.answers.append(replace(event, attempt=number))
+            case StepFinished():
+                record.status = str(event.status)
+                record.reason = event.reason or event.note or ""
+                result = event.result
+                if result is not None:
+                    record.captured.update(result.captured)
+                if number:
+                    attempt = record.attempt(number)
+                    attempt.ended = event.time
+                    attempt.status = record.status
+                    attempt.exit_code = result.exit_code if result else None
+                    attempt.signal = result.signal if result else None
+                    attempt.duration = result.duration if result else None
+    return list(steps.values()), message
+
+
+def when(timestamp: float | None) -> str:
+    """A moment as every view shows it: UTC, to the second."""
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A duration on the terminal: `2.5s`, `3m20s`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 60 else format_duration(round(seconds))
+
+
+def duration_text(seconds: float | None) -> str:
+    """A duration on the site, where short steps are the rule: `40ms`, `2.5s`, `3m20s`."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def step_flags(step: Step) -> list[str]:
+    """Short labels for what is special about a step."""
+    flags = []
+    if step.confirm is Confirm.DANGER:
+        flags.append("danger")
+    elif step.confirm is Confirm.NO:
+        flags.append("no-confirm")
+    if not step.run:
+        flags.append("display-only")
+    if step.timeout:
+        flags.append(f"timeout={format_duration(step.timeout)}")
+    if step.retries:
+        flags.append(f"retries={step.retries}")
+    if step.needs:
+        flags.append("needs=" + ",".join(step.needs))
+    if step.when:
+        flags.append(f"when={step.when}")
+    if step.on_failure != "abort":
+        flags.append(f"on_failure={step.on_failure}")
+    if step.interactive:
+        flags.append("interactive")
+    if step.expect:
+        flags.append(f"expect={len(step.expect)}")
+    if step.capture:
+        flags.append(f"capture={step.capture}")
+    if step.interpreter:
+        flags.append(f"interpreter={step.interpreter}")
+    if step.cwd:
+        flags.append(f"cwd={step.cwd}")
+    if step.checked:
+        flags.append("checked")
+    return flags
