@@ -1,8 +1,13 @@
-"""Shared helpers: parse and plan plain strings, and summarise diagnostics as (code, line)."""
+"""Shared helpers: parse and plan plain strings, summarise diagnostics as (code, line), write
+runbooks, run the CLI; and a hermetic environment for every test."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +15,29 @@ from engine.diagnostics import Diagnostic
 from engine.model import Runbook
 from engine.parse import parse_runbook
 from engine.plan import Plan, plan_runbook
+
+RUNBOOK = Path(sys.executable).parent / "runbook"
+
+# What the engine, rich or the editor hook read from the environment: a caller's shell must
+# not change what a test sees (a RUNBOOK_JOURNAL there would send runs to the caller's journal).
+ENGINE_VARIABLES = (
+    "RUNBOOK_JOURNAL",
+    "EDITOR",
+    "VISUAL",
+    "FORCE_COLOR",
+    "NO_COLOR",
+    "COLUMNS",
+    "LINES",
+    "PAGER",
+)
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without the variables the engine reads (for in-process code and for
+    every process a test starts from `os.environ`)."""
+    for name in ENGINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 def parse(text: str) -> Runbook:
@@ -23,6 +51,37 @@ def plan(text: str) -> Plan:
 def found(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> list[tuple[str, int]]:
     """(code, line) of each diagnostic, in order: what most tests compare."""
     return [(d.code, d.location.line) for d in diagnostics]
+
+
+def write_runbook(directory: Path, text: str, name: str = "rb.md") -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The (already hermetic) environment, plain output, and a throw-away HOME."""
+    env = {k: v for k, v in os.environ.items() if k not in ENGINE_VARIABLES}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env.update(NO_COLOR="1", TERM="xterm-256color", HOME=str(home), **extra)
+    return env
+
+
+def run_cli(
+    tmp_path: Path, *args: str | Path, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`runbook ARGS...` with no terminal (stdin from /dev/null, output to pipes)."""
+    return subprocess.run(
+        [str(RUNBOOK), *map(str, args)],
+        cwd=cwd or tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(tmp_path, COLUMNS="200", **env),
+        check=False,
+    )
 
 
 @pytest.fixture

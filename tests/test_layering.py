@@ -1,0 +1,88 @@
+"""The import rules that keep the pipeline's layers apart, checked on the source (AST):
+publish never reaches the terminal module, SQL lives in the journal, and only the console
+(and the CLI) use click and rich."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ENGINE = Path(__file__).resolve().parent.parent / "engine"
+SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|PRAGMA|BEGIN|ALTER)\b")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ENGINE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(ENGINE.rglob("*.py"))}
+TREES = {name: ast.parse(path.read_text("utf-8")) for name, path in MODULES.items()}
+
+
+def imports(name: str) -> set[str]:
+    """Every module `name` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(TREES[name]):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def reachable(start: str) -> set[str]:
+    """The engine modules `start` loads, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for imported in imports(name):
+            parts = imported.split(".")
+            for size in range(1, len(parts) + 1):  # a package runs its __init__ too
+                prefix = ".".join(parts[:size])
+                if prefix in MODULES:
+                    todo.append(prefix)
+    return seen
+
+
+def test_the_rules_see_the_modules() -> None:
+    assert {"engine.cli", "engine.publish.plugin", "engine.console.run"} <= set(MODULES)
+    assert "engine.console.terminal" in reachable("engine.cli")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("engine.publish")))
+def test_publish_does_not_load_the_console(name: str) -> None:
+    console = sorted(m for m in reachable(name) if m.startswith("engine.console"))
+    assert console == [], f"{name} loads {console}"
+
+
+def test_sql_lives_in_the_journal() -> None:
+    holders = {
+        name
+        for name, tree in TREES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.match(node.value)
+    }
+    assert holders, "the check finds the journal's SQL"
+    assert sorted(n for n in holders if not n.startswith("engine.journal")) == []
+
+
+def test_only_the_console_and_the_cli_use_click_and_rich() -> None:
+    users = {
+        name
+        for name in MODULES
+        for imported in imports(name)
+        if imported.split(".")[0] in {"click", "rich"}
+    }
+    outside = sorted(n for n in users if not n.startswith("engine.console") and n != "engine.cli")
+    assert outside == []
+    assert "engine.cli" in users
+    clicks = sorted(n for n in users if any(i.split(".")[0] == "click" for i in imports(n)))
+    assert clicks == ["engine.cli"]
