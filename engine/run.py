@@ -6,6 +6,7 @@ nothing itself (the console does, from the events and the UI calls).
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import signal
 import time
@@ -424,7 +425,7 @@ class Runner:
                 on_answer=on_answer,
                 input_fd=terminal.input_fd,
                 interrupt_requested=interrupts.take,
-                tick=lambda: (terminal.tick(), self._tick()),
+                tick=functools.partial(_both, terminal.tick, self._tick),
             )
             try:
                 outcome = self.session.run_step(
@@ -500,6 +501,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\r")
 
 def _strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> None:
+    first()
+    second()
 
 
 def _failure_status(outcome: Outcome) -> StepStatus:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from engine.console.terminal import EditorFailed, Terminal, _section_path, step_flags
+from engine.console.terminal import EditorFailed, Terminal, _section_path
 from engine.events import (
     Answer,
     Event,
@@ -25,7 +25,7 @@ from engine.events import (
 )
 from engine.model import Param, Step, StepKind
 from engine.plan import Plan
-from engine.record import format_seconds
+from engine.record import format_seconds, step_flags
 from engine.run import Choice
 from engine.shell import Outcome
 

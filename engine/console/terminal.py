@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
@@ -16,7 +16,7 @@ from rich.text import Text
 
 from engine.diagnostics import Diagnostic
 from engine.duration import format_duration
-from engine.model import Param, Step, StepKind
+from engine.model import Param, Section, Step, StepKind
 from engine.record import step_flags
 
 if TYPE_CHECKING:  # kept out of start-up: `runbook log` needs none of them
@@ -253,7 +253,7 @@ class Terminal:
         sys.stdout.flush()
 
 
-def _section_path(slug: str | None, sections: dict) -> str:  # type: ignore[type-arg]
+def _section_path(slug: str | None, sections: Mapping[str, Section]) -> str:
     names = []
     while slug is not None and slug in sections:
         names.append(sections[slug].title)
