@@ -49,7 +49,7 @@ from pathlib import Path
 
 from engine_cli import compile_engine, runbook_command  # bench/engine_cli.py
 
-from engine.events import Event, EventKind
+from engine.events import from_data
 from engine.journal import query
 from engine.journal.store import GENESIS, JournalWriter, canonical, connect, event_hash
 from engine.journal.verify import verify_all
@@ -445,9 +445,9 @@ def fidelity_check(generator: Generator) -> str:
     run_id, record, events = generator.run(0)
     with tempfile.TemporaryDirectory(prefix="bench-journal-check-") as tmp:
         real = connect(Path(tmp, "writer.db"))
-        writer = JournalWriter(real, run_id, record)
+        writer = JournalWriter(real, run_id, str(record["abspath"]), str(record["text"]))
         for kind, step, attempt, at, data in events:
-            writer.emit(Event(EventKind(kind), data, step, attempt, at))
+            writer.emit(from_data(kind, step, attempt, at, data))
             if kind == "output":
                 writer.flush()  # a quiet moment: the chunk is committed as its own event
                 writer.drain()
@@ -690,7 +690,7 @@ def lines_of(result: object) -> int:
 
 
 def list_query(db: sqlite3.Connection) -> list[query.RunSummary]:
-    return query.list_runs(db, status="failed", since="30d")
+    return query.list_runs(db, status="failed", since=30 * 86400)
 
 
 def rare_query(db: sqlite3.Connection) -> list[query.SearchHit]:

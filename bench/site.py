@@ -58,7 +58,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from engine.events import Event, EventKind
+from engine.events import Event, EventKind, from_data
 from engine.journal.store import JournalWriter, connect
 from engine.parse import parse_runbook
 from engine.plan import plan_runbook
@@ -92,6 +92,17 @@ TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 # -- the corpus and the journal -----------------------------------------------------------------
+
+
+def stored(
+    kind: EventKind,
+    data: dict[str, object],
+    step: str | None = None,
+    attempt: int = 0,
+    time: float = 0.0,
+) -> Event:
+    """An event from its stored form, as a journal holds it."""
+    return from_data(str(kind), step, attempt, time, data)
 
 
 def write_docs(docs: Path, count: int) -> list[Path]:
@@ -177,12 +188,12 @@ def write_journal(
             }
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
             run_id = f"{stamp}-{rng.getrandbits(24):06x}"
-            writer = JournalWriter(db, run_id, record)
+            writer = JournalWriter(db, run_id, str(record["abspath"]), str(record["text"]))
             status = rng.choices([s for s, _ in STATUSES], [w for _, w in STATUSES])[0]
             selected = list(plan.order[:steps_per_run])
             facts = {k: record[k] for k in ("operator", "host", "pid", "git_commit", "email")}
             emitted = [
-                Event(
+                stored(
                     EventKind.RUN_STARTED,
                     {
                         "path": shown,
@@ -190,6 +201,7 @@ def write_journal(
                         "params": values,
                         "steps": selected,
                         "run_id": run_id,
+                        "journal": "journal.db",
                         "digest": record["digest"],
                         **facts,
                     },
@@ -204,7 +216,7 @@ def write_journal(
                 fails = last and status == "failed"
                 if step.kind == "manual":
                     emitted.append(
-                        Event(
+                        stored(
                             EventKind.STEP_STARTED,
                             {"kind": "manual", "text": step.body},
                             step_id,
@@ -214,16 +226,16 @@ def write_journal(
                     )
                     at += rng.uniform(5, 120)
                     answer = {"question": "manual", "answer": "done", "note": ""}
-                    emitted.append(Event(EventKind.ANSWER, answer, step_id, 1, at))
+                    emitted.append(stored(EventKind.ANSWER, answer, step_id, 1, at))
                     emitted.append(
-                        Event(
+                        stored(
                             EventKind.STEP_FINISHED, {"status": "done", "note": ""}, step_id, 1, at
                         )
                     )
                     continue
                 command = render(step.body, values)
                 emitted.append(
-                    Event(
+                    stored(
                         EventKind.STEP_STARTED,
                         {"kind": "command", "command": command, "edited": False, "cwd": None},
                         step_id,
@@ -234,7 +246,7 @@ def write_journal(
                 began = at
                 for chunk in output_text(rng, fails):
                     at += rng.uniform(0.3, 20)
-                    emitted.append(Event(EventKind.OUTPUT, {"text": chunk}, step_id, 1, at))
+                    emitted.append(stored(EventKind.OUTPUT, {"text": chunk}, step_id, 1, at))
                 at += rng.uniform(0.1, 5)
                 finished = {
                     "captured": {},
@@ -245,7 +257,7 @@ def write_journal(
                     "timed_out": False,
                     "interrupted": False,
                 }
-                emitted.append(Event(EventKind.STEP_FINISHED, finished, step_id, 1, at))
+                emitted.append(stored(EventKind.STEP_FINISHED, finished, step_id, 1, at))
                 at += rng.uniform(1, 30)  # the operator reads and confirms the next step
             message = {"failed": "step failed", "aborted": "aborted by the operator"}
             message["interrupted"] = "interrupted"
@@ -254,7 +266,7 @@ def write_journal(
                 "failed": [selected[-1]] if status == "failed" and selected else [],
                 "message": message.get(status, ""),
             }
-            emitted.append(Event(EventKind.RUN_FINISHED, finished, time=at))
+            emitted.append(stored(EventKind.RUN_FINISHED, finished, time=at))
             for event in emitted:
                 writer.emit(event)
             writer.flush()
