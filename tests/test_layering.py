@@ -86,3 +86,15 @@ def test_only_the_console_and_the_cli_use_click_and_rich() -> None:
     assert "engine.cli" in users
     clicks = sorted(n for n in users if any(i.split(".")[0] == "click" for i in imports(n)))
     assert clicks == ["engine.cli"]
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    readme = (ENGINE.parent / "README.md").read_text("utf-8")
+    layout = readme[readme.index("## Layout") :]
+    layout = layout[: layout.index("\n## ", 1)]
+    missing = [
+        str(path.relative_to(ENGINE.parent))
+        for path in sorted(ENGINE.rglob("*.py"))
+        if path.name != "__init__.py" and path.name not in layout
+    ]
+    assert missing == []
