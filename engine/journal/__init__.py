@@ -1,7 +1,8 @@
 """The journal: where every run's events are recorded, and read back for audit and resume.
 
-`engine.journal.query` (reading runs back) is imported by the commands that read, so a run
-does not load it.
+`storage.Store` is what the engine asks of a journal; `storage.SqliteStore` is the SQLite one
+(writing in `store.py`, reading in `query.py`, `verify.py` and `lock.py`). Every SQL
+statement of the engine lives in this package.
 """
 
 from engine.journal.location import journal_path

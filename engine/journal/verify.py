@@ -7,7 +7,7 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 from engine.journal.store import GENESIS, canonical, event_hash
 
@@ -54,15 +54,16 @@ def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
     ).fetchone()
     if row is None:
         return Verification(run_id, count, False, "the run's record is missing")
-    if int(row[0]) != count or row[1] != prev:
+    summary = _Summary(*row)
+    if int(summary.events) != count or summary.last_hash != prev:
         return Verification(
-            run_id, count, False, f"the run records {row[0]} events but {count} remain"
+            run_id, count, False, f"the run records {summary.events} events but {count} remain"
         )
-    if hashlib.sha256(str(row[3]).encode("utf-8")).hexdigest() != row[2]:
+    if hashlib.sha256(str(summary.text).encode("utf-8")).hexdigest() != summary.digest:
         return Verification(
             run_id, count, False, "the stored runbook text does not match its sha256"
         )
-    differs = _summary_differs(row, lifecycle)
+    differs = _summary_differs(summary, lifecycle)
     if differs:
         return Verification(
             run_id, count, False, f"the run's summary ({differs}) differs from its events"
@@ -70,25 +71,42 @@ def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
     return Verification(run_id, count, True, head=prev)
 
 
-def _summary_differs(row: tuple[Any, ...], lifecycle: list[tuple[str, str]]) -> str:
+class _Summary(NamedTuple):
+    """A run's row in the runs table (the index `log list` reads), as verify reads it."""
+
+    events: int
+    last_hash: str
+    digest: str
+    text: str | None
+    path: str
+    title: str
+    operator: str
+    host: str
+    params: str
+    status: str
+    git_commit: str | None
+    email: str | None
+
+
+def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]]) -> str:
     """The first summary field that its run-started / run-finished events do not back."""
     if not lifecycle or lifecycle[0][0] != "run-started":
         return "start"
     started = json.loads(lifecycle[0][1])
     latest = json.loads(next(d for k, d in reversed(lifecycle) if k != "run-finished"))
+    final_kind, final_data = lifecycle[-1]
+    status = json.loads(final_data).get("status") if final_kind == "run-finished" else "running"
     expected = {
-        "sha256": (row[2], started.get("digest")),
-        "path": (row[4], started.get("path")),
-        "title": (row[5], started.get("title")),
-        "operator": (row[6], started.get("operator")),
-        "host": (row[7], latest.get("host")),
-        "params": (row[8], canonical(started.get("params") or {})),
-        "git commit": (row[10], started.get("git_commit")),
-        "email": (row[11], started.get("email")),
+        "sha256": (row.digest, started.get("digest")),
+        "path": (row.path, started.get("path")),
+        "title": (row.title, started.get("title")),
+        "operator": (row.operator, started.get("operator")),
+        "host": (row.host, latest.get("host")),
+        "params": (row.params, canonical(started.get("params") or {})),
+        "git commit": (row.git_commit, started.get("git_commit")),
+        "email": (row.email, started.get("email")),
+        "status": (row.status, status),
     }
-    final = lifecycle[-1]
-    status = json.loads(final[1]).get("status") if final[0] == "run-finished" else "running"
-    expected["status"] = (row[9], status)
     return next((name for name, (stored, backed) in expected.items() if stored != backed), "")
 
 

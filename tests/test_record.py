@@ -1,0 +1,95 @@
+"""The run record as plain data: replay of typed events (attempts numbered across a resume,
+answers kept with their question), the formatters, and the parameters resume takes back."""
+
+from __future__ import annotations
+
+from engine.events import (
+    Answer,
+    Output,
+    Provenance,
+    Question,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepResult,
+    StepStarted,
+    StepStatus,
+)
+from engine.parameters import Parameters
+from engine.record import duration_text, format_seconds, replay, when
+from engine.resume import recorded_params
+from tests.conftest import parse, plan
+
+FACTS = Provenance("r1", "j.db", "0" * 64, "ops", "host", 42)
+
+
+def test_a_resumed_run_numbers_attempts_on() -> None:
+    events = [
+        RunStarted("rb.md", "RB", {}, ("a",), FACTS, time=1.0),
+        StepStarted("a", 1, "command", command="false\n", time=2.0),
+        Output("a", 1, "no\n", time=2.5),
+        StepFinished("a", 1, StepStatus.FAILED, result=StepResult(1, None, 0.5), time=3.0),
+        Answer("a", 1, Question.FAILURE, "abort", time=3.5),
+        RunFinished(RunStatus.ABORTED, ("a",), "aborted after step 'a' failed", time=4.0),
+        RunResumed("rb.md", "RB", {}, ("a",), FACTS, time=10.0),
+        StepStarted("a", 1, "command", command="true\n", edited=True, time=11.0),
+        StepFinished("a", 1, StepStatus.SUCCEEDED, result=StepResult(0, None, 0.25), time=12.0),
+        RunFinished(RunStatus.SUCCEEDED, time=13.0),
+    ]
+    [step], message = replay(events)
+    assert message == ""
+    assert step.status == "succeeded"
+    assert [(a.number, a.command, a.edited, a.exit_code) for a in step.attempts] == [
+        (1, "false\n", False, 1),
+        (2, "true\n", True, 0),
+    ]
+    assert step.output == "no\n"
+    assert step.answers == [Answer("a", 1, Question.FAILURE, "abort", time=3.5)]
+
+
+def test_a_skip_after_a_failure_clears_the_attempts_exit_code_as_it_always_has() -> None:
+    events = [
+        StepStarted("a", 1, "command", command="false\n", time=2.0),
+        StepFinished("a", 1, StepStatus.FAILED, result=StepResult(1, None, 0.5), time=3.0),
+        StepFinished("a", 1, StepStatus.SKIPPED, reason="skipped by the operator", time=4.0),
+    ]
+    [step], _ = replay(events)
+    assert (step.status, step.reason) == ("skipped", "skipped by the operator")
+    assert step.attempts[0].exit_code is None and step.attempts[0].ended == 4.0
+
+
+def test_the_formatters() -> None:
+    assert when(0) == "1970-01-01 00:00:00 UTC"
+    assert when(None) == "-"
+    assert [format_seconds(s) for s in (None, 0.04, 2.5, 200)] == ["-", "0.0s", "2.5s", "3m20s"]
+    assert [duration_text(s) for s in (None, 0.04, 2.5, 200)] == ["-", "40ms", "2.5s", "3m20s"]
+
+
+RUNBOOK = """
+---
+params:
+  host: {default: db1}
+  password: {secret: true}
+---
+# Restore
+
+```bash
+psql -h {{ host }} -c 'select 1'
+```
+"""
+
+
+def test_resume_asks_again_for_secret_parameters_whatever_was_recorded() -> None:
+    runbook = parse(RUNBOOK)
+    # A journal of an earlier release recorded a secret as "<secret>"; a later one may not.
+    for shown in ("<secret>", "[secret:password]", ""):
+        assert recorded_params(runbook, {"host": "db2", "password": shown}) == {"host": "db2"}
+
+
+def test_parameters_hide_secrets_when_shown_and_mask_them_everywhere() -> None:
+    params = Parameters.of(plan(RUNBOOK), {"host": "db1", "password": "hunter2-x"})
+    assert params.shown(["host", "password"]) == {"host": "db1", "password": "<secret>"}
+    assert params.masker.mask("pw=hunter2-x") == "pw=[secret:password]"
+    assert params.secret == frozenset({"password"})
