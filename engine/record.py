@@ -46,6 +46,11 @@ class RunSummary:
         return None if self.ended is None else self.ended - self.started
 
     @property
+    def who(self) -> str:
+        """Operator, email and host, for people: `ops <ops@example.com> on db1`."""
+        return self.operator + (f" <{self.email}>" if self.email else "") + f" on {self.host}"
+
+    @property
     def version(self) -> str:
         """sha256 (and git commit) of the runbook's text as run, for people."""
         return (

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,14 @@ def test_the_readme_layout_names_every_module() -> None:
         if path.name != "__init__.py" and path.name not in layout
     ]
     assert missing == []
+
+
+def test_the_site_loads_neither_the_console_nor_rich() -> None:
+    code = (
+        "import sys, engine.publish.plugin, engine.publish.runs, engine.publish.export\n"
+        "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('engine.console')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

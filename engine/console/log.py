@@ -59,10 +59,7 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
         facts = [
             ("runbook", run.path),
             ("status", run.status + (f": {detail.message}" if detail.message else "")),
-            (
-                "operator",
-                run.operator + (f" <{run.email}>" if run.email else "") + f" on {run.host}",
-            ),
+            ("operator", run.who),
             ("started", when(run.started)),
             ("ended", when(run.ended)),
             ("duration", format_seconds(run.duration)),

@@ -86,7 +86,7 @@ def to_markdown(detail: RunDetail) -> str:
         "|---|---|",
         f"| Runbook | `{run.path}` |",
         f"| Status | **{run.status}**{': ' + detail.message if detail.message else ''} |",
-        f"| Operator | {run.operator}{' <' + run.email + '>' if run.email else ''} on {run.host} |",
+        f"| Operator | {run.who} |",
         f"| Started | {when(run.started)} |",
         f"| Ended | {when(run.ended)} |",
         f"| Version | sha256 `{run.digest[:16]}`"
