@@ -85,6 +85,7 @@ class ScriptedUI:
     def __init__(self, *answers: Choice | tuple[Choice, str]) -> None:
         self.answers = list(answers)
         self.asked: list[tuple[str, str]] = []
+        self.edits: list[str] = []
 
     def _next(self, kind: str, step: Step) -> Choice | tuple[Choice, str]:
         self.asked.append((kind, step.id))
@@ -109,7 +110,7 @@ class ScriptedUI:
         return answer
 
     def edit_command(self, command: str) -> str | None:
-        return None
+        return self.edits.pop(0) if self.edits else None
 
     def step_io(self, step: Step, interactive: bool) -> Quiet:
         return Quiet()
@@ -309,3 +310,147 @@ def test_a_danger_step_before_from_is_not_asked_about(session: ShellSession) -> 
     status, events = run(plan, session, ScriptedUI(), options)
     assert status is RunStatus.SUCCEEDED
     assert [e.step for e in events if isinstance(e, StepStarted)] == ["check"]
+
+
+def started(events: list[Event]) -> list[tuple[str, int]]:
+    return [(e.step, e.attempt) for e in events if isinstance(e, StepStarted)]
+
+
+def finished(events: list[Event]) -> list[tuple[str, int, StepStatus]]:
+    return [(e.step, e.attempt, e.status) for e in events if isinstance(e, StepFinished)]
+
+
+def test_retries_run_a_step_again_until_it_succeeds(session: ShellSession) -> None:
+    plan = plan_of(
+        """
+        # Flaky
+
+        ```bash {id: flaky, retries: 2}
+        n=$(cat n 2>/dev/null || echo 0); echo $((n + 1)) > n; [ "$n" -ge 2 ]
+        ```
+        """
+    )
+    status, events = run(plan, session, ScriptedUI(), RunOptions(assume_yes=True))
+    assert status is RunStatus.SUCCEEDED
+    assert finished(events) == [
+        ("flaky", 1, StepStatus.FAILED),
+        ("flaky", 2, StepStatus.FAILED),
+        ("flaky", 3, StepStatus.SUCCEEDED),
+    ]
+
+
+ROLLBACK = """
+# Upgrade
+
+```bash {id: upgrade, on_failure: rollback}
+echo upgrading; exit 1
+```
+
+```bash {id: verify}
+echo verifying
+```
+
+## Rollback
+
+```bash {id: downgrade}
+echo downgrading
+```
+"""
+
+
+def test_an_unattended_failure_runs_its_handler_then_the_run_fails(
+    session: ShellSession,
+) -> None:
+    status, events = run(plan_of(ROLLBACK), session, ScriptedUI(), RunOptions(assume_yes=True))
+    assert status is RunStatus.FAILED
+    assert started(events) == [("upgrade", 1), ("downgrade", 1)]
+    assert events[-1] == RunFinished(
+        RunStatus.FAILED, ("upgrade",), "step 'upgrade' failed", time=0.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("choice", "ran", "status", "message"),
+    [
+        (Choice.CONTINUE, ["upgrade", "verify"], RunStatus.FAILED, "some steps failed"),
+        (Choice.SKIP, ["upgrade", "verify"], RunStatus.SUCCEEDED, ""),
+        (Choice.ROLLBACK, ["upgrade", "downgrade"], RunStatus.FAILED, "step 'upgrade' failed"),
+        (Choice.ABORT, ["upgrade"], RunStatus.ABORTED, "aborted after step 'upgrade' failed"),
+    ],
+)
+def test_the_failure_menu(
+    session: ShellSession, choice: Choice, ran: list[str], status: RunStatus, message: str
+) -> None:
+    ui = ScriptedUI(Choice.RUN, choice, Choice.RUN, Choice.RUN)
+    got, events = run(plan_of(ROLLBACK), session, ui, RunOptions())
+    assert (got, [s for s, _ in started(events)]) == (status, ran)
+    final = events[-1]
+    assert isinstance(final, RunFinished) and final.message == message
+    assert Answer("upgrade", 1, Question.FAILURE, str(choice), time=0.0) in events
+
+
+def test_an_edited_command_is_what_runs_and_is_recorded_masked(session: ShellSession) -> None:
+    plan = plan_of(
+        """
+        ---
+        params:
+          token: {secret: true}
+        ---
+        # Edit
+
+        ```bash {id: call}
+        echo calling
+        ```
+        """
+    )
+    ui = ScriptedUI(Choice.EDIT, Choice.RUN)
+    ui.edits = [f"echo called with {SECRET}\n"]
+    status, events = run(plan, session, ui, RunOptions(), {"token": SECRET})
+    assert status is RunStatus.SUCCEEDED
+    masked = "echo called with [secret:token]\n"
+    assert Answer("call", 0, Question.EDIT, "edited", command=masked, time=0.0) in events
+    [start] = [e for e in events if isinstance(e, StepStarted)]
+    assert (start.command, start.edited) == (masked, True)
+    assert Output("call", 1, "called with [secret:token]\n", time=0.0) in events
+
+
+LOGIN = (
+    "---\nparams:\n  token: {secret: true}\n---\n# Login\n\n"
+    "```bash {id: login, expect: [{prompt: 'User:', send: ops},"
+    " {prompt: 'Token:', send: '{{ token }}', secret: true}]}\n"
+    'read -r -p "User: " u; read -r -s -p "Token: " t; echo; [ "$t" = "$TOKEN" ] && echo "hi $u"\n'
+    "```\n"
+)
+
+
+def test_expect_answers_are_recorded_and_a_secret_one_is_not(session: ShellSession) -> None:
+    plan = plan_of(LOGIN)
+    status, events = run(plan, session, ScriptedUI(), RunOptions(True), {"token": SECRET})
+    assert status is RunStatus.SUCCEEDED
+    answers = [e for e in events if isinstance(e, Answer)]
+    assert answers == [
+        Answer("login", 1, Question.EXPECT, "ops", pattern="User:", time=0.0),
+        Answer("login", 1, Question.EXPECT, "[secret]", pattern="Token:", time=0.0),
+    ]
+    assert SECRET not in repr([to_data(e) for e in events])
+
+
+def test_a_danger_step_runs_only_once_its_id_is_typed(session: ShellSession) -> None:
+    # The operator chooses run, mistypes the id (asked again), then types it.
+    ui = ScriptedUI(Choice.RUN, Choice.SKIP, Choice.RUN, Choice.RUN, Choice.RUN, Choice.RUN)
+    status, events = run(plan_of(DANGER), session, ui, RunOptions())
+    assert status is RunStatus.SUCCEEDED
+    assert ui.asked[:4] == [
+        ("step", "drop"),
+        ("danger", "drop"),
+        ("step", "drop"),
+        ("danger", "drop"),
+    ]
+    assert started(events) == [("drop", 1), ("load", 1), ("check", 1)]
+
+
+def test_an_abort_at_the_first_prompt_runs_nothing(session: ShellSession) -> None:
+    status, events = run(plan_of(DANGER), session, ScriptedUI(Choice.ABORT), RunOptions())
+    assert status is RunStatus.ABORTED
+    assert started(events) == []
+    assert events[-1] == RunFinished(RunStatus.ABORTED, (), "aborted before step 'drop'", time=0.0)
