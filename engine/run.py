@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.events import (
     Answer,
@@ -126,7 +126,7 @@ class _Interrupts:
 
     def __init__(self) -> None:
         self.pending = 0
-        self._previous: signal._HANDLER = None
+        self._previous: Callable[[int, FrameType | None], Any] | int | None = None
 
     def __enter__(self) -> _Interrupts:
         self.pending = 0
