@@ -3,8 +3,11 @@ answers kept with their question), the formatters, and the parameters resume tak
 
 from __future__ import annotations
 
+import json
+
 from engine.events import (
     Answer,
+    Event,
     Output,
     Provenance,
     Question,
@@ -18,7 +21,18 @@ from engine.events import (
     StepStatus,
 )
 from engine.parameters import Parameters
-from engine.record import duration_text, format_seconds, replay, when
+from engine.publish.export import to_json, to_markdown
+from engine.publish.runs import RunLinks, run_page
+from engine.publish.stash import Stash
+from engine.record import (
+    RunDetail,
+    RunSummary,
+    duration_text,
+    format_seconds,
+    replay,
+    run_detail,
+    when,
+)
 from engine.resume import recorded_params
 from tests.conftest import parse, plan
 
@@ -93,3 +107,63 @@ def test_parameters_hide_secrets_when_shown_and_mask_them_everywhere() -> None:
     assert params.shown(["host", "password"]) == {"host": "db1", "password": "<secret>"}
     assert params.masker.mask("pw=hunter2-x") == "pw=[secret:password]"
     assert params.secret == frozenset({"password"})
+
+
+def detail_of(events: list[Event]) -> RunDetail:
+    summary = RunSummary(
+        id="20260101-000000-abcdef",
+        path="rb.md",
+        title="Restore <db>",
+        operator="ops",
+        email="ops@example.com",
+        host="bastion",
+        pid=7,
+        started=0.0,
+        ended=90.0,
+        status="failed",
+        params={"host": "db1", "password": "<secret>"},
+        digest="ab" * 32,
+        git_commit=None,
+        git_dirty=None,
+    )
+    return run_detail(summary, events)
+
+
+EVENTS: list[Event] = [
+    RunStarted("rb.md", "Restore <db>", {"host": "db1"}, ("stop", "tell"), FACTS, time=0.0),
+    Answer("stop", 0, Question.CONFIRM, "run", time=1.0),
+    StepStarted("stop", 1, "command", command="systemctl stop app\n", time=1.0),
+    Output("stop", 1, "<b>stopped</b>\n", time=1.5),
+    StepFinished("stop", 1, StepStatus.FAILED, result=StepResult(5, None, 61.0), time=62.0),
+    StepStarted("tell", 1, "manual", text="Tell #ops", time=63.0),
+    Answer("tell", 0, Question.MANUAL, "skip", note="nobody there", time=64.0),
+    StepFinished("tell", 1, StepStatus.SKIPPED, note="nobody there", time=64.0),
+    RunFinished(RunStatus.FAILED, ("stop",), "some steps failed", time=90.0),
+]
+
+
+def test_the_export_from_plain_data() -> None:
+    detail = detail_of(EVENTS)
+    markdown = to_markdown(detail)
+    assert "| Operator | ops <ops@example.com> on bastion |" in markdown
+    assert "| Status | **failed**: some steps failed |" in markdown
+    assert "- 1970-01-01 00:01:04 UTC: manual → skip (nobody there)" in markdown
+    assert "Attempt 1, 1970-01-01 00:00:01 UTC, exit 5:" in markdown
+    data = json.loads(to_json(detail))
+    tell = data["steps"][1]
+    assert list(tell["answers"][0]) == ["time", "attempt", "answer", "note", "question"]
+    assert (tell["status"], tell["reason"], tell["text"]) == (
+        "skipped",
+        "nobody there",
+        "Tell #ops",
+    )
+    assert data["steps"][0]["attempts"][0]["duration"] == 61.0
+
+
+def test_the_run_page_from_plain_data_escapes_what_was_recorded() -> None:
+    stash = Stash()
+    page = stash.restore(run_page(detail_of(EVENTS), RunLinks(None, "../"), stash))
+    assert "&lt;b&gt;stopped&lt;/b&gt;" in page and "<b>stopped" not in page
+    assert "Restore &lt;db&gt;" in page
+    assert "exit code 5" in page and "1m01s" in page
+    assert "<li>1970-01-01 00:01:04 UTC: manual → <strong>skip</strong> (nobody there)</li>" in page
