@@ -41,11 +41,18 @@ _DECLARED = re.compile(
     r"\b(?:export|local|declare|typeset|readonly|read|mapfile|readarray|getopts)\b"
     r"((?:[ \t]+(?:-\S*|\"[^\"\n]*\"|'[^'\n]*'|[A-Za-z_]\w*))+)"
 )
+_KEYWORD_HINT = re.compile(
+    r"export|local|declare|typeset|readonly|read|mapfile|getopts|for|select|printf"
+)
 _LOOP = re.compile(r"\b(?:for|select)[ \t]+([A-Za-z_]\w*)\b|\bprintf[ \t]+-v[ \t]+([A-Za-z_]\w*)")
 _PLACEHOLDER = re.compile(r"(?<![<\w])<([A-Za-z][A-Za-z0-9 _.,:/@-]{0,60}?)>(?!>)")
 _TOKEN = re.compile(r"(?<![\w${])(YOUR_[A-Z0-9_]*[A-Z0-9]|CHANGE_?ME|REPLACE_?ME)(?!\w)")
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _HEREDOC = re.compile(r"<<(-?)[ \t]*(['\"]?)([A-Za-z_][\w-]*)\2")
+_ANYTHING = re.compile(r"[$<=]|YOUR_|ME\b|\b(?:read|for|select|mapfile|readarray|getopts)\b")
+_SPECIAL = re.compile(r"[\n'\"\\#]|<<")
+_DOUBLE_END = re.compile(r'"|\\.', re.S)
+_NOT_NEWLINE = re.compile(r"[^\n]")
 
 
 @dataclass(slots=True)
@@ -92,9 +99,12 @@ def find_implicit(
             continue
         known |= {name for name, _ in step.env}
         command = step.command or step.body
+        if not _ANYTHING.search(command):
+            result.steps.append(step)  # no variable, placeholder, token or assignment
+            continue
         code, expand, plain = _masks(command)
         assigned = _assignments(code)
-        for match in _VARIABLE.finditer(expand):
+        for match in _VARIABLE.finditer(expand) if "$" in expand else ():
             name = match.group(1) or match.group(3)
             rest = match.group(2) or ""
             if (
@@ -143,9 +153,14 @@ def _placeholder_edits(
     names: dict[str, str],
 ) -> list[tuple[int, int, str]]:
     edits: list[tuple[int, int, str]] = []
+    hits = []
+    if "<" in plain:
+        hits += [(m, _words(m.group(1)), f"<{m.group(1)}>") for m in _PLACEHOLDER.finditer(plain)]
+    if "YOUR_" in plain or "ME" in plain:
+        hits += [(m, m.group(1).lower(), m.group(1)) for m in _TOKEN.finditer(plain)]
+    if not hits:
+        return []
     markup = set(re.findall(r"</([A-Za-z][\w-]*)>", command))
-    hits = [(m, _words(m.group(1)), f"<{m.group(1)}>") for m in _PLACEHOLDER.finditer(plain)]
-    hits += [(m, m.group(1).lower(), m.group(1)) for m in _TOKEN.finditer(plain)]
     for match, key, origin in sorted(hits, key=lambda h: h[0].start()):
         content = match.group(1)
         if origin.startswith("<") and (
@@ -191,8 +206,11 @@ def _position(step: Step, command: str, offset: int) -> tuple[int, int]:
 def _assignments(code: str) -> dict[str, list[int]]:
     """Where each variable is set in the command: `X=`, export, read, for, printf -v, ..."""
     found: dict[str, list[int]] = {}
-    for match in _ASSIGNED.finditer(code):
-        found.setdefault(match.group(1), []).append(match.start())
+    if "=" in code:
+        for match in _ASSIGNED.finditer(code):
+            found.setdefault(match.group(1), []).append(match.start())
+    if not _KEYWORD_HINT.search(code):
+        return found
     for match in _DECLARED.finditer(code):
         for word in re.finditer(r"[A-Za-z_]\w*", match.group(1)):
             if match.group(1)[word.start() - 1 : word.start()] != "-":
@@ -208,21 +226,59 @@ def _masks(command: str) -> tuple[str, str, str]:
     `code`: unquoted shell words only; `expand`: where `$NAME` expands (unquoted, double
     quotes, unquoted here-documents); `plain`: everything but comments and templates.
     """
-    text = _TEMPLATE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), command)
+    text = _TEMPLATE.sub(_blanked, command) if "{" in command else command
+    if not _SPECIAL.search(text):
+        return text, text, text
     code, expand, plain = list(text), list(text), list(text)
-    quote = ""
     pending: list[tuple[str, bool, bool]] = []  # here-documents opened on this line
     index, size = 0, len(text)
 
     def blank(target: list[str], start: int, end: int) -> None:
-        for at in range(start, end):
-            if target[at] != "\n":
-                target[at] = " "
+        target[start:end] = _blanked_text(text[start:end])
 
-    while index < size:
-        char = text[index]
-        if char == "\n" and pending and not quote:
-            index += 1
+    while True:
+        match = _SPECIAL.search(text, index)
+        if match is None:
+            break
+        at, char = match.start(), match.group(0)
+        if char == "'":
+            end = text.find("'", at + 1)
+            end = size if end < 0 else end
+            blank(code, at + 1, end)
+            blank(expand, at + 1, end)
+            index = end + 1
+        elif char == '"':
+            end = at + 1
+            while True:
+                found = _DOUBLE_END.search(text, end)
+                if found is None or found.group(0) == '"':
+                    end = size if found is None else found.start()
+                    break
+                end = found.end()  # a backslash and the character it escapes
+            blank(code, at + 1, end)
+            index = end + 1
+        elif char == "\\":
+            blank(code, at, at + 2)
+            blank(expand, at, at + 2)
+            index = at + 2
+        elif char == "#":
+            if at and text[at - 1] not in " \t\n;|&(":
+                index = at + 1
+                continue
+            end = text.find("\n", at)
+            end = size if end < 0 else end
+            for target in (code, expand, plain):
+                blank(target, at, end)
+            index = end
+        elif char == "<<":
+            heredoc = _HEREDOC.match(text, at)
+            if heredoc and not text.startswith("<<<", at):
+                pending.append((heredoc.group(3), heredoc.group(1) == "-", not heredoc.group(2)))
+                index = heredoc.end()
+            else:
+                index = at + 3
+        else:  # a newline: the bodies of the here-documents opened on the line end here
+            index = at + 1
             for delimiter, strip_tabs, expands in pending:
                 while index < size:
                     end = text.find("\n", index)
@@ -235,36 +291,12 @@ def _masks(command: str) -> tuple[str, str, str]:
                     if (line.lstrip("\t") if strip_tabs else line) == delimiter:
                         break
             pending = []
-            continue
-        if quote == "'":
-            if char == "'":
-                quote = ""
-            else:
-                blank(code, index, index + 1)
-                blank(expand, index, index + 1)
-        elif char == "\\":
-            blank(code, index, index + 2)
-            blank(expand, index, index + 2)
-            index += 1
-        elif quote == '"':
-            if char == '"':
-                quote = ""
-            else:
-                blank(code, index, index + 1)
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (index == 0 or text[index - 1] in " \t\n;|&("):
-            end = text.find("\n", index)
-            end = size if end < 0 else end
-            for target in (code, expand, plain):
-                blank(target, index, end)
-            index = end
-            continue
-        elif text.startswith("<<", index) and not text.startswith("<<<", index):
-            match = _HEREDOC.match(text, index)
-            if match:
-                pending.append((match.group(3), match.group(1) == "-", not match.group(2)))
-                index = match.end()
-                continue
-        index += 1
     return "".join(code), "".join(expand), "".join(plain)
+
+
+def _blanked(match: re.Match[str]) -> str:
+    return _blanked_text(match.group(0))
+
+
+def _blanked_text(text: str) -> str:
+    return _NOT_NEWLINE.sub(" ", text) if "\n" in text else " " * len(text)
