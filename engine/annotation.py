@@ -128,6 +128,10 @@ def read_annotation(text: str) -> dict[str, object] | str:
     loaded = load_yaml(text)
     if isinstance(loaded, YamlDocument) and isinstance(loaded.value, dict):
         mapping = {str(k): v for k, v in loaded.value.items()}
+        if isinstance(mapping.get("env"), dict):  # values as written: 0644 stays 0644
+            mapping["env"] = {
+                k: _written(loaded, v, "env", str(k)) for k, v in mapping["env"].items()
+            }
         # Runme's `{ name=x interactive=false }` reads as YAML keys without values.
         if not any("=" in k and v is None for k, v in mapping.items()):
             return mapping
@@ -137,6 +141,14 @@ def read_annotation(text: str) -> dict[str, object] | str:
     if isinstance(loaded, YamlDocument):
         return "the annotation is not a mapping"
     return f"the annotation is not a YAML flow mapping: {loaded.message}"
+
+
+def _written(loaded: YamlDocument, value: object, *path: str) -> object:
+    """A plain scalar's text as written, for values YAML 1.1 would change (1.10, 0644, NO)."""
+    if isinstance(value, dict | list) or value is None:
+        return value
+    text = loaded.text_of(*path)
+    return value if text is None else text
 
 
 def _read_runme_pairs(text: str) -> dict[str, object] | None:

@@ -124,7 +124,7 @@ def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> Front
             else:
                 result.tags = tuple(str(t) for t in tags)
         elif key == "env":
-            result.env = _read_env(value, line(key), sink)
+            result.env = _read_env(value, line(key), sink, loaded)
         elif key == "shell":
             if value not in SHELLS:
                 sink.error(
@@ -163,7 +163,9 @@ def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> Front
     return result
 
 
-def _read_env(value: object, line: int, sink: DiagnosticSink) -> tuple[tuple[str, str], ...]:
+def _read_env(
+    value: object, line: int, sink: DiagnosticSink, loaded: YamlDocument
+) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         sink.error(line, "front-matter-value", "'env' must map variable names to values")
         return ()
@@ -174,7 +176,8 @@ def _read_env(value: object, line: int, sink: DiagnosticSink) -> tuple[tuple[str
         elif isinstance(item, dict | list):
             sink.error(line, "front-matter-value", f"'env': {name} must be a plain value")
         else:
-            pairs.append((name, "" if item is None else str(item)))
+            written = loaded.text_of("env", name)
+            pairs.append((name, "" if item is None else written or _text(item)))
     return tuple(pairs)
 
 

@@ -41,6 +41,8 @@ _DECLARED = re.compile(
     r"\b(?:export|local|declare|typeset|readonly|read|mapfile|readarray|getopts)\b"
     r"((?:[ \t]+(?:-\S*|\"[^\"\n]*\"|'[^'\n]*'|[A-Za-z_]\w*))+)"
 )
+# A value asked for under such a name is kept out of the journal, the screen and the site.
+_SECRET_NAME = re.compile(r"token|passw|secret|api_?key|credential|private_key")
 _KEYWORD_HINT = re.compile(
     r"export|local|declare|typeset|readonly|read|mapfile|getopts|for|select|printf"
 )
@@ -139,7 +141,13 @@ def find_implicit(
             column=item.column,
         )
         result.params.append(
-            Param(name=item.name, line=item.line, description=item.description, implicit=True)
+            Param(
+                name=item.name,
+                line=item.line,
+                description=item.description,
+                secret=bool(_SECRET_NAME.search(item.name)),
+                implicit=True,
+            )
         )
     return result
 

@@ -409,6 +409,11 @@ def resolve_params(
     and kept as written (an int or float normalised, a bool as true/false).
     """
     declared = {p.name: p for p in runbook.params}
+    # `-p NAMESPACE=ops` names the parameter found as $NAMESPACE in the text.
+    given = {
+        name.lower() if name not in declared and name.lower() in declared else name: value
+        for name, value in given.items()
+    }
     problems = []
     for name in given:
         if name not in declared:

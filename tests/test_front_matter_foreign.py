@@ -168,6 +168,13 @@ def test_parameter_defaults_are_read_as_written_unless_a_type_says_otherwise() -
     assert runbook.param("size").choices == ("1.10", "1.2")  # type: ignore[union-attr]
 
 
+def test_env_values_are_read_as_written_in_front_matter_and_annotations() -> None:
+    fence = "```bash {env: {AT: 12:30, FLAG: NO}}"
+    runbook = parse(f"---\nenv: {{MODE: 0644, VERSION: 1.10}}\n---\n{fence}\necho\n```\n")
+    assert runbook.env == (("MODE", "0644"), ("VERSION", "1.10"))
+    assert runbook.steps[0].env == (("AT", "12:30"), ("FLAG", "NO"))
+
+
 def test_a_default_that_is_not_of_its_type_is_an_error() -> None:
     runbook = parse("---\nparams:\n  n: {default: many, type: int}\n  m: {type: list}\n---\n")
     assert found(runbook.diagnostics) == [("param-default", 3), ("param-value", 4)]

@@ -212,7 +212,7 @@ def test_a_run_substitutes_placeholders_and_exports_variables(tmp_path: Path) ->
     # A value with spaces inside the author's quotes needs the context-aware quoting of
     # templates; here the spaced value sits where the author left no quotes.
     path = write(tmp_path, "drain.md", HUGO)
-    params_file = write(tmp_path, "params.yml", "cluster: prod-1\nyour_token: s3cr3t t0ken\n")
+    params_file = write(tmp_path, "params.yml", "CLUSTER: prod-1\nyour_token: s3cr3t t0ken\n")
     ran = run_in_pty(
         tmp_path,
         path,
@@ -230,3 +230,13 @@ def test_a_run_substitutes_placeholders_and_exports_variables(tmp_path: Path) ->
     assert (tmp_path / "pods.log").read_text() == "a\nb\n"
     assert (tmp_path / "home.log").read_text() == "HOME is not asked\n"
     assert (tmp_path / "notify.log").read_text() == "token=s3cr3t t0ken\n"
+    assert "s3cr3t" not in ran.output  # a token asked for by its name is a secret
+    assert "s3cr3t" not in (tmp_path / "j.db").read_bytes().decode("utf-8", "replace")
+
+
+def test_a_placeholder_named_like_a_credential_is_secret() -> None:
+    runbook = parse("```bash\ncurl -u admin:<admin password> -H 'X-Key: YOUR_API_KEY' x\n```\n")
+    assert [(p.name, p.secret) for p in runbook.params] == [
+        ("admin_password", True),
+        ("your_api_key", True),
+    ]
