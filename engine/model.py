@@ -63,6 +63,7 @@ class SessionCommand:
     line: int
     command: str
     expected: str = ""
+    offsets: tuple[int, ...] = ()  # per command line: the prompt's width left out of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,13 @@ class Step:
     def expected(self) -> str:
         """The example output a terminal session shows, all commands together."""
         return "\n".join(c.expected for c in self.session if c.expected)
+
+    def source_column(self, command_line: int, column: int) -> int:
+        """The source column of `column` on the command's line `command_line` (both 1-based)."""
+        offsets = [o for c in self.session for o in c.offsets]
+        if 0 < command_line <= len(offsets):
+            return column + offsets[command_line - 1]
+        return column
 
     def source_line(self, command_line: int) -> int:
         """The source line of the command's 1-based line `command_line`."""

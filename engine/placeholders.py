@@ -208,7 +208,7 @@ def _position(step: Step, command: str, offset: int) -> tuple[int, int]:
     before = command[:offset]
     row = before.count("\n") + 1
     column = offset - (before.rfind("\n") + 1) + 1
-    return step.source_line(row), column
+    return step.source_line(row), step.source_column(row, column)
 
 
 def _assignments(code: str) -> dict[str, list[int]]:

@@ -82,11 +82,14 @@ def read_session(body: str, language: str, first_line: int) -> Session | None:
             continue
         start = index
         command_lines = [text[prompt:]]
+        offsets = [prompt]
         index += 1
         while index < len(lines) and (
             _incomplete("\n".join(command_lines)) or _PS2.match(lines[index])
         ):
-            command_lines.append(_PS2.sub("", lines[index], count=1))  # PS2 `> ` is a prompt
+            line = _PS2.sub("", lines[index], count=1)  # PS2 `> ` is a prompt too
+            command_lines.append(line)
+            offsets.append(len(lines[index]) - len(line))
             index += 1
         output: list[str] = []
         while index < len(lines) and _prompt_length(lines[index], named) is None:
@@ -95,7 +98,9 @@ def read_session(body: str, language: str, first_line: int) -> Session | None:
         while output and not output[-1].strip():
             output.pop()
         commands.append(
-            SessionCommand(first_line + start, "\n".join(command_lines), "\n".join(output))
+            SessionCommand(
+                first_line + start, "\n".join(command_lines), "\n".join(output), tuple(offsets)
+            )
         )
     if not commands:
         return None

@@ -224,3 +224,21 @@ def test_gitlab_style_sessions_with_other_prompts_and_a_here_document(tmp_path: 
     ran = run_in_pty(tmp_path, path, "--yes")
     assert ran.status == 0, ran.output
     assert (tmp_path / "cert.conf.bak").read_text() == "[req]\nCN = registry.example.com\n"
+
+
+def test_a_variable_in_a_session_is_reported_at_its_column_in_the_source() -> None:
+    runbook = parse(
+        """\
+        ```console
+        [sre@bastion ~]$ kubectl -n $NAMESPACE get pods
+        No resources found.
+        $ echo a \\
+        >   <pod-name>
+        ```
+        """
+    )
+    notes = [(d.code, d.location.line, d.location.column) for d in runbook.diagnostics]
+    assert notes == [("implicit-param", 2, 29), ("implicit-param", 5, 5)]
+    assert runbook.steps[0].command == (
+        "kubectl -n $NAMESPACE get pods\necho a \\\n  {{ pod_name }}\n"
+    )
