@@ -35,6 +35,9 @@ _PROMPT = re.compile(
 _ROOT_PROMPT = re.compile(r"^# ")  # inside session fences only: in bash `#` is a comment
 _PS2 = re.compile(r"^>(?: |$)")
 _CONTINUED = re.compile(r"(?:(?<!\\)(?:\\\\)*\\|\|\||&&|\|)\s*$")
+_BLOCK_WORD = re.compile(r"(?<![\w$-])(do|done|then|fi|case|esac|\{|\})(?![\w-])")
+_OPENERS = frozenset({"do", "then", "case", "{"})
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"|\$\{[^}]*\}|(?<![\w$])#.*$", re.M)
 _HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][\w-]*)\2")
 
 
@@ -72,6 +75,9 @@ def read_session(body: str, language: str, first_line: int) -> Session | None:
     lines = body.splitlines()
     if not named and not _led_by_prompt(lines):
         return None
+    # `# ` is a root prompt only in a root transcript: one whose first prompt is `# `.
+    # Elsewhere a `# ` line is output (a config file's comment shown by `cat`), never run.
+    named = named and _root_transcript(lines)
     commands: list[SessionCommand] = []
     index = 0
     while index < len(lines):
@@ -85,7 +91,8 @@ def read_session(body: str, language: str, first_line: int) -> Session | None:
         offsets = [prompt]
         index += 1
         while index < len(lines) and (
-            _incomplete("\n".join(command_lines)) or _PS2.match(lines[index])
+            _incomplete("\n".join(command_lines))
+            or (_PS2.match(lines[index]) and _open_block("\n".join(command_lines)))
         ):
             line = _PS2.sub("", lines[index], count=1)  # PS2 `> ` is a prompt too
             command_lines.append(line)
@@ -115,6 +122,24 @@ def _led_by_prompt(lines: list[str]) -> bool:
             continue
         return _PROMPT.match(text) is not None
     return False
+
+
+def _root_transcript(lines: list[str]) -> bool:
+    for text in lines:
+        if _ROOT_PROMPT.match(text):
+            return True
+        if _PROMPT.match(text):
+            return False
+    return False
+
+
+def _open_block(command: str) -> bool:
+    """A `for ... do`, `if ... then`, `case` or `{` still open: its next lines follow `> `."""
+    words = _BLOCK_WORD.findall(_QUOTED.sub(" ", command))
+    depth = 0
+    for word in words:
+        depth += 1 if word in _OPENERS else -1
+    return depth > 0
 
 
 def _prompt_length(text: str, named: bool) -> int | None:

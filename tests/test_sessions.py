@@ -242,3 +242,24 @@ def test_a_variable_in_a_session_is_reported_at_its_column_in_the_source() -> No
     assert runbook.steps[0].command == (
         "kubectl -n $NAMESPACE get pods\necho a \\\n  {{ pod_name }}\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "commands"),
+    [
+        # `> ` output after a complete command stays output: it would run as a command.
+        ("$ cat notes.md\n> touch pwned\n", ["cat notes.md"]),
+        ("$ f() {\n> echo y; }\n", ["f() {\necho y; }"]),
+        (
+            "$ for x in $(ls ${D}); do\n> echo $x; done\n",
+            ["for x in $(ls ${D}); do\necho $x; done"],
+        ),
+        # `# ` is a root prompt only in a root transcript; elsewhere it is output.
+        ("$ cat /etc/hosts\n# touch pwned\n127.0.0.1 localhost\n", ["cat /etc/hosts"]),
+        ("# id -u\n0\n# whoami\nroot\n", ["id -u", "whoami"]),
+    ],
+)
+def test_output_that_looks_like_a_prompt_is_never_run(body: str, commands: list[str]) -> None:
+    session = read_session(body, "console", 1)
+    assert session is not None
+    assert [c.command for c in session.commands] == commands
