@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pexpect
 import pytest
 from conftest import found, parse
-from runbook_cli import assert_no_prompt_runs, check_json, cli, codes, run_in_pty, show_json
+from runbook_cli import (
+    RUNBOOK,
+    assert_no_prompt_runs,
+    check_json,
+    cli,
+    codes,
+    environment,
+    run_in_pty,
+    show_json,
+)
 
 # A Hugo page of an SRE team: front matter for the theme, placeholders for the reader to fill in.
 HUGO = """\
@@ -240,3 +250,32 @@ def test_a_placeholder_named_like_a_credential_is_secret() -> None:
         ("admin_password", True),
         ("your_api_key", True),
     ]
+
+
+def test_an_interactive_run_asks_each_implicit_parameter_once_at_the_start(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "cordon.md",
+        "# Cordon\n\n```bash\necho <node-name> $ZONE > a.log\n```\n\n"
+        "```console\n$ echo <node-name> >> a.log\n```\n",
+    )
+    child = pexpect.spawn(
+        str(RUNBOOK),
+        ["run", str(path)],
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        dimensions=(40, 200),
+        timeout=30,
+        env=environment(tmp_path),
+    )
+    child.expect_exact("node_name: ")
+    child.sendline("web-1")
+    child.expect_exact("zone: ")
+    child.sendline("eu-1")
+    for _ in range(2):
+        child.expect_exact("[a]bort / [?] ")
+        child.send("r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert (tmp_path / "a.log").read_text() == "web-1 eu-1\nweb-1\n"

@@ -185,6 +185,14 @@ def test_show_json_gives_each_step_its_command_and_expected_output(tmp_path: Pat
         "printf '%s\\n' consumer-0 consumer-1 > state/consumers\nwc -l < state/consumers\n"
     )
     assert steps["diagnosis-2"]["expected"] == "2"
+    assert steps["diagnosis-2"]["session"] == [
+        {
+            "line": 21,
+            "command": "printf '%s\\n' consumer-0 consumer-1 > state/consumers",
+            "expected": "",
+        },
+        {"line": 22, "command": "wc -l < state/consumers", "expected": "2"},
+    ]
     assert steps["mitigation-1"]["command"].startswith("for c in $(cat state/consumers); do \\\n")
     assert steps["mitigation-1"]["expected"] == "restarted consumer-0\nrestarted consumer-1"
 

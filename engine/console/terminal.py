@@ -339,5 +339,15 @@ def _step_dict(step: Step, role: str) -> dict[str, object]:
         "role": role,
         "flags": step_flags(step),
         "command": step.command if step.kind is StepKind.COMMAND else None,
-        **({"expected": step.expected} if step.session else {}),
+        **(
+            {
+                "expected": step.expected,
+                "session": [
+                    {"line": c.line, "command": c.command, "expected": c.expected}
+                    for c in step.session
+                ],
+            }
+            if step.session
+            else {}
+        ),
     }
