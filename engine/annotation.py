@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from engine.diagnostics import DiagnosticSink, did_you_mean
-from engine.duration import parse_duration
+from engine.duration import format_duration, parse_duration
 from engine.model import Confirm, Expect
 from engine.yamlsafe import YamlDocument, load_yaml
 
@@ -61,6 +61,11 @@ RUNME_KEYS = frozenset(
 )
 ID_PATTERN = re.compile(r"^\w[\w.-]*$")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ATTRIBUTE_LIST = re.compile(r"\{\s*(?:\.?[A-Za-z][\w+-]*\s*)?(?:\.[A-Za-z][\w-]*\s*)*\}")
+# Beyond these a step would wait or repeat for longer than any run: surely a typing mistake.
+MAX_TIMEOUT = 7 * 86400.0
+MAX_RETRIES = 100
+MAX_RETRY_DELAY = 86400.0
 _RUNME_PAIR = re.compile(r"^([A-Za-z_][\w-]*)=(.*)$")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -74,6 +79,7 @@ class FenceInfo:
     annotation: str | None
     annotation_column: int
     extra: str
+    classes: tuple[str, ...] = ()
 
 
 def split_info(info: str) -> FenceInfo:
@@ -88,6 +94,14 @@ def split_info(info: str) -> FenceInfo:
     end = _matching_brace(info, brace)
     annotation = info[brace:] if end < 0 else info[brace : end + 1]
     extra = (info[rest_start:brace] + ("" if end < 0 else info[end + 1 :])).strip()
+    classes = _ATTRIBUTE_LIST.fullmatch(annotation)
+    if classes:
+        # Pandoc and kramdown attributes: ```bash {.line-numbers}```, ```{bash}```, ```{.bash}```
+        words = annotation[1:-1].split()
+        if not language:
+            language = words.pop(0).lstrip(".")
+        if all(w.startswith(".") for w in words):
+            return FenceInfo(language.lower(), None, 0, extra, tuple(w[1:] for w in words))
     return FenceInfo(language.lower(), annotation, brace, extra)
 
 
@@ -114,6 +128,10 @@ def read_annotation(text: str) -> dict[str, object] | str:
     loaded = load_yaml(text)
     if isinstance(loaded, YamlDocument) and isinstance(loaded.value, dict):
         mapping = {str(k): v for k, v in loaded.value.items()}
+        if isinstance(mapping.get("env"), dict):  # values as written: 0644 stays 0644
+            mapping["env"] = {
+                k: _written(loaded, v, "env", str(k)) for k, v in mapping["env"].items()
+            }
         # Runme's `{ name=x interactive=false }` reads as YAML keys without values.
         if not any("=" in k and v is None for k, v in mapping.items()):
             return mapping
@@ -123,6 +141,14 @@ def read_annotation(text: str) -> dict[str, object] | str:
     if isinstance(loaded, YamlDocument):
         return "the annotation is not a mapping"
     return f"the annotation is not a YAML flow mapping: {loaded.message}"
+
+
+def _written(loaded: YamlDocument, value: object, *path: str) -> object:
+    """A plain scalar's text as written, for values YAML 1.1 would change (1.10, 0644, NO)."""
+    if isinstance(value, dict | list) or value is None:
+        return value
+    text = loaded.text_of(*path)
+    return value if text is None else text
 
 
 def _read_runme_pairs(text: str) -> dict[str, object] | None:
@@ -242,13 +268,22 @@ def _apply(
                 attrs.confirm = confirm
         elif key in ("timeout", "retry_delay"):
             seconds = parse_duration(value)
-            if seconds is None:
+            limit = MAX_TIMEOUT if key == "timeout" else MAX_RETRY_DELAY
+            if seconds is None or seconds != seconds:  # NaN from `.nan`
                 bad(key, f"{value!r} is not a duration", "write a duration such as 30s, 10m or 1h")
+            elif seconds > limit:
+                bad(
+                    key,
+                    f"{value!r} is longer than the {format_duration(limit)} a step may wait",
+                    "write a duration such as 30s, 10m or 1h",
+                )
             else:
                 setattr(attrs, key, seconds)
         elif key == "retries":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 bad(key, f"expected a whole number of retries, got {value!r}")
+            elif value > MAX_RETRIES:
+                bad(key, f"{value} retries is more than the {MAX_RETRIES} a step may have")
             else:
                 attrs.retries = value
         elif key == "on_failure":

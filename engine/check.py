@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.diagnostics import Diagnostic, DiagnosticSink
+from engine.diagnostics import Diagnostic, DiagnosticSink, Severity
 from engine.lint import lint_runbook
 from engine.loader import read_runbook
 from engine.model import Runbook, StepKind
@@ -36,7 +36,12 @@ class CheckResult:
 
     @property
     def warnings(self) -> int:
-        return len(self.diagnostics) - self.errors
+        return sum(d.severity is Severity.WARNING for d in self.diagnostics)
+
+    @property
+    def notes(self) -> int:
+        """Infos: what the engine inferred (sessions, implicit parameters), not problems."""
+        return sum(d.severity is Severity.INFO for d in self.diagnostics)
 
 
 def check_runbook(path: Path, display: str | None = None) -> CheckResult:
@@ -59,7 +64,7 @@ def shell_syntax(runbook: Runbook) -> list[Diagnostic]:
             continue
         result = subprocess.run(
             [bash, "-n"],
-            input=step.body,
+            input=step.command,
             capture_output=True,
             text=True,
             timeout=10,
@@ -69,7 +74,7 @@ def shell_syntax(runbook: Runbook) -> list[Diagnostic]:
             continue
         message = result.stderr.strip().splitlines()[0] if result.stderr.strip() else "rejected"
         match = _BASH_ERROR.search(message)
-        line = step.body_line + int(match.group(1)) - 1 if match else step.line
+        line = step.source_line(int(match.group(1))) if match else step.line
         sink.warning(
             line,
             "shell-syntax",

@@ -11,6 +11,7 @@ from enum import StrEnum
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
+    INFO = "info"  # what the engine inferred, shown so the author can see it
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,4 +88,11 @@ class DiagnosticSink:
     ) -> None:
         self.items.append(
             Diagnostic(Location(self.path, line, column), Severity.WARNING, code, message, hint)
+        )
+
+    def info(
+        self, line: int, code: str, message: str, hint: str | None = None, column: int = 1
+    ) -> None:
+        self.items.append(
+            Diagnostic(Location(self.path, line, column), Severity.INFO, code, message, hint)
         )

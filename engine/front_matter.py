@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from engine.annotation import NAME_PATTERN
+from engine.annotation import MAX_TIMEOUT, NAME_PATTERN
 from engine.diagnostics import DiagnosticSink, did_you_mean
-from engine.duration import parse_duration
+from engine.duration import format_duration, parse_duration
 from engine.model import Param
 from engine.yamlsafe import YamlDocument, YamlError, load_yaml
 
@@ -24,7 +24,30 @@ PAGE_KEYS = (
     "runme",
     "skipPrompts",
 )
-PARAM_KEYS = ("description", "default", "choices", "pattern", "secret", "required")
+# Keys other site generators read from the same page (Hugo and its themes, Jekyll and
+# just-the-docs, Docusaurus, mkdocs-material's blog and meta plugins, Backstage TechDocs):
+# kept for the site, never an error.
+FOREIGN_KEYS = frozenset(
+    """
+    weight aliases menu menus draft date lastmod publishDate expiryDate slug url type layout
+    linkTitle summary keywords categories category series images image audio videos resources
+    cascade outputs markup headless isCJKLanguage sitemap build translationKey toc author
+    authors bookCollapseSection bookHidden bookFlatSection bookToc bookComments
+    bookSearchExclude geekdocHidden geekdocCollapseSection geekdocFlatSection geekdocToc
+    permalink published excerpt excerpt_separator redirect_from redirect_to nav_order parent
+    grand_parent has_children nav_exclude last_modified_date lang language
+    id sidebar_position sidebar_label sidebar_class_name sidebar_custom_props displayed_sidebar
+    hide_title hide_table_of_contents pagination_label pagination_next pagination_prev
+    custom_edit_url parse_number_prefixes last_update toc_min_heading_level
+    toc_max_heading_level unlisted
+    pin links readtime updated robots social render_macros nav_title
+    version license cover thumbnail
+    """.split()  # noqa: SIM905 (a word list reads better as words)
+)
+PARAM_KEYS = ("description", "default", "choices", "pattern", "secret", "required", "type")
+PARAM_TYPES = ("str", "int", "float", "bool")
+_TRUE = frozenset({"true", "yes", "on", "y"})
+_FALSE = frozenset({"false", "no", "off", "n"})
 SHELLS = ("bash", "sh", "zsh")
 
 
@@ -72,15 +95,23 @@ def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> Front
     result.key_lines = {str(k): line(str(k)) for k in loaded.value}
     for key, value in loaded.value.items():
         key = str(key)
-        if key in PAGE_KEYS:
+        if key in PAGE_KEYS or key in FOREIGN_KEYS:
             continue
         if key not in RUNBOOK_KEYS:
-            sink.error(
-                line(key),
-                "unknown-key",
-                f"unknown front matter key '{key}'",
-                did_you_mean(key, RUNBOOK_KEYS + PAGE_KEYS),
-            )
+            near = [k for k in RUNBOOK_KEYS + PAGE_KEYS if _one_edit(key, k)]
+            if near:
+                sink.error(
+                    line(key),
+                    "unknown-key",
+                    f"unknown front matter key '{key}'",
+                    f"did you mean '{near[0]}'?",
+                )
+            else:
+                sink.info(
+                    line(key),
+                    "foreign-key",
+                    f"front matter key '{key}' is not read by the engine; it is kept for the site",
+                )
         elif key in ("title", "description", "owner"):
             if not isinstance(value, str | int | float):
                 sink.error(line(key), "front-matter-value", f"'{key}' must be text")
@@ -93,7 +124,7 @@ def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> Front
             else:
                 result.tags = tuple(str(t) for t in tags)
         elif key == "env":
-            result.env = _read_env(value, line(key), sink)
+            result.env = _read_env(value, line(key), sink, loaded)
         elif key == "shell":
             if value not in SHELLS:
                 sink.error(
@@ -118,13 +149,23 @@ def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> Front
                     f"'timeout': {value!r} is not a duration",
                     "write a duration such as 30s, 10m or 1h",
                 )
+            elif seconds != seconds or seconds > MAX_TIMEOUT:
+                sink.error(
+                    line(key),
+                    "front-matter-value",
+                    f"'timeout': {value!r} is longer than the"
+                    f" {format_duration(MAX_TIMEOUT)} a step may wait",
+                )
+                seconds = None
             result.timeout = seconds
         elif key == "params":
             result.params = _read_params(value, loaded, first_line, sink)
     return result
 
 
-def _read_env(value: object, line: int, sink: DiagnosticSink) -> tuple[tuple[str, str], ...]:
+def _read_env(
+    value: object, line: int, sink: DiagnosticSink, loaded: YamlDocument
+) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         sink.error(line, "front-matter-value", "'env' must map variable names to values")
         return ()
@@ -135,7 +176,8 @@ def _read_env(value: object, line: int, sink: DiagnosticSink) -> tuple[tuple[str
         elif isinstance(item, dict | list):
             sink.error(line, "front-matter-value", f"'env': {name} must be a plain value")
         else:
-            pairs.append((name, "" if item is None else str(item)))
+            written = loaded.text_of("env", name)
+            pairs.append((name, "" if item is None else written or _text(item)))
     return tuple(pairs)
 
 
@@ -166,14 +208,38 @@ def _read_params(
         if isinstance(spec, list):
             sink.error(at, "param-value", f"'{name}' must be a mapping of settings or a value")
             continue
-        if not isinstance(spec, dict):
+        if isinstance(spec, dict):
+            written = {
+                str(k): loaded.text_of("params", name, str(k)) for k in ("default", "choices")
+            }
+            written.update(
+                {
+                    f"choices.{i}": loaded.text_of("params", name, "choices", str(i))
+                    for i in range(len(spec.get("choices") or []))
+                    if isinstance(spec.get("choices"), list)
+                }
+            )
+        else:
             # `name: value` is shorthand for a default value.
+            written = {"default": loaded.text_of("params", name)}
             spec = {} if spec is None else {"default": spec}
-        params.append(_read_param(name, spec, at, lambda k, n=name: line("params", n, k), sink))
+        params.append(
+            _read_param(name, spec, written, at, lambda k, n=name: line("params", n, k), sink)
+        )
     return tuple(params)
 
 
-def _read_param(name, spec: dict, at: int, key_line, sink: DiagnosticSink) -> Param:  # type: ignore[no-untyped-def]
+def _read_param(name, spec: dict, written: dict, at: int, key_line, sink: DiagnosticSink) -> Param:  # type: ignore[no-untyped-def]
+    """One parameter's settings; values are read as the author wrote them, typed by `type`."""
+    kind = spec.get("type", "str")
+    if kind not in PARAM_TYPES:
+        sink.error(
+            key_line("type"),
+            "param-value",
+            f"'{name}': 'type' must be one of {', '.join(PARAM_TYPES)}, got {kind!r}",
+            did_you_mean(str(kind), PARAM_TYPES),
+        )
+        kind = "str"
     for key in spec:
         if key not in PARAM_KEYS:
             sink.error(
@@ -186,7 +252,16 @@ def _read_param(name, spec: dict, at: int, key_line, sink: DiagnosticSink) -> Pa
     if isinstance(default, dict | list):
         sink.error(key_line("default"), "param-value", f"'{name}': 'default' must be a plain value")
         default = None
-    default_text = None if default is None else _text(default)
+    default_text = None
+    if default is not None:
+        default_text = typed_value(written.get("default") or _text(default), kind)
+        if default_text is None:
+            sink.error(
+                key_line("default"),
+                "param-default",
+                f"default {written.get('default') or _text(default)!r} of '{name}'"
+                f" is not a {TYPE_NAMES[kind]}",
+            )
     choices_value = spec.get("choices", [])
     if not isinstance(choices_value, list) or any(
         isinstance(c, dict | list) for c in choices_value
@@ -195,7 +270,10 @@ def _read_param(name, spec: dict, at: int, key_line, sink: DiagnosticSink) -> Pa
             key_line("choices"), "param-value", f"'{name}': 'choices' must be a list of values"
         )
         choices_value = []
-    choices = tuple(_text(c) for c in choices_value)
+    choices = tuple(
+        typed_value(written.get(f"choices.{i}") or _text(c), kind) or _text(c)
+        for i, c in enumerate(choices_value)
+    )
     pattern = spec.get("pattern")
     if pattern is not None:
         pattern = str(pattern)
@@ -236,7 +314,44 @@ def _read_param(name, spec: dict, at: int, key_line, sink: DiagnosticSink) -> Pa
         pattern=pattern,
         secret=secret is True,
         required=required is True,
+        type=kind,
     )
+
+
+TYPE_NAMES = {"str": "text", "int": "whole number", "float": "number", "bool": "true or false"}
+
+
+def typed_value(text: str, kind: str) -> str | None:
+    """A value's text for its parameter type (None when it is not one): text stays as written."""
+    text = text.strip() if kind != "str" else text
+    if kind == "int":
+        return str(int(text, 10)) if re.fullmatch(r"[+-]?\d+", text) else None
+    if kind == "float":
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return repr(number) if number == number and abs(number) != float("inf") else None
+    if kind == "bool":
+        lowered = text.lower()
+        return "true" if lowered in _TRUE else "false" if lowered in _FALSE else None
+    return text
+
+
+def _one_edit(word: str, key: str) -> bool:
+    """Whether `word` is one insertion, deletion, substitution or swap away from `key`."""
+    if word == key or abs(len(word) - len(key)) > 1:
+        return False
+    if len(word) == len(key):
+        diff = [i for i, (a, b) in enumerate(zip(word, key, strict=True)) if a != b]
+        return len(diff) == 1 or (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and word[diff[0]] == key[diff[1]]
+            and word[diff[1]] == key[diff[0]]
+        )
+    short, long = sorted((word, key), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def _text(value: object) -> str:

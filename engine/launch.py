@@ -70,7 +70,13 @@ def parse_param_args(pairs: tuple[str, ...], params_file: Path | None) -> dict[s
             isinstance(v, dict | list) for v in loaded.value.values()
         ):
             raise LaunchError(f"{params_file}: expected a mapping of parameter names to values")
-        values.update({str(k): "" if v is None else _text(v) for k, v in loaded.value.items()})
+        # Each value as written: YAML 1.1 would turn 1.10 into 1.1 and 0644 into 420.
+        values.update(
+            {
+                str(k): "" if v is None else (loaded.text_of(str(k)) or _text(v))
+                for k, v in loaded.value.items()
+            }
+        )
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
@@ -95,7 +101,7 @@ def collect_params(
     if missing and not interactive:
         raise LaunchError(
             "missing required parameter(s): "
-            + ", ".join(missing)
+            + ", ".join(_described(runbook, name) for name in missing)
             + " (give each with -p NAME=VALUE)"
         )
     if missing:
@@ -105,6 +111,13 @@ def collect_params(
             if param is not None:
                 values[name] = asker.ask_param(param)
     return values
+
+
+def _described(runbook: Runbook, name: str) -> str:
+    param = runbook.param(name)
+    if param is None or not param.implicit:
+        return name
+    return f"{name} (from the text, line {param.line})"
 
 
 def run_options(

@@ -54,14 +54,14 @@ def _check_literal_secrets(step: Step, sink: DiagnosticSink) -> None:
 def _check_destructive(step: Step, sink: DiagnosticSink) -> None:
     if step.confirm is Confirm.DANGER or step.interpreter:
         return
-    for offset, line in enumerate(step.body.splitlines()):
+    for number, line in enumerate(step.command.splitlines(), 1):
         code = line.split(" #", 1)[0]
         if code.lstrip().startswith("#"):
             continue
         match = DESTRUCTIVE.search(code)
         if match:
             sink.warning(
-                step.body_line + offset,
+                step.source_line(number),
                 "destructive",
                 f"step '{step.id}' runs a destructive command ({match.group(0).strip()}) "
                 "without `confirm: danger`",

@@ -39,6 +39,8 @@ class Param:
     pattern: str | None = None
     secret: bool = False
     required: bool = True
+    implicit: bool = False  # found in the text (a placeholder or a never-set variable)
+    type: str = "str"  # str, int, float or bool: how a value is read and checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,19 @@ class Expect:
     send: str
     line: int
     secret: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCommand:
+    """One prompt command of a terminal session and the output the author showed for it.
+
+    `line` is the source line of the prompt; `expected` is never run.
+    """
+
+    line: int
+    command: str
+    expected: str = ""
+    offsets: tuple[int, ...] = ()  # per command line: the prompt's width left out of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +82,10 @@ class Step:
     """One thing the operator does: a command block or a manual checklist item.
 
     `line` is the fence (or task item) line; `body_line` the first line of the body, so a
-    template expression on body line k is at `body_line + k`.
+    template expression on body line k is at `body_line + k`. `body` is the author's text (what
+    the site shows); `command` is what runs: prompts and example output of a terminal session
+    left out, placeholders turned into parameter templates. `command_lines` gives the source
+    line of each command line when they differ from the body's (a session).
     """
 
     id: str
@@ -95,6 +113,28 @@ class Step:
     explicit_id: bool = False
     key_columns: tuple[tuple[str, int], ...] = ()
     info_extra: str = ""
+    command: str = ""
+    command_lines: tuple[int, ...] = ()
+    session: tuple[SessionCommand, ...] = ()
+    classes: tuple[str, ...] = ()  # fence classes kept for the site: {.line-numbers}
+
+    @property
+    def expected(self) -> str:
+        """The example output a terminal session shows, all commands together."""
+        return "\n".join(c.expected for c in self.session if c.expected)
+
+    def source_column(self, command_line: int, column: int) -> int:
+        """The source column of `column` on the command's line `command_line` (both 1-based)."""
+        offsets = [o for c in self.session for o in c.offsets]
+        if 0 < command_line <= len(offsets):
+            return column + offsets[command_line - 1]
+        return column
+
+    def source_line(self, command_line: int) -> int:
+        """The source line of the command's 1-based line `command_line`."""
+        if self.command_lines and 0 < command_line <= len(self.command_lines):
+            return self.command_lines[command_line - 1]
+        return self.body_line + command_line - 1
 
     def column_of(self, key: str) -> int:
         """The column of an annotation key on the fence line (1 when unknown)."""

@@ -14,10 +14,12 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from engine.annotation import StepAttributes, annotate, split_info
+from engine.annotation import SHELL_LANGUAGES, StepAttributes, annotate, split_info
 from engine.diagnostics import DiagnosticSink
 from engine.front_matter import FrontMatter, read_front_matter
-from engine.model import Runbook, Section, Step, StepKind
+from engine.model import Runbook, Section, SessionCommand, Step, StepKind
+from engine.placeholders import find_implicit
+from engine.sessions import read_session
 from engine.slugs import slugify, unique_slug
 
 _TASK = re.compile(r"^\[([ xX])\](?:[ \t]+|$)")
@@ -51,6 +53,10 @@ class _Draft:
     attrs: StepAttributes | None = None
     checked: bool = False
     extra: str = ""
+    command: str = ""
+    command_lines: tuple[int, ...] = ()
+    session: tuple[SessionCommand, ...] = ()
+    classes: tuple[str, ...] = ()
 
 
 def parse_runbook(text: str, path: str = "<text>") -> Runbook:
@@ -106,13 +112,14 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                 )
 
     steps = _settle_ids(drafts, front, sink)
+    implicit = find_implicit(steps, front.params, (name for name, _ in front.env), sink)
     title = front.title or first_heading or PurePath(path).stem
     return Runbook(
         path=path,
         title=title,
-        steps=steps,
+        steps=tuple(implicit.steps),
         sections=tuple(sections),
-        params=front.params,
+        params=front.params + tuple(implicit.params),
         description=front.description,
         owner=front.owner,
         tags=front.tags,
@@ -148,17 +155,21 @@ def _fence_step(
     token: Token, lines: list[str], section: str | None, sink: DiagnosticSink
 ) -> _Draft | None:
     info = split_info(token.info)
-    if not info.language and info.annotation is None:
-        return None
     line = _line(token)
+    session = read_session(token.content, info.language, line + 1)
+    if session is None and not info.language and info.annotation is None:
+        return None
     fence_text = lines[line - 1] if line - 1 < len(lines) else ""
     opener = _FENCE_OPEN.match(fence_text)
     info_column = (opener.end() if opener else 0) + 1
     info_column += len(fence_text[info_column - 1 :]) - len(fence_text[info_column - 1 :].lstrip())
-    attrs = annotate(info, line, info_column, sink)
+    # A session runs in the runbook's shell whatever its fence says (console, terminal, ...).
+    attrs = annotate(
+        info if session is None else replace(info, language="bash"), line, info_column, sink
+    )
     if not attrs.is_step:
         return None
-    return _Draft(
+    draft = _Draft(
         StepKind.COMMAND,
         line,
         token.content,
@@ -167,7 +178,24 @@ def _fence_step(
         language=info.language,
         attrs=attrs,
         extra=info.extra,
+        command=token.content,
+        classes=info.classes,
     )
+    if session is not None:
+        draft.command = session.command_text + "\n"
+        draft.command_lines = session.command_lines()
+        draft.session = session.commands
+        if info.language in SHELL_LANGUAGES or not info.language:
+            sink.info(
+                line,
+                "session-in-shell-fence",
+                f"this {info.language or 'unlabelled'} block is read as a terminal session:"
+                f" {len(session.commands)} command(s) after prompts run; the other lines are"
+                " their expected output and never run",
+                "label it ```console to say so, or remove the prompts and output to run it"
+                " as a script",
+            )
+    return draft
 
 
 def _settle_ids(drafts: list[_Draft], front: FrontMatter, sink: DiagnosticSink) -> tuple[Step, ...]:
@@ -213,6 +241,10 @@ def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
         checked=draft.checked,
         explicit_id=explicit,
         info_extra=draft.extra,
+        command=draft.command or draft.body,
+        command_lines=draft.command_lines,
+        session=draft.session,
+        classes=draft.classes,
     )
     attrs = draft.attrs
     if attrs is None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
-from engine.model import FAILURE_ACTIONS, Runbook, Step, StepKind
+from engine.front_matter import TYPE_NAMES, typed_value
+from engine.model import FAILURE_ACTIONS, Param, Runbook, Step, StepKind
 from engine.templates import (
     TemplateProblem,
     expression_names,
@@ -393,11 +394,26 @@ def _check_name(
     )
 
 
+def implicit_params(runbook: Runbook) -> tuple[Param, ...]:
+    """The parameters the text asks for without declaring them (placeholders, unset $VARS)."""
+    return tuple(p for p in runbook.params if p.implicit)
+
+
 def resolve_params(
     runbook: Runbook, given: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str], list[str]]:
-    """Parameter values from what was given and the defaults: (values, missing, problems)."""
+    """Parameter values from what was given and the defaults: (values, missing, problems).
+
+    Implicit parameters are resolved like declared ones: required, so an unattended run
+    without them stops before any step. A value is checked against the parameter's `type`
+    and kept as written (an int or float normalised, a bool as true/false).
+    """
     declared = {p.name: p for p in runbook.params}
+    # `-p NAMESPACE=ops` names the parameter found as $NAMESPACE in the text.
+    given = {
+        name.lower() if name not in declared and name.lower() in declared else name: value
+        for name, value in given.items()
+    }
     problems = []
     for name in given:
         if name not in declared:
@@ -414,6 +430,11 @@ def resolve_params(
                 values[param.name] = ""
             continue
         got = "" if param.secret else f", got {value!r}"  # a secret is never echoed
+        typed = typed_value(value, param.type)
+        if typed is None:
+            problems.append(f"'{param.name}' must be a {TYPE_NAMES[param.type]}{got}")
+            continue
+        value = typed
         if param.choices and value not in param.choices:
             problems.append(f"'{param.name}' must be one of {', '.join(param.choices)}{got}")
         elif param.pattern and not re.fullmatch(param.pattern, value):

@@ -280,13 +280,13 @@ class Runner:
         answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
             return render_step(
-                step.body, step.cwd, step.env, answers, self.context, shell=not step.interpreter
+                step.command, step.cwd, step.env, answers, self.context, shell=not step.interpreter
             )
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
 
     def _where(self, step: Step, line: int = 1) -> str:
-        return f"{self.plan.runbook.path}:{step.body_line + line - 1}"
+        return f"{self.plan.runbook.path}:{step.source_line(line)}"
 
     def _command(self, step: Step, position: int, total: int, handler: str | None) -> StepStatus:
         rendered = self._render(step)
@@ -536,11 +536,11 @@ def dry_run_commands(
         step = by_id[step_id]
         answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
-            result = render_step(step.body, step.cwd, step.env, answers, context)
+            result = render_step(step.command, step.cwd, step.env, answers, context)
             if step.when:
                 evaluate_condition(step.when, context)
         except TemplateProblem as problem:
-            line = step.body_line + problem.line - 1
+            line = step.source_line(problem.line)
             raise RunAborted(f"{plan.runbook.path}:{line}: {problem.message}") from None
         rendered.append((step, params.masker.mask(result.command)))
     return rendered

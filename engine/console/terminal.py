@@ -103,7 +103,9 @@ class Terminal:
 
     def diagnostics(self, items: Iterable[Diagnostic]) -> None:
         for item in items:
-            style = "bold red" if item.is_error else "yellow"
+            style = (
+                "bold red" if item.is_error else "yellow" if item.severity == "warning" else "cyan"
+            )
             line = Text.assemble(
                 (f"{item.location}: ", "bold"),
                 (f"{item.severity}: ", style),
@@ -117,12 +119,14 @@ class Terminal:
     def check_summary(self, results: list[CheckResult]) -> None:
         errors = sum(r.errors for r in results)
         warnings = sum(r.warnings for r in results)
+        notes = sum(r.notes for r in results)
         files = len(results)
         style = "bold red" if errors else ("yellow" if warnings else "green")
         self.err.print(
             Text(
                 f"{files} file{'s' * (files != 1)} checked: "
-                f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}",
+                f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+                + (f", {notes} note{'s' * (notes != 1)}" if notes else ""),
                 style=style,
             )
         )
@@ -209,9 +213,10 @@ class Terminal:
                     )
                 number += 1
                 self.out.print(_step_line(number, step))
-                summary = step.body.strip().splitlines()[0] if step.body.strip() else ""
+                shown = step.command.strip()  # what runs: a session's prompts left out
+                summary = shown.splitlines()[0] if shown else ""
                 if summary:
-                    more = " …" if len(step.body.strip().splitlines()) > 1 else ""
+                    more = " …" if len(shown.splitlines()) > 1 else ""
                     self.out.print(Text(f"         {summary[:100]}{more}", style="dim"))
 
     def _graph(self, plan: Plan) -> None:
@@ -289,6 +294,8 @@ def _params_table(params: tuple[Param, ...]) -> Table:
             notes.append("required")
         if param.pattern:
             notes.append(f"pattern {param.pattern}")
+        if param.implicit:
+            notes.append(f"from the text, line {param.line}")
         table.add_row(
             Text(param.name),
             Text(_shown_default(param)),
@@ -315,6 +322,8 @@ def _param_dict(param: Param) -> dict[str, object]:
         "secret": param.secret,
         "required": param.required,
         "line": param.line,
+        "type": param.type,
+        "implicit": param.implicit,
     }
 
 
@@ -328,4 +337,16 @@ def _step_dict(step: Step, role: str) -> dict[str, object]:
         "run": step.run,
         "role": role,
         "flags": step_flags(step),
+        "command": step.command if step.kind is StepKind.COMMAND else None,
+        **(
+            {
+                "expected": step.expected,
+                "session": [
+                    {"line": c.line, "command": c.command, "expected": c.expected}
+                    for c in step.session
+                ],
+            }
+            if step.session
+            else {}
+        ),
     }

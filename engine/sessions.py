@@ -1,0 +1,189 @@
+"""Terminal sessions in fences: `$ ` prompt lines are commands, the other lines their output.
+
+    ```console
+    $ systemctl restart nginx
+    $ systemctl is-active nginx
+    active
+    ```
+
+Pure: a fence's body in, its commands (prompts stripped, continuation lines kept with their
+command) and each command's expected output out. Expected output is never run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from engine.model import SessionCommand
+
+# Fences that hold a transcript by name; shell fences (and unlabelled ones) are sessions only
+# when their first line that is not blank or a comment begins with a prompt.
+SESSION_LANGUAGES = frozenset({"console", "shell-session", "sh-session", "terminal"})
+PROMPTABLE_SHELLS = frozenset({"bash", "sh", "shell", "zsh", ""})
+
+# `$ `, `$> `, `% `, `user@host:path$ `, `[user@host dir]$ `, `sh-4.4$ ` (and their `#` forms).
+_PROMPT = re.compile(
+    r"^(?:"
+    r"\$>?(?: |$)"
+    r"|% "
+    r"|[\w.-]+@[\w.-]+(?::[^\s$#]*)?[$#%] "
+    r"|\[[\w.-]+@[\w.-]+(?: [^\]]*)?\][$#] "
+    r"|(?:ba|z)?sh-\d+(?:\.\d+)*[$#] "
+    r")"
+)
+_ROOT_PROMPT = re.compile(r"^# ")  # inside session fences only: in bash `#` is a comment
+_PS2 = re.compile(r"^>(?: |$)")
+_CONTINUED = re.compile(r"(?:(?<!\\)(?:\\\\)*\\|\|\||&&|\|)\s*$")
+_BLOCK_WORD = re.compile(r"(?<![\w$-])(do|done|then|fi|case|esac|\{|\})(?![\w-])")
+_OPENERS = frozenset({"do", "then", "case", "{"})
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"|\$\{[^}]*\}|(?<![\w$])#.*$", re.M)
+_HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][\w-]*)\2")
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A fence read as a transcript: its commands in order."""
+
+    commands: tuple[SessionCommand, ...]
+
+    @property
+    def command_text(self) -> str:
+        return "\n".join(c.command for c in self.commands)
+
+    def command_lines(self) -> tuple[int, ...]:
+        lines: list[int] = []
+        for command in self.commands:
+            count = command.command.count("\n") + 1
+            lines.extend(range(command.line, command.line + count))
+        return tuple(lines)
+
+
+def is_session_language(language: str) -> bool:
+    return language in SESSION_LANGUAGES
+
+
+def read_session(body: str, language: str, first_line: int) -> Session | None:
+    """The fence's body as a session, or None when it is a script (no prompt leads it).
+
+    `first_line` is the source line of the body's first line. A command spanning several
+    lines keeps them (its `line` is the prompt's), so `command_lines` maps each back.
+    """
+    named = language in SESSION_LANGUAGES
+    if not named and language not in PROMPTABLE_SHELLS:
+        return None
+    lines = body.splitlines()
+    if not named and not _led_by_prompt(lines):
+        return None
+    # `# ` is a root prompt only in a root transcript: one whose first prompt is `# `.
+    # Elsewhere a `# ` line is output (a config file's comment shown by `cat`), never run.
+    named = named and _root_transcript(lines)
+    commands: list[SessionCommand] = []
+    index = 0
+    while index < len(lines):
+        text = lines[index]
+        prompt = _prompt_length(text, named)
+        if prompt is None:
+            index += 1  # text before the first prompt: a comment or output of nothing shown
+            continue
+        start = index
+        command_lines = [text[prompt:]]
+        offsets = [prompt]
+        index += 1
+        while index < len(lines) and (
+            _incomplete("\n".join(command_lines))
+            or (_PS2.match(lines[index]) and _open_block("\n".join(command_lines)))
+        ):
+            line = _PS2.sub("", lines[index], count=1)  # PS2 `> ` is a prompt too
+            command_lines.append(line)
+            offsets.append(len(lines[index]) - len(line))
+            index += 1
+        output: list[str] = []
+        while index < len(lines) and _prompt_length(lines[index], named) is None:
+            output.append(lines[index])
+            index += 1
+        while output and not output[-1].strip():
+            output.pop()
+        commands.append(
+            SessionCommand(
+                first_line + start, "\n".join(command_lines), "\n".join(output), tuple(offsets)
+            )
+        )
+    if not commands:
+        return None
+    # A command's continuation lines are consecutive in the source: keep only real commands.
+    return Session(tuple(c for c in commands if c.command.strip()))
+
+
+def _led_by_prompt(lines: list[str]) -> bool:
+    for text in lines:
+        stripped = text.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        return _PROMPT.match(text) is not None
+    return False
+
+
+def _root_transcript(lines: list[str]) -> bool:
+    for text in lines:
+        if _ROOT_PROMPT.match(text):
+            return True
+        if _PROMPT.match(text):
+            return False
+    return False
+
+
+def _open_block(command: str) -> bool:
+    """A `for ... do`, `if ... then`, `case` or `{` still open: its next lines follow `> `."""
+    words = _BLOCK_WORD.findall(_QUOTED.sub(" ", command))
+    depth = 0
+    for word in words:
+        depth += 1 if word in _OPENERS else -1
+    return depth > 0
+
+
+def _prompt_length(text: str, named: bool) -> int | None:
+    match = _PROMPT.match(text) or (_ROOT_PROMPT.match(text) if named else None)
+    return match.end() if match else None
+
+
+def _incomplete(command: str) -> bool:
+    """Whether a command needs its next line: an open quote or here-document, `\\`, a pipe."""
+    quote = ""
+    heredocs: list[tuple[str, bool]] = []
+    lines = command.split("\n")
+    row = 0
+    while row < len(lines):
+        line = lines[row]
+        row += 1
+        if heredocs and not quote:
+            delimiter, strip_tabs = heredocs[0]
+            if (line.lstrip("\t") if strip_tabs else line) == delimiter:
+                heredocs.pop(0)
+            continue
+        column = 0
+        while column < len(line):
+            char = line[column]
+            if quote == "'":
+                if char == "'":
+                    quote = ""
+            elif char == "\\":
+                column += 1
+            elif quote == '"':
+                if char == '"':
+                    quote = ""
+            elif char in "'\"":
+                quote = char
+            elif char == "#" and (column == 0 or line[column - 1] in " \t;|&("):
+                break
+            elif (
+                char == "<" and line.startswith("<<", column) and not line.startswith("<<<", column)
+            ):
+                match = _HEREDOC.match(line, column)
+                if match:
+                    heredocs.append((match.group(3), match.group(1) == "-"))
+                    column = match.end() - 1
+            column += 1
+    if quote or heredocs:
+        return True
+    return bool(_CONTINUED.search(lines[-1]))

@@ -1,0 +1,273 @@
+"""Terminal sessions in fences: prompt lines run, the output shown after them never does."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import parse
+from runbook_cli import assert_no_prompt_runs, check_json, codes, run_in_pty, show_json
+
+from engine.sessions import read_session
+
+# A wiki page as an SRE team writes it: `$ ` prompts and sample output in bash fences.
+WIKI = """\
+# Queue backlog on the ingester
+
+## Meaning
+
+The ingester's queue keeps growing: consumers are stuck or too few.
+
+## Diagnosis
+
+Look at the backlog first:
+
+```bash
+$ mkdir -p state && echo 1200 > state/backlog
+$ cat state/backlog
+1200
+bash: 1: command not found
+```
+
+The consumers should all be up:
+
+```console
+$ printf '%s\\n' consumer-0 consumer-1 > state/consumers
+$ wc -l < state/consumers
+2
+```
+
+## Mitigation
+
+Restart the consumers (the output below is what a healthy restart prints):
+
+```console
+[sre@bastion ~]$ for c in $(cat state/consumers); do \\
+>   echo "restarted $c"; done > state/restarted
+[sre@bastion ~]$ cat state/restarted
+restarted consumer-0
+restarted consumer-1
+```
+"""
+
+# GitLab-style pages: numbered steps, other prompt forms, here-documents, root prompts.
+GITLAB = """\
+# Rotate the registry certificate
+
+1. Write the new certificate's settings:
+
+   ```shell
+   sh-4.4$ cat > cert.conf <<EOF
+   > [req]
+   > CN = registry.example.com
+   > EOF
+   sh-4.4$ grep -c CN cert.conf
+   1
+   ```
+
+1. Check it as root:
+
+   ```console
+   # grep CN cert.conf
+   CN = registry.example.com
+   ```
+
+1. Keep a copy:
+
+   ```
+   ops@registry:/srv$ cp cert.conf cert.conf.bak && echo "kept
+   copy"
+   kept
+   copy
+   ```
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- the pure reading of a session --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "language"),
+    [
+        ("$ ", "bash"),
+        ("$> ", "bash"),
+        ("% ", "zsh"),
+        ("user@host:~/src$ ", "sh"),
+        ("[user@host dir]$ ", "shell"),
+        ("[root@db01 ~]# ", "bash"),
+        ("sh-4.4$ ", "bash"),
+        ("sh-4.4# ", "bash"),
+        ("bash-5.1$ ", ""),
+        ("# ", "console"),
+        ("$ ", "terminal"),
+        ("$ ", "shell-session"),
+        ("$ ", "sh-session"),
+    ],
+)
+def test_each_prompt_form_is_stripped_and_its_output_kept(prompt: str, language: str) -> None:
+    session = read_session(f"{prompt}uptime\n 10:00 up 3 days\n", language, 5)
+    assert session is not None
+    (command,) = session.commands
+    assert (command.line, command.command, command.expected) == (5, "uptime", " 10:00 up 3 days")
+
+
+def test_a_hash_line_is_a_comment_in_a_bash_fence_and_a_root_prompt_in_console() -> None:
+    assert read_session("# restart it\nsystemctl restart x\n", "bash", 1) is None
+    bash = read_session("# restart it\n$ systemctl restart x\n", "bash", 1)
+    assert bash is not None and [c.command for c in bash.commands] == ["systemctl restart x"]
+    console = read_session("# systemctl restart x\n$ id -u\n0\n", "console", 1)
+    assert console is not None
+    assert [c.command for c in console.commands] == ["systemctl restart x", "id -u"]
+
+
+def test_a_script_is_not_a_session() -> None:
+    assert read_session("echo $HOME\nls -l\n", "bash", 1) is None
+    assert read_session("echo hi\n$ echo later\n", "bash", 1) is None  # led by a command
+    assert read_session("$ echo hi\n", "python", 1) is None
+    assert read_session("total 0\n", "console", 1) is None  # output only: nothing to run
+
+
+@pytest.mark.parametrize(
+    ("body", "command", "expected"),
+    [
+        ("$ ls \\\n  -l\ntotal 0\n", "ls \\\n  -l", "total 0"),
+        ("$ echo 'a\nb'\na\nb\n", "echo 'a\nb'", "a\nb"),
+        ('$ echo "a\n> b"\na\nb\n', 'echo "a\nb"', "a\nb"),
+        ("$ cat <<EOF\n> x\n> EOF\nx\n", "cat <<EOF\nx\nEOF", "x"),
+        ("$ cat <<-'END'\nx\n\tEND\nx\n", "cat <<-'END'\nx\n\tEND", "x"),
+        ("$ ps aux |\n  grep x\nroot 1\n", "ps aux |\n  grep x", "root 1"),
+        (
+            "$ for i in 1 2; do\n> echo $i\n> done\n1\n2\n",
+            "for i in 1 2; do\necho $i\ndone",
+            "1\n2",
+        ),
+    ],
+)
+def test_continuation_lines_belong_to_their_command(body: str, command: str, expected: str) -> None:
+    session = read_session(body, "console", 1)
+    assert session is not None
+    assert [(c.command, c.expected) for c in session.commands] == [(command, expected)]
+
+
+def test_one_step_per_fence_keeps_ids_and_maps_command_lines_to_the_source() -> None:
+    runbook = parse(WIKI)
+    assert [s.id for s in runbook.steps] == ["diagnosis-1", "diagnosis-2", "mitigation-1"]
+    first = runbook.steps[0]
+    assert first.command == "mkdir -p state && echo 1200 > state/backlog\ncat state/backlog\n"
+    assert first.command_lines == (12, 13)
+    assert first.expected == "1200\nbash: 1: command not found"
+    assert first.body.startswith("$ mkdir")  # the author's text, for the site
+    last = runbook.steps[2]
+    assert last.command_lines == (31, 32, 33)
+    assert last.source_line(3) == 33
+
+
+def test_adding_example_output_does_not_change_step_ids() -> None:
+    more = WIKI.replace("1200\nbash", "1200\n(one more line of output)\nbash")
+    assert [s.id for s in parse(more).steps] == [s.id for s in parse(WIKI).steps]
+
+
+# -- through the CLI ----------------------------------------------------------------------------
+
+
+def test_show_json_gives_each_step_its_command_and_expected_output(tmp_path: Path) -> None:
+    plan = show_json(tmp_path, write(tmp_path, "wiki.md", WIKI))
+    assert_no_prompt_runs(plan)
+    steps = {s["id"]: s for s in plan["steps"]}
+    assert steps["diagnosis-2"]["command"] == (
+        "printf '%s\\n' consumer-0 consumer-1 > state/consumers\nwc -l < state/consumers\n"
+    )
+    assert steps["diagnosis-2"]["expected"] == "2"
+    assert steps["diagnosis-2"]["session"] == [
+        {
+            "line": 21,
+            "command": "printf '%s\\n' consumer-0 consumer-1 > state/consumers",
+            "expected": "",
+        },
+        {"line": 22, "command": "wc -l < state/consumers", "expected": "2"},
+    ]
+    assert steps["mitigation-1"]["command"].startswith("for c in $(cat state/consumers); do \\\n")
+    assert steps["mitigation-1"]["expected"] == "restarted consumer-0\nrestarted consumer-1"
+
+
+def test_check_notes_a_session_read_from_a_shell_fence_only(tmp_path: Path) -> None:
+    found = codes(check_json(tmp_path, write(tmp_path, "wiki.md", WIKI)))
+    assert found == [("info", "session-in-shell-fence", 11)]  # console fences say it already
+
+
+def test_a_session_runs_its_commands_and_never_its_output(tmp_path: Path) -> None:
+    path = write(tmp_path, "wiki.md", WIKI)
+    ran = run_in_pty(tmp_path, path, "--yes")
+    assert ran.status == 0, ran.output
+    assert (tmp_path / "state" / "backlog").read_text() == "1200\n"
+    assert (tmp_path / "state" / "restarted").read_text().split("\n")[:2] == [
+        "restarted consumer-0",
+        "restarted consumer-1",
+    ]
+    assert "command not found" not in ran.output.replace("bash: 1: command not found\n", "", 1)
+    assert "Run succeeded" in ran.output
+
+
+def test_gitlab_style_sessions_with_other_prompts_and_a_here_document(tmp_path: Path) -> None:
+    path = write(tmp_path, "gitlab.md", textwrap.dedent(GITLAB))
+    plan = show_json(tmp_path, path)
+    assert_no_prompt_runs(plan)
+    commands = [s["command"] for s in plan["steps"]]
+    assert commands == [
+        "cat > cert.conf <<EOF\n[req]\nCN = registry.example.com\nEOF\ngrep -c CN cert.conf\n",
+        "grep CN cert.conf\n",
+        'cp cert.conf cert.conf.bak && echo "kept\ncopy"\n',
+    ]
+    expected = [s["expected"] for s in plan["steps"]]
+    assert expected == ["1", "CN = registry.example.com", "kept\ncopy"]
+    found = codes(check_json(tmp_path, path))
+    assert [c for _, c, _ in found] == ["session-in-shell-fence", "session-in-shell-fence"]
+    ran = run_in_pty(tmp_path, path, "--yes")
+    assert ran.status == 0, ran.output
+    assert (tmp_path / "cert.conf.bak").read_text() == "[req]\nCN = registry.example.com\n"
+
+
+def test_a_variable_in_a_session_is_reported_at_its_column_in_the_source() -> None:
+    runbook = parse(
+        """\
+        ```console
+        [sre@bastion ~]$ kubectl -n $NAMESPACE get pods
+        No resources found.
+        $ echo a \\
+        >   <pod-name>
+        ```
+        """
+    )
+    notes = [(d.code, d.location.line, d.location.column) for d in runbook.diagnostics]
+    assert notes == [("implicit-param", 2, 29), ("implicit-param", 5, 5)]
+    assert runbook.steps[0].command == (
+        "kubectl -n $NAMESPACE get pods\necho a \\\n  {{ pod_name }}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "commands"),
+    [
+        # `> ` output after a complete command stays output: it would run as a command.
+        ("$ cat notes.md\n> touch pwned\n", ["cat notes.md"]),
+        ("$ f() {\n> echo y; }\n", ["f() {\necho y; }"]),
+        (
+            "$ for x in $(ls ${D}); do\n> echo $x; done\n",
+            ["for x in $(ls ${D}); do\necho $x; done"],
+        ),
+        # `# ` is a root prompt only in a root transcript; elsewhere it is output.
+        ("$ cat /etc/hosts\n# touch pwned\n127.0.0.1 localhost\n", ["cat /etc/hosts"]),
+        ("# id -u\n0\n# whoami\nroot\n", ["id -u", "whoami"]),
+    ],
+)
+def test_output_that_looks_like_a_prompt_is_never_run(body: str, commands: list[str]) -> None:
+    session = read_session(body, "console", 1)
+    assert session is not None
+    assert [c.command for c in session.commands] == commands
