@@ -13,7 +13,7 @@ from engine.console.run import RunConsole
 from engine.console.terminal import Terminal
 from engine.events import Answer, Question, RunStatus, StepFinished, StepStatus
 from engine.journal import query
-from engine.journal.storage import SqliteStore, Store
+from engine.journal.storage import Store, open_store
 from engine.launch import (
     Launch,
     LaunchError,
@@ -62,7 +62,7 @@ def resume_run(
     """Continue an interrupted or failed run at its first unfinished step."""
     if not journal.exists():
         raise LaunchError(f"no runs recorded yet (no journal at {journal})")
-    store = SqliteStore(journal)
+    store = open_store(journal)
     try:
         try:
             summary = store.find_run(reference)
