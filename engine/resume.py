@@ -135,7 +135,9 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
     )
     started = detail.started
     selection = list(started.steps) if started and started.steps else list(plan.order)
-    done, captured, decisions = set(), {}, []
+    done: set[str] = set()
+    captured: dict[str, str] = {}
+    decisions: list[tuple[str, Choice]] = []
     for record in detail.steps:
         captured.update(record.captured)
         if record.status is not None and StepStatus(record.status).finished:
