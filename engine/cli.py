@@ -15,7 +15,7 @@ from engine.diagnostics import did_you_mean
 from engine.journal import JournalError, journal_path
 
 if TYPE_CHECKING:
-    from engine.journal.storage import SqliteStore
+    from engine.journal.storage import Store
     from engine.record import RunDetail
 
 # Each command imports what only it uses: the parser, planner and runner (markdown-it, Jinja,
@@ -221,14 +221,14 @@ def log() -> None:
     """List, show, search, verify and export past runs."""
 
 
-def _open_journal(journal: Path | None) -> SqliteStore | None:
-    from engine.journal.storage import SqliteStore
+def _open_journal(journal: Path | None) -> Store | None:
+    from engine.journal.storage import open_store
 
     path = journal_path(journal)
     if not path.exists():
         Terminal().err.print(f"No runs recorded yet (no journal at {path}).")
         return None
-    return SqliteStore(path)
+    return open_store(path)
 
 
 @log.command("list")

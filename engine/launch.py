@@ -21,7 +21,7 @@ from engine.console.terminal import Terminal
 from engine.diagnostics import did_you_mean
 from engine.events import Fanout, Provenance, RunStatus
 from engine.journal import lock
-from engine.journal.storage import RunWriter, SqliteStore, Store
+from engine.journal.storage import RunWriter, Store, open_store
 from engine.model import Runbook
 from engine.parameters import Parameters
 from engine.plan import Plan, resolve_params
@@ -218,7 +218,7 @@ def run_plan(launch: Launch) -> int:
     abspath = str(Path(runbook.path).resolve())
     run_id = new_run_id()
     facts = provenance(runbook, run_id, launch.journal)
-    store = SqliteStore(launch.journal)
+    store = open_store(launch.journal)
     try:
         replaced = acquire_lock(store, runbook.path, abspath, facts, launch.force, launch.terminal)
         if replaced:

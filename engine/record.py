@@ -4,8 +4,9 @@ and `resume` read. Pure: events in, plain data out; the formatters every view sh
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from engine.duration import format_duration
 from engine.events import (
@@ -60,7 +61,7 @@ class RunSummary:
         )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One execution of a step, as recorded."""
 
@@ -73,40 +74,32 @@ class Attempt:
     exit_code: int | None = None
     signal: int | None = None
     duration: float | None = None
-    output: list[str] = field(default_factory=list)
+    output: str = ""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StepRecord:
     """Everything recorded about one step of a run."""
 
     id: str
     kind: str = "command"
     text: str = ""
-    attempts: list[Attempt] = field(default_factory=list)
-    answers: list[Answer] = field(default_factory=list)  # attempts numbered across resumes
+    attempts: tuple[Attempt, ...] = ()
+    answers: tuple[Answer, ...] = ()  # attempts numbered across resumes
     status: str | None = None
     reason: str = ""
-    captured: dict[str, str] = field(default_factory=dict)
+    captured: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def output(self) -> str:
-        return "".join("".join(a.output) for a in self.attempts)
-
-    def attempt(self, number: int) -> Attempt:
-        for attempt in self.attempts:
-            if attempt.number == number:
-                return attempt
-        created = Attempt(max(number, 1))
-        self.attempts.append(created)
-        return created
+        return "".join(a.output for a in self.attempts)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RunDetail:
     summary: RunSummary
-    events: list[Event]
-    steps: list[StepRecord]
+    events: tuple[Event, ...]
+    steps: tuple[StepRecord, ...]
     message: str = ""
 
     def step(self, step_id: str) -> StepRecord | None:
@@ -119,14 +112,60 @@ class RunDetail:
 
 def run_detail(summary: RunSummary, events: Iterable[Event]) -> RunDetail:
     """A run's steps rebuilt from its events."""
-    recorded = list(events)
-    return RunDetail(summary, recorded, *replay(recorded))
+    recorded = tuple(events)
+    steps, message = replay(recorded)
+    return RunDetail(summary, recorded, tuple(steps), message)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """An attempt while its events are replayed."""
+
+    value: Attempt
+    output: list[str] = field(default_factory=list)
+
+    def freeze(self) -> Attempt:
+        return replace(self.value, output="".join(self.output))
+
+
+@dataclass(slots=True)
+class _Step:
+    """A step's record while its events are replayed."""
+
+    id: str
+    kind: str = "command"
+    text: str = ""
+    attempts: list[_Attempt] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    status: str | None = None
+    reason: str = ""
+    captured: dict[str, str] = field(default_factory=dict)
+
+    def attempt(self, number: int) -> _Attempt:
+        for attempt in self.attempts:
+            if attempt.value.number == number:
+                return attempt
+        created = _Attempt(Attempt(max(number, 1)))
+        self.attempts.append(created)
+        return created
+
+    def freeze(self) -> StepRecord:
+        return StepRecord(
+            self.id,
+            self.kind,
+            self.text,
+            tuple(a.freeze() for a in self.attempts),
+            tuple(self.answers),
+            self.status,
+            self.reason,
+            MappingProxyType(dict(self.captured)),
+        )
 
 
 def replay(events: Iterable[Event]) -> tuple[list[StepRecord], str]:
     """Each step's record from the events, in the order the steps first appear; and the
     run's final message. A resumed run numbers attempts from 1 again: here they go on."""
-    steps: dict[str, StepRecord] = {}
+    steps: dict[str, _Step] = {}
     offsets: dict[str, int] = {}
     message = ""
     for event in events:
@@ -136,21 +175,22 @@ def replay(events: Iterable[Event]) -> tuple[list[StepRecord], str]:
                 continue
             case RunResumed():
                 offsets = {
-                    s.id: max((a.number for a in s.attempts), default=0) for s in steps.values()
+                    s.id: max((a.value.number for a in s.attempts), default=0)
+                    for s in steps.values()
                 }
                 continue
             case RunStarted():
                 continue
         number = event.attempt + offsets.get(event.step, 0) if event.attempt else 0
-        record = steps.setdefault(event.step, StepRecord(event.step))
+        record = steps.setdefault(event.step, _Step(event.step))
         match event:
             case StepStarted():
-                attempt = record.attempt(number)
                 record.kind = event.kind
                 record.text = event.text or record.text
-                attempt.command = event.command
-                attempt.edited = event.edited
-                attempt.started = event.time
+                attempt = record.attempt(number)
+                attempt.value = replace(
+                    attempt.value, command=event.command, edited=event.edited, started=event.time
+                )
                 record.status = None
             case Output():
                 record.attempt(number).output.append(event.text)
@@ -164,12 +204,15 @@ def replay(events: Iterable[Event]) -> tuple[list[StepRecord], str]:
                     record.captured.update(result.captured)
                 if number:
                     attempt = record.attempt(number)
-                    attempt.ended = event.time
-                    attempt.status = record.status
-                    attempt.exit_code = result.exit_code if result else None
-                    attempt.signal = result.signal if result else None
-                    attempt.duration = result.duration if result else None
-    return list(steps.values()), message
+                    attempt.value = replace(
+                        attempt.value,
+                        ended=event.time,
+                        status=record.status,
+                        exit_code=result.exit_code if result else None,
+                        signal=result.signal if result else None,
+                        duration=result.duration if result else None,
+                    )
+    return [s.freeze() for s in steps.values()], message
 
 
 def when(timestamp: float | None) -> str:

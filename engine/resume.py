@@ -13,7 +13,7 @@ from engine.console.run import RunConsole
 from engine.console.terminal import Terminal
 from engine.events import Answer, Question, RunStatus, StepFinished, StepStatus
 from engine.journal import query
-from engine.journal.storage import SqliteStore, Store
+from engine.journal.storage import Store, open_store
 from engine.launch import (
     Launch,
     LaunchError,
@@ -62,7 +62,7 @@ def resume_run(
     """Continue an interrupted or failed run at its first unfinished step."""
     if not journal.exists():
         raise LaunchError(f"no runs recorded yet (no journal at {journal})")
-    store = SqliteStore(journal)
+    store = open_store(journal)
     try:
         try:
             summary = store.find_run(reference)
@@ -135,7 +135,9 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
     )
     started = detail.started
     selection = list(started.steps) if started and started.steps else list(plan.order)
-    done, captured, decisions = set(), {}, []
+    done: set[str] = set()
+    captured: dict[str, str] = {}
+    decisions: list[tuple[str, Choice]] = []
     for record in detail.steps:
         captured.update(record.captured)
         if record.status is not None and StepStatus(record.status).finished:

@@ -64,6 +64,7 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ENGINE_VARIABLES}
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
+    (home / "canary").write_text("still here\n")  # a command that escaped its quoting hits it
     env.update(NO_COLOR="1", TERM="xterm-256color", HOME=str(home), **extra)
     return env
 

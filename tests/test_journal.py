@@ -27,7 +27,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -36,6 +35,8 @@ from typing import Any
 
 import pexpect
 import pytest
+
+from tests.conftest import write_runbook
 
 RUNBOOK = Path(sys.executable).parent / "runbook"
 OPERATOR = "ops-tester"
@@ -76,12 +77,6 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def journal_file(tmp_path: Path) -> Path:
     return tmp_path / "journal" / "journal.db"
-
-
-def write_runbook(directory: Path, text: str, name: str = "rb.md") -> Path:
-    path = directory / name
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
 
 
 def cli(

@@ -60,7 +60,7 @@ def test_a_resumed_run_numbers_attempts_on() -> None:
         (2, "true\n", True, 0),
     ]
     assert step.output == "no\n"
-    assert step.answers == [Answer("a", 1, Question.FAILURE, "abort", time=3.5)]
+    assert step.answers == (Answer("a", 1, Question.FAILURE, "abort", time=3.5),)
 
 
 def test_a_skip_after_a_failure_clears_the_attempts_exit_code_as_it_always_has() -> None:

@@ -14,12 +14,13 @@ import secrets
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pexpect
 import pytest
+
+from tests.conftest import environment, write_runbook
 
 RUNBOOK = Path(sys.executable).parent / "runbook"
 EXPECT_TIMEOUT = 15
@@ -41,27 +42,6 @@ def styled(text: str) -> re.Pattern[str]:
     """A pattern for `text` as a terminal shows it: style codes may split it anywhere."""
     codes = r"(?:\x1b\[[0-9;?]*[ -/]*[@-~])*"
     return re.compile(codes.join(re.escape(c) for c in text))
-
-
-def write_runbook(directory: Path, text: str, name: str = "rb.md") -> Path:
-    path = directory / name
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
-
-
-def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment, minus anything that changes the output's form; HOME is a
-    throw-away directory, so even a command that escaped its quoting could not reach ours."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"FORCE_COLOR", "NO_COLOR", "COLUMNS", "LINES", "EDITOR", "VISUAL"}
-    }
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    (home / "canary").write_text("still here\n")
-    env.update(NO_COLOR="1", TERM="xterm-256color", HOME=str(home), **extra)
-    return env
 
 
 def visible(directory: Path) -> list[str]:

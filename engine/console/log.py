@@ -111,7 +111,7 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             )
             for line in attempt.command.rstrip("\n").splitlines():
                 out.print(Text(f"    $ {line}", style="bold"))
-            for line in "".join(attempt.output).rstrip("\n").splitlines():
+            for line in attempt.output.rstrip("\n").splitlines():
                 out.print(Text(f"    {line}"))
 
 

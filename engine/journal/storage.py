@@ -101,3 +101,8 @@ class SqliteStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def open_store(journal: Path) -> Store:
+    """The journal at `journal`: the one place a backend is chosen."""
+    return SqliteStore(journal)

@@ -41,7 +41,7 @@ def detail_dict(detail: RunDetail, step_id: str | None = None) -> dict[str, obje
                 "status": step.status,
                 "text": step.text or None,
                 "reason": step.reason or None,
-                "captured": step.captured,
+                "captured": dict(step.captured),
                 "answers": [answer_dict(answer) for answer in step.answers],
                 "attempts": [
                     {
@@ -53,7 +53,7 @@ def detail_dict(detail: RunDetail, step_id: str | None = None) -> dict[str, obje
                         "exit_code": a.exit_code,
                         "signal": a.signal,
                         "duration": a.duration,
-                        "output": "".join(a.output),
+                        "output": a.output,
                     }
                     for a in step.attempts
                 ],
@@ -113,7 +113,7 @@ def to_markdown(detail: RunDetail) -> str:
             fence = _fence(attempt.command)
             lines += [f"{head}, {when(attempt.started)}, {result}:", "", f"{fence}bash"]
             lines += [attempt.command.rstrip("\n"), fence, ""]
-            output = "".join(attempt.output).rstrip("\n")
+            output = attempt.output.rstrip("\n")
             if output:
                 fence = _fence(output)
                 lines += [f"{fence}text", output, fence, ""]

@@ -174,7 +174,7 @@ def _step_section(step: StepRecord, step_link: str | None) -> str:
             f'<pre class="rb-command"><code>{esc(attempt.command.rstrip())}</code></pre>',
             "",
         ]
-        output = "".join(attempt.output)
+        output = attempt.output
         if output:
             lines += [
                 f'<details class="rb-output"><summary>Output ({_lines(output)})</summary>',
