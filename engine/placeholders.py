@@ -48,7 +48,8 @@ _KEYWORD_HINT = re.compile(
 )
 _LOOP = re.compile(r"\b(?:for|select)[ \t]+([A-Za-z_]\w*)\b|\bprintf[ \t]+-v[ \t]+([A-Za-z_]\w*)")
 _PLACEHOLDER = re.compile(r"(?<![<\w])<([A-Za-z][A-Za-z0-9 _.,:/@-]{0,60}?)>(?!>)")
-_TOKEN = re.compile(r"(?<![\w${])(YOUR_[A-Z0-9_]*[A-Z0-9]|CHANGE_?ME|REPLACE_?ME)(?!\w)")
+_TOKEN = re.compile(r"(?<![\w${])(YOUR_[A-Z0-9_]*[A-Z0-9]|CHANGE_?ME|REPLACE_?ME)(?![\w=])")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")  # <ops@example.com> is an address
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _HEREDOC = re.compile(r"<<(-?)[ \t]*(['\"]?)([A-Za-z_][\w-]*)\2")
 _ANYTHING = re.compile(r"[$<=]|YOUR_|ME\b|\b(?:read|for|select|mapfile|readarray|getopts)\b")
@@ -175,6 +176,7 @@ def _placeholder_edits(
             content.rstrip() != content
             or content.endswith("/")
             or "://" in content
+            or _EMAIL.fullmatch(content)
             or content.split()[0] in markup
         ):
             continue

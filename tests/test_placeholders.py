@@ -105,6 +105,9 @@ def test_placeholders_become_templates_and_parameters_named_in_snake_case() -> N
         "sort <input.txt >output.txt\ncat <<EOF\nx\nEOF\ndiff <(ls a) <(ls b)",
         "echo {{ ns }}",
         "printf -v NS '%s' x; echo $NS",
+        'git commit --author "Ops <ops@example.com>" -m "<b>bold</b>"',
+        "YOUR_TOKEN=abc; echo $YOUR_TOKEN",
+        "echo '<br/>' '<hr />'",
     ],
 )
 def test_what_is_set_or_is_not_a_placeholder_is_not_asked(script: str) -> None:
