@@ -185,6 +185,7 @@ def test_show_json_gives_each_step_its_command_and_expected_output(tmp_path: Pat
         "printf '%s\\n' consumer-0 consumer-1 > state/consumers\nwc -l < state/consumers\n"
     )
     assert steps["diagnosis-2"]["expected"] == "2"
+    assert "session=2" in steps["diagnosis-2"]["flags"]
     assert steps["diagnosis-2"]["session"] == [
         {
             "line": 21,
