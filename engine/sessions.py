@@ -124,6 +124,16 @@ def _led_by_prompt(lines: list[str]) -> bool:
     return False
 
 
+def prompt_lines(body: str) -> list[int]:
+    """0-based lines of a script that begin with a prompt (`$ `, `user@host:~$ `): mistakes,
+    since the shell would run `$` as a command."""
+    return [
+        n
+        for n, text in enumerate(body.splitlines())
+        if _PROMPT.match(text) and not text.startswith("% ")
+    ]
+
+
 def _root_transcript(lines: list[str]) -> bool:
     for text in lines:
         if _ROOT_PROMPT.match(text):

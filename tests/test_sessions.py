@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import parse
+from conftest import found, parse
 from runbook_cli import assert_no_prompt_runs, check_json, codes, run_in_pty, show_json
 
 from engine.sessions import read_session
@@ -272,3 +272,9 @@ def test_output_that_looks_like_a_prompt_is_never_run(body: str, commands: list[
     session = read_session(body, "console", 1)
     assert session is not None
     assert [c.command for c in session.commands] == commands
+
+
+def test_a_prompt_inside_a_script_is_a_warning_at_its_line() -> None:
+    runbook = parse("```bash\noc get pods\n$ oc logs ingester-0\n```\n")
+    assert found(runbook.diagnostics) == [("prompt-in-script", 3)]
+    assert runbook.steps[0].session == ()
