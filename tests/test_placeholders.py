@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pexpect
@@ -244,6 +245,9 @@ def test_a_run_substitutes_placeholders_and_exports_variables(tmp_path: Path) ->
     assert (tmp_path / "home.log").read_text() == "HOME is not asked\n"
     assert (tmp_path / "notify.log").read_text() == "token=s3cr3t t0ken\n"
     assert "s3cr3t" not in ran.output  # a token asked for by its name is a secret
+    (run,) = json.loads(cli(tmp_path, "log", "list", "--format", "json").stdout)
+    assert run["params"]["node_name"] == "worker-3"  # journalled like a declared parameter
+    assert run["params"]["cluster"] == "prod-1"
     assert "s3cr3t" not in (tmp_path / "j.db").read_bytes().decode("utf-8", "replace")
 
 
