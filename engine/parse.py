@@ -19,7 +19,7 @@ from engine.diagnostics import DiagnosticSink
 from engine.front_matter import FrontMatter, read_front_matter
 from engine.model import Runbook, Section, SessionCommand, Step, StepKind
 from engine.placeholders import find_implicit
-from engine.sessions import read_session
+from engine.sessions import prompt_lines, read_session
 from engine.slugs import slugify, unique_slug
 
 _TASK = re.compile(r"^\[([ xX])\](?:[ \t]+|$)")
@@ -181,6 +181,15 @@ def _fence_step(
         command=token.content,
         classes=info.classes,
     )
+    if session is None and attrs.run and not attrs.interpreter and "$" in token.content:
+        for offset in prompt_lines(token.content)[:1]:
+            sink.warning(
+                line + 1 + offset,
+                "prompt-in-script",
+                "this line begins with a prompt, so the shell would run it as a command",
+                "remove the prompt, or begin the block with a prompt line to read it as a"
+                " terminal session (its other lines are then expected output)",
+            )
     if session is not None:
         draft.command = session.command_text + "\n"
         draft.command_lines = session.command_lines()

@@ -37,6 +37,7 @@ _STANDARD_PREFIXES = ("LC_", "BASH_", "XDG_", "SSH_", "RUNBOOK_")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_]\w*)([^}]*)\}|\$([A-Za-z_]\w*)")
 _DEFAULTED = re.compile(r"^:?[-=+]")  # ${V:-x}, ${V-x}, ${V:=x}, ${V:+x}: not asked
 _ASSIGNED = re.compile(r"(?:^|(?<=[\s;&|(`]))([A-Za-z_]\w*)(?:\[[^\]]*\])?\+?=")
+_ASSIGNED_TO = re.compile(r"(?:^|(?<=[\s;&|(]))([A-Za-z_]\w*)=$")  # VAR= before a placeholder
 _DECLARED = re.compile(
     r"\b(?:export|local|declare|typeset|readonly|read|mapfile|readarray|getopts)\b"
     r"((?:[ \t]+(?:-\S*|\"[^\"\n]*\"|'[^'\n]*'|[A-Za-z_]\w*))+)"
@@ -48,7 +49,8 @@ _KEYWORD_HINT = re.compile(
 )
 _LOOP = re.compile(r"\b(?:for|select)[ \t]+([A-Za-z_]\w*)\b|\bprintf[ \t]+-v[ \t]+([A-Za-z_]\w*)")
 _PLACEHOLDER = re.compile(r"(?<![<\w])<([A-Za-z][A-Za-z0-9 _.,:/@-]{0,60}?)>(?!>)")
-_TOKEN = re.compile(r"(?<![\w${])(YOUR_[A-Z0-9_]*[A-Z0-9]|CHANGE_?ME|REPLACE_?ME)(?!\w)")
+_TOKEN = re.compile(r"(?<![\w${])(YOUR_[A-Z0-9_]*[A-Z0-9]|CHANGE_?ME|REPLACE_?ME)(?![\w=])")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")  # <ops@example.com> is an address
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _HEREDOC = re.compile(r"<<(-?)[ \t]*(['\"]?)([A-Za-z_][\w-]*)\2")
 _ANYTHING = re.compile(r"[$<=]|YOUR_|ME\b|\b(?:read|for|select|mapfile|readarray|getopts)\b")
@@ -106,6 +108,7 @@ def find_implicit(
             continue
         code, expand, plain = _masks(command)
         assigned = _assignments(code)
+        first_set = {name: min(at) for name, at in assigned.items()}
         for match in _VARIABLE.finditer(expand) if "$" in expand else ():
             name = match.group(1) or match.group(3)
             rest = match.group(2) or ""
@@ -115,7 +118,7 @@ def find_implicit(
                 or name in STANDARD_VARIABLES
                 or name.startswith(_STANDARD_PREFIXES)
                 or _DEFAULTED.match(rest)
-                or any(at < match.start() for at in assigned.get(name, ()))
+                or first_set.get(name, len(command)) < match.start()
             ):
                 continue
             lower = name.lower()
@@ -128,9 +131,7 @@ def find_implicit(
         known |= set(assigned)
         edits = _placeholder_edits(command, plain, step, params, found, placeholder_names)
         if edits:
-            for start, end, text in sorted(edits, reverse=True):
-                command = command[:start] + text + command[end:]
-            step = replace(step, command=command)
+            step = replace(step, command=_edited(command, edits))
         result.steps.append(step)
     for item in sorted(found.values(), key=lambda f: (f.line, f.column)):
         sink.info(
@@ -175,6 +176,7 @@ def _placeholder_edits(
             content.rstrip() != content
             or content.endswith("/")
             or "://" in content
+            or _EMAIL.fullmatch(content)
             or content.split()[0] in markup
         ):
             continue
@@ -183,7 +185,9 @@ def _placeholder_edits(
         start, end = match.start(), match.end()
         if start > 0 and end < len(command) and command[start - 1] == command[end] in "'\"":
             start, end = start - 1, end + 1  # the whole quoted word: the template quotes it
-        assignment = re.search(r"(?:^|(?<=[\s;&|(]))([A-Za-z_]\w*)=$", command[:start])
+        assignment = None
+        if start and command[start - 1] == "=":
+            assignment = _ASSIGNED_TO.search(command, max(0, start - 100), start)
         if key not in names:
             names[key] = assignment.group(1).lower() if assignment else key
         name = names[key]
@@ -192,6 +196,15 @@ def _placeholder_edits(
             found[name] = _Found(name, line, column, _describe(content, origin), origin)
         edits.append((start, end, "{{ " + name + " }}"))
     return edits
+
+
+def _edited(command: str, edits: list[tuple[int, int, str]]) -> str:
+    parts, position = [], 0
+    for start, end, text in edits:  # in order, never overlapping
+        parts += [command[position:start], text]
+        position = end
+    parts.append(command[position:])
+    return "".join(parts)
 
 
 def _words(text: str) -> str:

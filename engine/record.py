@@ -260,6 +260,8 @@ def step_flags(step: Step) -> list[str]:
         flags.append(f"when={step.when}")
     if step.on_failure != "abort":
         flags.append(f"on_failure={step.on_failure}")
+    if step.session:
+        flags.append(f"session={len(step.session)}")  # prompt commands; the rest is output
     if step.interactive:
         flags.append("interactive")
     if step.expect:

@@ -37,7 +37,9 @@ _PS2 = re.compile(r"^>(?: |$)")
 _CONTINUED = re.compile(r"(?:(?<!\\)(?:\\\\)*\\|\|\||&&|\|)\s*$")
 _BLOCK_WORD = re.compile(r"(?<![\w$-])(do|done|then|fi|case|esac|\{|\})(?![\w-])")
 _OPENERS = frozenset({"do", "then", "case", "{"})
-_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"|\$\{[^}]*\}|(?<![\w$])#.*$", re.M)
+_PARAMETER = re.compile(r"\$\{[^}]*\}")
+_LINE_SPECIAL = re.compile(r"['\"#]|\\.?|<<")
+_QUOTE_END = {"'": re.compile("'"), '"': re.compile(r'"|\\.')}
 _HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][\w-]*)\2")
 
 
@@ -90,12 +92,14 @@ def read_session(body: str, language: str, first_line: int) -> Session | None:
         command_lines = [text[prompt:]]
         offsets = [prompt]
         index += 1
+        reader = _Reader()
+        reader.feed(command_lines[0])
         while index < len(lines) and (
-            _incomplete("\n".join(command_lines))
-            or (_PS2.match(lines[index]) and _open_block("\n".join(command_lines)))
+            reader.incomplete or (_PS2.match(lines[index]) and reader.depth > 0)
         ):
             line = _PS2.sub("", lines[index], count=1)  # PS2 `> ` is a prompt too
             command_lines.append(line)
+            reader.feed(line)
             offsets.append(len(lines[index]) - len(line))
             index += 1
         output: list[str] = []
@@ -124,6 +128,16 @@ def _led_by_prompt(lines: list[str]) -> bool:
     return False
 
 
+def prompt_lines(body: str) -> list[int]:
+    """0-based lines of a script that begin with a prompt (`$ `, `user@host:~$ `): mistakes,
+    since the shell would run `$` as a command."""
+    return [
+        n
+        for n, text in enumerate(body.splitlines())
+        if _PROMPT.match(text) and not text.startswith("% ")
+    ]
+
+
 def _root_transcript(lines: list[str]) -> bool:
     for text in lines:
         if _ROOT_PROMPT.match(text):
@@ -133,57 +147,64 @@ def _root_transcript(lines: list[str]) -> bool:
     return False
 
 
-def _open_block(command: str) -> bool:
-    """A `for ... do`, `if ... then`, `case` or `{` still open: its next lines follow `> `."""
-    words = _BLOCK_WORD.findall(_QUOTED.sub(" ", command))
-    depth = 0
-    for word in words:
-        depth += 1 if word in _OPENERS else -1
-    return depth > 0
-
-
 def _prompt_length(text: str, named: bool) -> int | None:
     match = _PROMPT.match(text) or (_ROOT_PROMPT.match(text) if named else None)
     return match.end() if match else None
 
 
-def _incomplete(command: str) -> bool:
-    """Whether a command needs its next line: an open quote or here-document, `\\`, a pipe."""
-    quote = ""
-    heredocs: list[tuple[str, bool]] = []
-    lines = command.split("\n")
-    row = 0
-    while row < len(lines):
-        line = lines[row]
-        row += 1
-        if heredocs and not quote:
-            delimiter, strip_tabs = heredocs[0]
+class _Reader:
+    """Reads a command line by line: whether it goes on (`incomplete`), and how many `do`,
+    `then`, `case` or `{` blocks are open (`depth`), whose next lines a shell prompts `> `."""
+
+    def __init__(self) -> None:
+        self.quote = ""
+        self.heredocs: list[tuple[str, bool]] = []
+        self.depth = 0
+        self.continued = False
+
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.quote or self.heredocs or self.continued)
+
+    def feed(self, line: str) -> None:
+        if self.heredocs and not self.quote:
+            delimiter, strip_tabs = self.heredocs[0]
             if (line.lstrip("\t") if strip_tabs else line) == delimiter:
-                heredocs.pop(0)
-            continue
-        column = 0
-        while column < len(line):
-            char = line[column]
-            if quote == "'":
-                if char == "'":
-                    quote = ""
-            elif char == "\\":
-                column += 1
-            elif quote == '"':
-                if char == '"':
-                    quote = ""
-            elif char in "'\"":
-                quote = char
-            elif char == "#" and (column == 0 or line[column - 1] in " \t;|&("):
+                self.heredocs.pop(0)
+            return
+        code: list[str] = []  # the line's unquoted text, for block words
+        index = 0
+        while index < len(line):
+            if self.quote:
+                end = _QUOTE_END[self.quote].search(line, index)
+                if end is None:
+                    break  # the quote goes on over the next line
+                index = end.end()
+                if end.group(0) == self.quote:
+                    self.quote = ""
+                continue
+            match = _LINE_SPECIAL.search(line, index)
+            stop = match.start() if match else len(line)
+            code.append(line[index:stop])
+            if match is None:
                 break
-            elif (
-                char == "<" and line.startswith("<<", column) and not line.startswith("<<<", column)
-            ):
-                match = _HEREDOC.match(line, column)
-                if match:
-                    heredocs.append((match.group(3), match.group(1) == "-"))
-                    column = match.end() - 1
-            column += 1
-    if quote or heredocs:
-        return True
-    return bool(_CONTINUED.search(lines[-1]))
+            token = match.group(0)
+            if token in ("'", '"'):
+                self.quote = token
+                index = match.end()
+            elif token == "#":
+                if stop == 0 or line[stop - 1] in " \t;|&(":
+                    break
+                index = match.end()
+            elif token.startswith("\\"):
+                index = match.end()
+            else:
+                heredoc = _HEREDOC.match(line, stop)
+                if heredoc and not line.startswith("<<<", stop):
+                    self.heredocs.append((heredoc.group(3), heredoc.group(1) == "-"))
+                    index = heredoc.end()
+                else:
+                    index = stop + 3
+        for word in _BLOCK_WORD.findall(_PARAMETER.sub(" ", " ".join(code))):
+            self.depth += 1 if word in _OPENERS else -1
+        self.continued = not self.quote and bool(_CONTINUED.search(line))

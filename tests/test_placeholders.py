@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pexpect
@@ -105,6 +106,9 @@ def test_placeholders_become_templates_and_parameters_named_in_snake_case() -> N
         "sort <input.txt >output.txt\ncat <<EOF\nx\nEOF\ndiff <(ls a) <(ls b)",
         "echo {{ ns }}",
         "printf -v NS '%s' x; echo $NS",
+        'git commit --author "Ops <ops@example.com>" -m "<b>bold</b>"',
+        "YOUR_TOKEN=abc; echo $YOUR_TOKEN",
+        "echo '<br/>' '<hr />'",
     ],
 )
 def test_what_is_set_or_is_not_a_placeholder_is_not_asked(script: str) -> None:
@@ -241,6 +245,9 @@ def test_a_run_substitutes_placeholders_and_exports_variables(tmp_path: Path) ->
     assert (tmp_path / "home.log").read_text() == "HOME is not asked\n"
     assert (tmp_path / "notify.log").read_text() == "token=s3cr3t t0ken\n"
     assert "s3cr3t" not in ran.output  # a token asked for by its name is a secret
+    (run,) = json.loads(cli(tmp_path, "log", "list", "--format", "json").stdout)
+    assert run["params"]["node_name"] == "worker-3"  # journalled like a declared parameter
+    assert run["params"]["cluster"] == "prod-1"
     assert "s3cr3t" not in (tmp_path / "j.db").read_bytes().decode("utf-8", "replace")
 
 

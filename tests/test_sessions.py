@@ -6,7 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import parse
+from conftest import found, parse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runbook_cli import assert_no_prompt_runs, check_json, codes, run_in_pty, show_json
 
 from engine.sessions import read_session
@@ -185,6 +187,7 @@ def test_show_json_gives_each_step_its_command_and_expected_output(tmp_path: Pat
         "printf '%s\\n' consumer-0 consumer-1 > state/consumers\nwc -l < state/consumers\n"
     )
     assert steps["diagnosis-2"]["expected"] == "2"
+    assert "session=2" in steps["diagnosis-2"]["flags"]
     assert steps["diagnosis-2"]["session"] == [
         {
             "line": 21,
@@ -271,3 +274,40 @@ def test_output_that_looks_like_a_prompt_is_never_run(body: str, commands: list[
     session = read_session(body, "console", 1)
     assert session is not None
     assert [c.command for c in session.commands] == commands
+
+
+def test_a_prompt_inside_a_script_is_a_warning_at_its_line() -> None:
+    runbook = parse("```bash\noc get pods\n$ oc logs ingester-0\n```\n")
+    assert found(runbook.diagnostics) == [("prompt-in-script", 3)]
+    assert runbook.steps[0].session == ()
+
+
+# Simple commands (no quotes, continuations or blocks) and output lines that no prompt starts.
+_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-./=:", min_size=1, max_size=8)
+_COMMAND = (
+    st.lists(_WORD, min_size=1, max_size=4)
+    .map(" ".join)
+    .filter(lambda c: not set(c.split()) & {"do", "then", "case"})
+)
+_OUTPUT = st.text(alphabet="ABCXYZ0123456789 :/", min_size=1, max_size=20).filter(
+    lambda o: o.strip() == o
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(_COMMAND, st.lists(_OUTPUT, max_size=3)), min_size=1, max_size=6),
+    st.sampled_from(["$ ", "$> ", "[ops@db1 ~]$ ", "sh-4.4$ "]),
+)
+def test_any_transcript_splits_back_into_its_commands_and_outputs(
+    pairs: list[tuple[str, list[str]]], prompt: str
+) -> None:
+    body = "".join(
+        prompt + command + "\n" + "".join(o + "\n" for o in out) for command, out in pairs
+    )
+    session = read_session(body, "console", 10)
+    assert session is not None
+    assert [(c.command, c.expected) for c in session.commands] == [
+        (command, "\n".join(out)) for command, out in pairs
+    ]
+    assert session.command_text == "\n".join(command for command, _ in pairs)
