@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.diagnostics import Diagnostic, DiagnosticSink
+from engine.diagnostics import Diagnostic, DiagnosticSink, Severity
 from engine.lint import lint_runbook
 from engine.loader import read_runbook
 from engine.model import Runbook, StepKind
@@ -36,7 +36,7 @@ class CheckResult:
 
     @property
     def warnings(self) -> int:
-        return len(self.diagnostics) - self.errors
+        return sum(d.severity is Severity.WARNING for d in self.diagnostics)
 
 
 def check_runbook(path: Path, display: str | None = None) -> CheckResult:

@@ -11,6 +11,7 @@ from enum import StrEnum
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
+    INFO = "info"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,4 +88,12 @@ class DiagnosticSink:
     ) -> None:
         self.items.append(
             Diagnostic(Location(self.path, line, column), Severity.WARNING, code, message, hint)
+        )
+
+    def info(
+        self, line: int, code: str, message: str, hint: str | None = None, column: int = 1
+    ) -> None:
+        """A note on what was inferred: never a failure, even under --strict."""
+        self.items.append(
+            Diagnostic(Location(self.path, line, column), Severity.INFO, code, message, hint)
         )

@@ -22,8 +22,7 @@ from engine.model import FAILURE_ACTIONS, Runbook, Step, StepKind
 from engine.templates import (
     TemplateProblem,
     expression_names,
-    has_template,
-    quoted_expressions,
+    literal_templates,
     template_names,
 )
 
@@ -315,16 +314,16 @@ def _check_templates(
 def _check_step_templates(
     step: Step, known: set[str], everything: set[str], sink: DiagnosticSink
 ) -> None:
-    if step.kind is StepKind.COMMAND and not step.interpreter and has_template(step.body):
-        for line, column in quoted_expressions(step.body):
-            sink.error(
-                step.body_line + line - 1,
-                "template-in-quotes",
-                "a template inside shell quotes or a here-document is not protected by the"
-                " quoting its value gets, so a value could run commands",
-                'write it outside the quotes (echo "Restoring" {{ file }}), or use'
-                " `| unquoted` for a value you trust",
-                column=column,
+    if step.kind is StepKind.COMMAND and "{{" in step.body:
+        for literal in literal_templates(step.body, everything):
+            sink.info(
+                step.body_line + literal.line - 1,
+                "literal-template",
+                f"{literal.name} is not a Jinja template for this runbook (it names nothing the"
+                " runbook defines); it is passed to the command as written",
+                "this is right for Go and Helm templates; declare the name under `params:` if"
+                " it is a parameter",
+                column=literal.column,
             )
     texts: list[tuple[str, int, int]] = [(step.body, step.body_line, 0)]
     texts += [(v, step.line, step.column_of("env")) for _, v in step.env]
@@ -333,7 +332,7 @@ def _check_step_templates(
         texts.append((step.cwd, step.line, step.column_of("cwd")))
     for text, first_line, fixed_column in texts:
         try:
-            uses = template_names(text)
+            uses = template_names(text, everything)
         except TemplateProblem as problem:
             sink.error(
                 first_line + problem.line - 1,

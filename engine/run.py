@@ -287,7 +287,7 @@ class Runner:
         answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
             return render_step(
-                step.body, step.cwd, step.env, answers, self.context, shell=not step.interpreter
+                step.body, step.cwd, step.env, answers, self.context, interpreter=step.interpreter
             )
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
