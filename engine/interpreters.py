@@ -151,11 +151,8 @@ def _c_like_context(source: str, position: int, language: str) -> str:
         char = source[index]
         pair = source[index : index + 2]
         if state == "code":
-            if (
-                (pair in ("--",)
-                and language != "javascript")
-                or (pair == "//"
-                and language == "javascript")
+            if (pair in ("--",) and language != "javascript") or (
+                pair == "//" and language == "javascript"
             ):
                 state = "line-comment"
                 index += 2

@@ -44,6 +44,12 @@ def escape_shell(value: str, context: Context, variable: str | None = None) -> s
     if quoting is Quoting.DOUBLE:
         return re.sub(r'([\\"$`])', r"\\\1", value)
     if quoting is Quoting.DOUBLE_EXPANSION:
+        if "'" in value:
+            # bash pairs single quotes even inside "${v:-...}": one alone is a syntax error
+            raise Refused(
+                'a value holding \' cannot be written inside "${...}"; put the template'
+                ' outside the expansion (v={{ x }}; "${V:-$v}")'
+            )
         return re.sub(r'([\\"$`}])', r"\\\1", value)
     if quoting is Quoting.SINGLE:
         return value.replace("'", "'\\''")

@@ -42,7 +42,7 @@ class Context:
 
 
 _ARITHMETIC_NODES = frozenset({"arithmetic_expansion", "subscript", "c_style_for_statement"})
-_ARITHMETIC_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
+_ARITHMETIC_TESTS = frozenset({b"-eq", b"-ne", b"-lt", b"-le", b"-gt", b"-ge"})
 _STOP = frozenset({"command_substitution", "process_substitution"})
 _NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
