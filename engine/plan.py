@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
+from engine.interpreters import language_of
 from engine.model import FAILURE_ACTIONS, Runbook, Step, StepKind
 from engine.templates import (
     TemplateProblem,
     expression_names,
     literal_templates,
+    placement_problems,
     template_names,
 )
 
@@ -325,6 +327,14 @@ def _check_step_templates(
                 " it is a parameter",
                 column=literal.column,
             )
+        language = language_of(step.interpreter) if step.interpreter else "shell"
+        for line, message in placement_problems(step.body, language, everything):
+            sink.error(
+                step.body_line + line - 1,
+                "template-context",
+                message,
+                "pass the value through `env:` and read it from the environment",
+            )
     texts: list[tuple[str, int, int]] = [(step.body, step.body_line, 0)]
     texts += [(v, step.line, step.column_of("env")) for _, v in step.env]
     texts += [(e.send, step.line, step.column_of("expect")) for e in step.expect]
@@ -332,7 +342,7 @@ def _check_step_templates(
         texts.append((step.cwd, step.line, step.column_of("cwd")))
     for text, first_line, fixed_column in texts:
         try:
-            uses = template_names(text, everything)
+            uses = template_names(text, everything if text is step.body else None)
         except TemplateProblem as problem:
             sink.error(
                 first_line + problem.line - 1,

@@ -29,6 +29,7 @@ _FILTER = re.compile(r"[A-Za-z_]\w*")
 _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _GO_FIELD = re.compile(r"(?:^|[\s(])\.[A-Za-z_]")
+_GO_STRING = re.compile(r'-?\s*"(?:[^"\\]|\\.)*"\s*-?')
 
 
 class Unquoted(str):
@@ -145,8 +146,9 @@ def _literal_spans(source: str, known: Collection[str] | None) -> list[tuple[int
 
 
 def _is_jinja(inner: str, known: Collection[str] | None, local: set[str]) -> bool:
-    if _GO_FIELD.search(inner):
-        return False  # `{{range .items}}`: Jinja would read `range.items`; nobody writes that
+    if _GO_FIELD.search(inner) or _GO_STRING.fullmatch(inner):
+        # `{{range .items}}` (Jinja would read `range.items`) and `{{"\n"}}`: Go's own forms
+        return False
     simple = _SIMPLE.fullmatch(inner)
     if simple is not None:
         names = {simple.group(1)}
@@ -278,6 +280,7 @@ def expression_names(expression: str) -> list[NameUse]:
 def _names_in(tree: nodes.Template, source: str) -> list[NameUse]:
     from jinja2 import meta, nodes
 
+    _refuse_loading(tree)
     for node in tree.find_all(nodes.Filter):
         if node.name not in _environment().filters:
             raise TemplateProblem(f"no filter named '{node.name}'", node.lineno)
@@ -337,7 +340,8 @@ def render_template(
 
     env = _environment()
     try:
-        tree = env.parse(_protect(source, context.keys()))
+        # Go and Helm templates are left as written in commands, not in plain values.
+        tree = env.parse(_protect(source, context.keys() if quote else None))
         _refuse_loading(tree)
         if quote:
             _escape_by_context(tree, language)
@@ -381,9 +385,17 @@ _PLACEHOLDER = "__rb{}__"
 
 
 def _escape_by_context(tree: nodes.Template, language: str) -> None:
-    """Wrap every output expression in the escaper for the context it sits in. The context
-    is read from the template's literal text with each expression as a placeholder word,
-    parsed as the language it is (a shell, or the interpreter's)."""
+    """Wrap every output expression in the escaper for the context it sits in."""
+    for output, index, name, args in _placements(tree, language):
+        output.nodes[index] = _filter(output.nodes[index], name, args)
+
+
+def _placements(
+    tree: nodes.Template, language: str
+) -> list[tuple[nodes.Output, int, str, list[object]]]:
+    """Each output expression with the escaping filter and arguments for its context. The
+    context is read from the template's literal text with each expression as a placeholder
+    word, parsed as the language it is (a shell, or the interpreter's)."""
     from jinja2 import nodes
 
     text = bytearray()
@@ -399,22 +411,53 @@ def _escape_by_context(tree: nodes.Template, language: str) -> None:
             spans.append((start, len(text)))
             slots.append((output, index))
     if not spans:
-        return
+        return []
+    found: list[tuple[nodes.Output, int, str, list[object]]] = []
     if language == "shell":
         from engine.shell_syntax import contexts
 
-        for (output, index), found in zip(slots, contexts(bytes(text), spans), strict=True):
-            child = output.nodes[index]
-            args = [found.quoting.value, found.delimiter, found.via, child.lineno]
-            output.nodes[index] = _filter(child, "_rb_escape", args)
-        return
+        for (output, index), where in zip(slots, contexts(bytes(text), spans), strict=True):
+            line = output.nodes[index].lineno
+            args: list[object] = [where.quoting.value, where.delimiter, where.via, line]
+            found.append((output, index, "_rb_escape", args))
+        return found
     from engine.interpreters import literal_contexts
 
-    for (output, index), kind in zip(
-        slots, literal_contexts(bytes(text), spans, language), strict=True
-    ):
-        child = output.nodes[index]
-        output.nodes[index] = _filter(child, "_rb_literal", [language, kind, child.lineno])
+    kinds = literal_contexts(bytes(text), spans, language)
+    for (output, index), kind in zip(slots, kinds, strict=True):
+        found.append((output, index, "_rb_literal", [language, kind, output.nodes[index].lineno]))
+    return found
+
+
+def placement_problems(source: str, language: str, known: Collection[str]) -> list[tuple[int, str]]:
+    """(line, message) for each template whose place cannot hold a value safely, whatever the
+    value: inside `...`, in a language without an escaper, in a Python raw string. Values
+    that only some places refuse (a non-integer in arithmetic) are refused when rendered."""
+    from jinja2 import TemplateSyntaxError
+
+    from engine.quoting import Refused, escape_shell
+    from engine.shell_syntax import Context, Quoting
+
+    if "{{" not in source:
+        return []
+    try:
+        tree = _environment().parse(_protect(source, known))
+        placements = _placements(tree, language)
+    except (TemplateSyntaxError, TemplateProblem):
+        return []  # reported by template_names
+    problems = []
+    for _output, _index, name, args in placements:
+        try:
+            if name == "_rb_escape":
+                if args[0] == Quoting.BACKTICK.value:
+                    escape_shell("x", Context(Quoting.BACKTICK))
+            else:
+                from engine.interpreters import escape_literal
+
+                escape_literal("'x\"", str(args[0]), str(args[1]))
+        except Refused as refused:
+            problems.append((int(str(args[-1])), str(refused)))
+    return problems
 
 
 def _filter(node: nodes.Expr, name: str, args: list[object]) -> nodes.Filter:

@@ -80,7 +80,7 @@ def test_the_shell_receives_exactly_the_value_in_every_context(value: str) -> No
 
 def _receives_exactly(value: str, tmp_path: Path) -> None:
     script = []
-    for name, (template, shape) in CONTEXTS.items():
+    for name, (template, _shape) in CONTEXTS.items():
         if _refused(name, value):
             continue  # see test_a_value_that_would_end_a_quoted_heredoc_is_refused
         rendered = render_template(template, {"v": value})
