@@ -12,7 +12,6 @@ Semantics (documented in runbooks/format.md):
 from __future__ import annotations
 
 import heapq
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,6 +19,7 @@ from enum import StrEnum
 from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
 from engine.interpreters import language_of
 from engine.model import FAILURE_ACTIONS, Runbook, Step, StepKind
+from engine.regexes import PatternError, fullmatch, pattern_problem
 from engine.templates import (
     TemplateProblem,
     expression_names,
@@ -88,6 +88,7 @@ def plan_runbook(runbook: Runbook) -> Plan:
         for target, ids in handlers
     )
     _check_templates(runbook, order, ordered_handlers, sink)
+    _check_patterns(runbook, sink)
     return Plan(
         runbook=runbook,
         order=tuple(order),
@@ -274,6 +275,20 @@ def _rotate(cycle: list[str]) -> list[str]:
     return cycle[smallest:] + cycle[:smallest]
 
 
+def _check_patterns(runbook: Runbook, sink: DiagnosticSink) -> None:
+    """Regular expressions from the runbook that would hang a run (exponential backtracking)
+    are errors before any step runs; invalid ones are reported where they are read."""
+    for param in runbook.params:
+        problem = pattern_problem(param.pattern) if param.pattern else None
+        if problem and "not a valid" not in problem:
+            sink.error(param.line, "slow-pattern", f"'{param.name}': {problem}")
+    for step in runbook.steps:
+        for expect in step.expect:
+            problem = pattern_problem(expect.prompt)
+            if problem and "not a valid" not in problem:
+                sink.error(expect.line, "slow-pattern", f"step '{step.id}': {problem}")
+
+
 def _check_templates(
     runbook: Runbook,
     order: list[str],
@@ -425,7 +440,15 @@ def resolve_params(
         got = "" if param.secret else f", got {value!r}"  # a secret is never echoed
         if param.choices and value not in param.choices:
             problems.append(f"'{param.name}' must be one of {', '.join(param.choices)}{got}")
-        elif param.pattern and not re.fullmatch(param.pattern, value):
+        elif param.pattern and not _matches(param.pattern, value):
             problems.append(f"'{param.name}' must match {param.pattern!r}{got}")
         values[param.name] = value
     return values, missing, problems
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """A parameter's pattern, run with a time limit (a pattern that runs out does not match)."""
+    try:
+        return fullmatch(pattern, value)
+    except PatternError:
+        return False
