@@ -28,6 +28,7 @@ from engine.templates import (
     evaluate_condition,
     plain_values,
     render_step,
+    render_text,
 )
 
 
@@ -279,7 +280,7 @@ class Runner:
 
     def _render_text(self, step: Step) -> str:
         try:
-            return render_step(step.body, None, (), (), self.context).command
+            return render_text(step.body, self.context)
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
 
@@ -559,13 +560,19 @@ def dry_run_commands(plan: Plan, values: Mapping[str, str]) -> list[tuple[Step, 
         step = by_id[step_id]
         answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
-            result = render_step(step.body, step.cwd, step.env, answers, context)
+            if step.kind is StepKind.COMMAND:
+                body, cwd, env = step.body, step.cwd, step.env
+                command = render_step(
+                    body, cwd, env, answers, context, interpreter=step.interpreter
+                ).command
+            else:
+                command = render_text(step.body, context)  # prose is read, not run
             if step.when:
                 evaluate_condition(step.when, context)
         except TemplateProblem as problem:
             line = step.body_line + problem.line - 1
             raise RunAborted(f"{plan.runbook.path}:{line}: {problem.message}") from None
-        rendered.append((step, masker.mask(result.command)))
+        rendered.append((step, masker.mask(command)))
     return rendered
 
 

@@ -491,6 +491,16 @@ class RenderedStep:
     answers: tuple[tuple[str, str, bool], ...]
 
 
+def render_text(text: str, context: Mapping[str, object]) -> str:
+    """A manual step's prose: values as they are (it is read by a person, not run), except
+    secrets, shown as the variable that holds them."""
+    shown = {
+        k: Unquoted(f"${{{v.variable}}}") if isinstance(v, SecretValue) else v
+        for k, v in context.items()
+    }
+    return render_template(text, shown, quote=False)
+
+
 def render_step(
     body: str,
     cwd: str | None,
