@@ -21,10 +21,12 @@ from engine.interpreters import language_of
 from engine.model import FAILURE_ACTIONS, Runbook, Step, StepKind
 from engine.regexes import PatternError, fullmatch, pattern_problem
 from engine.templates import (
+    NameUse,
     TemplateProblem,
     expression_names,
     literal_templates,
     placement_problems,
+    shell_variables,
     template_names,
 )
 
@@ -326,6 +328,51 @@ def _check_templates(
     for step in runbook.steps:
         if not step.run:
             _check_step_templates(step, all_captures, all_captures, sink)
+    _check_arithmetic_flow(runbook, [by_id[i] for i in order], all_captures, sink)
+
+
+_PROBES = ("a", "a[$(id)]", "$(id)", "x[0]", "1+1")
+
+
+def _check_arithmetic_flow(
+    runbook: Runbook, steps: list[Step], names: set[str], sink: DiagnosticSink
+) -> None:
+    """A variable set from a template in one step and evaluated as arithmetic in a later
+    one: `a[$(cmd)]` in the value would run `cmd` there, and no single step's escaping can
+    see it. Quiet when every parameter the assignment reads accepts integers only."""
+    shell = [s for s in steps if s.kind is StepKind.COMMAND and not s.interpreter]
+    if not any("{{" in s.body for s in shell):
+        return
+    integers = {p.name for p in runbook.params if p.pattern and _integers_only(p.pattern)}
+    assigned: dict[str, Step] = {}
+    for step in shell:
+        set_here, evaluated = shell_variables(step.body, names)
+        for variable in sorted(evaluated & assigned.keys() - set_here):
+            source = assigned[variable]
+            reads = {u.name for u in _safe_names(source.body, names)}
+            if reads and reads <= integers:
+                continue
+            sink.warning(
+                step.body_line,
+                "arithmetic-variable",
+                f"${variable} is set from a template in step '{source.id}' and evaluated as"
+                f" arithmetic in step '{step.id}': a value like a[$(cmd)] would run cmd",
+                "give the parameter an integer pattern (pattern: '[0-9]+'), or write the"
+                " template in the arithmetic itself, where only an integer is accepted",
+            )
+        for variable in set_here:
+            assigned[variable] = step
+
+
+def _integers_only(pattern: str) -> bool:
+    return not any(_matches(pattern, probe) for probe in _PROBES)
+
+
+def _safe_names(body: str, names: set[str]) -> list[NameUse]:
+    try:
+        return template_names(body, names)
+    except TemplateProblem:
+        return []
 
 
 def _check_step_templates(

@@ -70,6 +70,24 @@ def contexts(text: bytes, spans: Sequence[tuple[int, int]]) -> list[Context]:
     return found
 
 
+def variables(text: bytes, spans: Sequence[tuple[int, int]]) -> tuple[set[str], set[str]]:
+    """(variables assigned a value holding a placeholder, variables the shell evaluates as
+    arithmetic) in `text`: a template that reaches arithmetic through a variable set in one
+    step and used in another is invisible to one step's escaping."""
+    root = _parser().parse(text).root_node
+    assigned = set()
+    for start, end in spans:
+        current = root.descendant_for_byte_range(start, end)
+        while current is not None and current.type not in _STOP:
+            if current.type == "variable_assignment":
+                name = current.child_by_field_name("name")
+                if name is not None and name.type == "variable_name":
+                    assigned.add((name.text or b"").decode())
+                break
+            current = current.parent
+    return assigned, {n.decode() for n in _arithmetic_names(root)}
+
+
 def _context(node: Node, arithmetic_names: set[bytes]) -> Context:
     child: Node | None = None
     assigned: bytes | None = None

@@ -429,6 +429,31 @@ def _placements(
     return found
 
 
+def shell_variables(source: str, known: Collection[str]) -> tuple[set[str], set[str]]:
+    """(variables a shell step assigns from a template, variables it evaluates as arithmetic)."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    from engine.shell_syntax import variables
+
+    if "{{" not in source:
+        return set(), variables(source.encode("utf-8", "surrogateescape"), [])[1]
+    try:
+        tree = _environment().parse(_protect(source, known))
+    except TemplateSyntaxError:
+        return set(), set()
+    text = bytearray()
+    spans = []
+    for output in tree.find_all(nodes.Output):
+        for child in output.nodes:
+            if isinstance(child, nodes.TemplateData):
+                text += child.data.encode("utf-8", "surrogateescape")
+            else:
+                start = len(text)
+                text += _PLACEHOLDER.format(len(spans)).encode()
+                spans.append((start, len(text)))
+    return variables(bytes(text), spans)
+
+
 def placement_problems(source: str, language: str, known: Collection[str]) -> list[tuple[int, str]]:
     """(line, message) for each template whose place cannot hold a value safely, whatever the
     value: inside `...`, in a language without an escaper, in a Python raw string. Values

@@ -242,3 +242,16 @@ def test_comments_cannot_be_ended_by_a_value(tmp_path) -> None:
     rendered = render_template("echo hi # {{ v }}", {"v": f"x\ntouch {tmp_path}/pwned"})
     run_bash(rendered, tmp_path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_variable_set_in_one_step_and_used_in_arithmetic_in_another_is_warned() -> None:
+    from tests.conftest import found, plan
+
+    def page(pattern: str) -> str:
+        return (
+            "---\nparams:\n  count: {default: '3'" + pattern + "}\n---\n# Scale\n\n"
+            "```bash\nn={{ count }}\n```\n\n```bash\necho $(( n + 1 ))\n```\n"
+        )
+
+    assert found(plan(page("")).diagnostics) == [("arithmetic-variable", 12)]
+    assert found(plan(page(", pattern: '[0-9]+'")).diagnostics) == []
