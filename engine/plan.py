@@ -12,6 +12,7 @@ Semantics (documented in runbooks/format.md):
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -331,6 +332,7 @@ def _check_templates(
     _check_arithmetic_flow(runbook, [by_id[i] for i in order], all_captures, sink)
 
 
+_ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)=[^\s;&|]*\{\{")
 _PROBES = ("a", "a[$(id)]", "$(id)", "x[0]", "1+1")
 
 
@@ -341,8 +343,12 @@ def _check_arithmetic_flow(
     one: `a[$(cmd)]` in the value would run `cmd` there, and no single step's escaping can
     see it. Quiet when every parameter the assignment reads accepts integers only."""
     shell = [s for s in steps if s.kind is StepKind.COMMAND and not s.interpreter]
-    if not any("{{" in s.body for s in shell):
+    # Cheap first: the shell is parsed only where a template may be assigned to a variable
+    # and that variable's name appears in a later step.
+    candidates = {m.group(1) for s in shell for m in _ASSIGNED.finditer(s.body)}
+    if not candidates:
         return
+    shell = [s for s in shell if "{{" in s.body or any(c in s.body for c in candidates)]
     integers = {p.name for p in runbook.params if p.pattern and _integers_only(p.pattern)}
     assigned: dict[str, Step] = {}
     for step in shell:
@@ -390,7 +396,9 @@ def _check_step_templates(
                 column=literal.column,
             )
         language = language_of(step.interpreter) if step.interpreter else "shell"
-        for line, message in placement_problems(step.body, language, everything):
+        # In a shell step only `...` can hold no value at all; that needs no parse elsewhere.
+        risky = language != "shell" or "`" in step.body
+        for line, message in placement_problems(step.body, language, everything) if risky else ():
             sink.error(
                 step.body_line + line - 1,
                 "template-context",
