@@ -396,8 +396,9 @@ def _check_step_templates(
                 column=literal.column,
             )
         language = language_of(step.interpreter) if step.interpreter else "shell"
-        # In a shell step only `...` can hold no value at all; that needs no parse elsewhere.
-        risky = language != "shell" or "`" in step.body
+        # In a shell step only `...` and quotes across {% if %} branches can hold no value at
+        # all: other steps need no parse here.
+        risky = language != "shell" or "`" in step.body or "{%" in step.body
         for line, message in placement_problems(step.body, language, everything) if risky else ():
             sink.error(
                 step.body_line + line - 1,

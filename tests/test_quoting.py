@@ -255,3 +255,22 @@ def test_a_variable_set_in_one_step_and_used_in_arithmetic_in_another_is_warned(
 
     assert found(plan(page("")).diagnostics) == [("arithmetic-variable", 12)]
     assert found(plan(page(", pattern: '[0-9]+'")).diagnostics) == []
+
+
+def test_a_quote_opened_in_one_branch_of_an_if_is_an_error(tmp_path) -> None:
+    from tests.conftest import found, plan
+
+    template = '{% if loud %}echo "{% else %}echo {% endif %}{{ v }}"'
+    with pytest.raises(TemplateProblem, match="cannot be decided"):
+        render_template(template, {"loud": False, "v": f"; touch {tmp_path}/pwned"})
+    result = plan(
+        "---\nparams:\n  loud: {default: ''}\n  v: {default: x}\n---\n# A\n\n"
+        f"```bash\n{template}\n```\n"
+    )
+    assert found(result.diagnostics) == [("template-context", 9)]
+    balanced = '{% if loud %}echo "{{ v }}"{% else %}echo {{ v }}{% endif %}'
+    for loud in (True, False):
+        rendered = render_template(balanced, {"loud": loud, "v": "a $(b) c"})
+        assert run_bash(rendered, tmp_path) == b"a $(b) c\n"
+    loop = "{% for h in hosts %}echo '{{ h }}'; {% endfor %}"
+    assert run_bash(render_template(loop, {"hosts": ["a'b", "c d"]}), tmp_path) == b"a'b\nc d\n"
