@@ -556,12 +556,19 @@ def evaluate_condition(expression: str, context: Mapping[str, object]) -> bool:
     from jinja2 import TemplateError, TemplateSyntaxError
     from jinja2.exceptions import SecurityError, UndefinedError
 
+    from engine.sandbox import time_limit
+
     try:
         compiled = _expressions().compile_expression(expression, undefined_to_none=False)
-        return bool(compiled(**dict(context)))
+        with time_limit():
+            return bool(compiled(**dict(context)))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"expression syntax error: {exc.message}", exc.lineno) from None
     except (SecurityError, UndefinedError, TemplateError) as exc:
+        raise TemplateProblem(f"cannot evaluate 'when': {exc}") from None
+    except (MemoryError, RecursionError, TypeError, ValueError, ArithmeticError) as exc:
+        raise TemplateProblem(f"cannot evaluate 'when': {exc or type(exc).__name__}") from None
+    except (LookupError, AttributeError) as exc:
         raise TemplateProblem(f"cannot evaluate 'when': {exc}") from None
 
 

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.templates import TemplateProblem, render_step, render_template, template_names
 from tests.conftest import found, plan
@@ -214,3 +216,33 @@ def test_an_interpreter_without_an_escaper_refuses_templates_in_check() -> None:
     )
     assert found(result.diagnostics) == [("template-context", 8)]
     assert "env:" in (result.diagnostics[0].hint or "")
+
+
+@pytest.mark.parametrize(
+    "expression", ["7**(10**8) > 1", "'A'*(10**9)", "range(10**8)|list", "1/0", "'%s %s'|format(1)"]
+)
+def test_hostile_when_expressions_are_clear_errors(expression: str) -> None:
+    from engine.templates import evaluate_condition
+
+    started = time.monotonic()
+    with pytest.raises(TemplateProblem, match="cannot evaluate 'when'"):
+        evaluate_condition(expression, {})
+    assert time.monotonic() - started < 5
+
+
+PYTHON_TEXT = st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(value=PYTHON_TEXT)
+def test_python_receives_exactly_the_value_in_every_kind_of_string(value: str) -> None:
+    body = (
+        "import sys\n"
+        "parts = [{{ v }}, '{{ v }}', \"{{ v }}\", f'{{ v }}', '''{{ v }}''', \"\"\"{{ v }}\"\"\"]\n"
+        "parts.append(b'{{ v }}'.decode())\n"
+        "sys.stdout.buffer.write('\\0'.join(parts).encode())\n"
+    )
+    rendered = render_step(body, None, (), (), {"v": value}, interpreter="python3").command
+    result = subprocess.run([sys.executable, "-"], input=rendered.encode(), capture_output=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split("\0") == [value] * 7
