@@ -238,7 +238,8 @@ PYTHON_TEXT = st.text(st.characters(blacklist_characters="\0", blacklist_categor
 def test_python_receives_exactly_the_value_in_every_kind_of_string(value: str) -> None:
     body = (
         "import sys\n"
-        "parts = [{{ v }}, '{{ v }}', \"{{ v }}\", f'{{ v }}', '''{{ v }}''', \"\"\"{{ v }}\"\"\"]\n"
+        "parts = [{{ v }}, '{{ v }}', \"{{ v }}\", f'{{ v }}', '''{{ v }}''']\n"
+        "parts.append(\"\"\"{{ v }}\"\"\")\n"
         "parts.append(b'{{ v }}'.decode())\n"
         "sys.stdout.buffer.write('\\0'.join(parts).encode())\n"
     )
