@@ -239,7 +239,7 @@ def test_python_receives_exactly_the_value_in_every_kind_of_string(value: str) -
     body = (
         "import sys\n"
         "parts = [{{ v }}, '{{ v }}', \"{{ v }}\", f'{{ v }}', '''{{ v }}''']\n"
-        "parts.append(\"\"\"{{ v }}\"\"\")\n"
+        'parts.append("""{{ v }}""")\n'
         "parts.append(b'{{ v }}'.decode())\n"
         "sys.stdout.buffer.write('\\0'.join(parts).encode())\n"
     )
