@@ -14,6 +14,7 @@ class Refused(ValueError):
     """A value that cannot be written safely in its context; the message says why."""
 
 
+_CONTROL_BYTES = re.compile("[\x01\x7f]")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _SAFE_BYTES = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _-.,:/@%+="
@@ -42,7 +43,10 @@ def escape_shell(value: str, context: Context, variable: str | None = None) -> s
     if quoting is Quoting.WORD:
         return shlex.quote(value)
     if quoting is Quoting.DOUBLE:
-        return re.sub(r'([\\"$`])', r"\\\1", value)
+        escaped = re.sub(r'([\\"$`])', r"\\\1", value)
+        # bash doubles \x01 and \x7f inside "..." in an array assignment: those two bytes
+        # leave the quotes for a $'...' of their own.
+        return _CONTROL_BYTES.sub(lambda m: f"\"$'\\x{ord(m.group(0)):02x}'\"", escaped)
     if quoting is Quoting.DOUBLE_EXPANSION:
         if "'" in value:
             # bash pairs single quotes even inside "${v:-...}": one alone is a syntax error

@@ -247,3 +247,19 @@ def test_python_receives_exactly_the_value_in_every_kind_of_string(value: str) -
     result = subprocess.run([sys.executable, "-"], input=rendered.encode(), capture_output=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split("\0") == [value] * 7
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=PYTHON_TEXT)
+def test_sql_receives_exactly_the_value_in_and_out_of_strings(value: str) -> None:
+    import sqlite3
+
+    body = (
+        "CREATE TABLE t (v TEXT);\n"
+        "INSERT INTO t VALUES ({{ v }}); -- {{ v }}\n"
+        "INSERT INTO t VALUES ('{{ v }}'); /* {{ v }} */\n"
+    )
+    rendered = render_step(body, None, (), (), {"v": value}, interpreter="sqlite3 app.db").command
+    connection = sqlite3.connect(":memory:")
+    connection.executescript(rendered)
+    assert [row[0] for row in connection.execute("SELECT v FROM t")] == [value, value]
