@@ -93,6 +93,7 @@ class DiagnosticSink:
     def info(
         self, line: int, code: str, message: str, hint: str | None = None, column: int = 1
     ) -> None:
+        """A note on what was inferred: never a failure, even under --strict."""
         self.items.append(
             Diagnostic(Location(self.path, line, column), Severity.INFO, code, message, hint)
         )

@@ -19,12 +19,16 @@ from enum import StrEnum
 
 from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
 from engine.front_matter import TYPE_NAMES, typed_value
+from engine.interpreters import language_of
 from engine.model import FAILURE_ACTIONS, Param, Runbook, Step, StepKind
+from engine.regexes import PatternError, fullmatch, pattern_problem
 from engine.templates import (
+    NameUse,
     TemplateProblem,
     expression_names,
-    has_template,
-    quoted_expressions,
+    literal_templates,
+    placement_problems,
+    shell_variables,
     template_names,
 )
 
@@ -88,6 +92,7 @@ def plan_runbook(runbook: Runbook) -> Plan:
         for target, ids in handlers
     )
     _check_templates(runbook, order, ordered_handlers, sink)
+    _check_patterns(runbook, sink)
     return Plan(
         runbook=runbook,
         order=tuple(order),
@@ -274,6 +279,20 @@ def _rotate(cycle: list[str]) -> list[str]:
     return cycle[smallest:] + cycle[:smallest]
 
 
+def _check_patterns(runbook: Runbook, sink: DiagnosticSink) -> None:
+    """Regular expressions from the runbook that would hang a run (exponential backtracking)
+    are errors before any step runs; invalid ones are reported where they are read."""
+    for param in runbook.params:
+        problem = pattern_problem(param.pattern) if param.pattern else None
+        if problem and "not a valid" not in problem:
+            sink.error(param.line, "slow-pattern", f"'{param.name}': {problem}")
+    for step in runbook.steps:
+        for expect in step.expect:
+            problem = pattern_problem(expect.prompt)
+            if problem and "not a valid" not in problem:
+                sink.error(expect.line, "slow-pattern", f"step '{step.id}': {problem}")
+
+
 def _check_templates(
     runbook: Runbook,
     order: list[str],
@@ -311,21 +330,82 @@ def _check_templates(
     for step in runbook.steps:
         if not step.run:
             _check_step_templates(step, all_captures, all_captures, sink)
+    _check_arithmetic_flow(runbook, [by_id[i] for i in order], all_captures, sink)
+
+
+_ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)=[^\s;&|]*\{\{")
+_PROBES = ("a", "a[$(id)]", "$(id)", "x[0]", "1+1")
+
+
+def _check_arithmetic_flow(
+    runbook: Runbook, steps: list[Step], names: set[str], sink: DiagnosticSink
+) -> None:
+    """A variable set from a template in one step and evaluated as arithmetic in a later
+    one: `a[$(cmd)]` in the value would run `cmd` there, and no single step's escaping can
+    see it. Quiet when every parameter the assignment reads accepts integers only."""
+    shell = [s for s in steps if s.kind is StepKind.COMMAND and not s.interpreter]
+    # Cheap first: the shell is parsed only where a template may be assigned to a variable
+    # and that variable's name appears in a later step.
+    candidates = {m.group(1) for s in shell for m in _ASSIGNED.finditer(s.body)}
+    if not candidates:
+        return
+    shell = [s for s in shell if "{{" in s.body or any(c in s.body for c in candidates)]
+    integers = {p.name for p in runbook.params if p.pattern and _integers_only(p.pattern)}
+    assigned: dict[str, Step] = {}
+    for step in shell:
+        set_here, evaluated = shell_variables(step.body, names)
+        for variable in sorted(evaluated & assigned.keys() - set_here):
+            source = assigned[variable]
+            reads = {u.name for u in _safe_names(source.body, names)}
+            if reads and reads <= integers:
+                continue
+            sink.warning(
+                step.body_line,
+                "arithmetic-variable",
+                f"${variable} is set from a template in step '{source.id}' and evaluated as"
+                f" arithmetic in step '{step.id}': a value like a[$(cmd)] would run cmd",
+                "give the parameter an integer pattern (pattern: '[0-9]+'), or write the"
+                " template in the arithmetic itself, where only an integer is accepted",
+            )
+        for variable in set_here:
+            assigned[variable] = step
+
+
+def _integers_only(pattern: str) -> bool:
+    return not any(_matches(pattern, probe) for probe in _PROBES)
+
+
+def _safe_names(body: str, names: set[str]) -> list[NameUse]:
+    try:
+        return template_names(body, names)
+    except TemplateProblem:
+        return []
 
 
 def _check_step_templates(
     step: Step, known: set[str], everything: set[str], sink: DiagnosticSink
 ) -> None:
-    if step.kind is StepKind.COMMAND and not step.interpreter and has_template(step.body):
-        for line, column in quoted_expressions(step.body):
+    if step.kind is StepKind.COMMAND and "{{" in step.body:
+        for literal in literal_templates(step.body, everything):
+            sink.info(
+                step.body_line + literal.line - 1,
+                "literal-template",
+                f"{literal.name} is not a Jinja template for this runbook (it names nothing the"
+                " runbook defines); it is passed to the command as written",
+                "this is right for Go and Helm templates; declare the name under `params:` if"
+                " it is a parameter",
+                column=literal.column,
+            )
+        language = language_of(step.interpreter) if step.interpreter else "shell"
+        # In a shell step only `...` and quotes across {% if %} branches can hold no value at
+        # all: other steps need no parse here.
+        risky = language != "shell" or "`" in step.body or "{%" in step.body
+        for line, message in placement_problems(step.body, language, everything) if risky else ():
             sink.error(
                 step.body_line + line - 1,
-                "template-in-quotes",
-                "a template inside shell quotes or a here-document is not protected by the"
-                " quoting its value gets, so a value could run commands",
-                'write it outside the quotes (echo "Restoring" {{ file }}), or use'
-                " `| unquoted` for a value you trust",
-                column=column,
+                "template-context",
+                message,
+                "pass the value through `env:` and read it from the environment",
             )
     texts: list[tuple[str, int, int]] = [(step.body, step.body_line, 0)]
     texts += [(v, step.line, step.column_of("env")) for _, v in step.env]
@@ -334,7 +414,7 @@ def _check_step_templates(
         texts.append((step.cwd, step.line, step.column_of("cwd")))
     for text, first_line, fixed_column in texts:
         try:
-            uses = template_names(text)
+            uses = template_names(text, everything if text is step.body else None)
         except TemplateProblem as problem:
             sink.error(
                 first_line + problem.line - 1,
@@ -437,7 +517,15 @@ def resolve_params(
         value = typed
         if param.choices and value not in param.choices:
             problems.append(f"'{param.name}' must be one of {', '.join(param.choices)}{got}")
-        elif param.pattern and not re.fullmatch(param.pattern, value):
+        elif param.pattern and not _matches(param.pattern, value):
             problems.append(f"'{param.name}' must match {param.pattern!r}{got}")
         values[param.name] = value
     return values, missing, problems
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """A parameter's pattern, run with a time limit (a pattern that runs out does not match)."""
+    try:
+        return fullmatch(pattern, value)
+    except PatternError:
+        return False

@@ -44,6 +44,7 @@ from engine.templates import (
     evaluate_condition,
     plain_values,
     render_step,
+    render_text,
 )
 
 
@@ -272,7 +273,7 @@ class Runner:
 
     def _render_text(self, step: Step) -> str:
         try:
-            return render_step(step.body, None, (), (), self.context).command
+            return render_text(step.body, self.context)
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
 
@@ -280,7 +281,7 @@ class Runner:
         answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
             return render_step(
-                step.command, step.cwd, step.env, answers, self.context, shell=not step.interpreter
+                step.command, step.cwd, step.env, answers, self.context, interpreter=step.interpreter
             )
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
@@ -536,13 +537,18 @@ def dry_run_commands(
         step = by_id[step_id]
         answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
-            result = render_step(step.command, step.cwd, step.env, answers, context)
+            if step.kind is StepKind.COMMAND:
+                command = render_step(
+                    step.command, step.cwd, step.env, answers, context, interpreter=step.interpreter
+                ).command
+            else:
+                command = render_text(step.body, context)  # prose is read, not run
             if step.when:
                 evaluate_condition(step.when, context)
         except TemplateProblem as problem:
             line = step.source_line(problem.line)
             raise RunAborted(f"{plan.runbook.path}:{line}: {problem.message}") from None
-        rendered.append((step, params.masker.mask(result.command)))
+        rendered.append((step, params.masker.mask(command)))
     return rendered
 
 

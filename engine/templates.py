@@ -1,16 +1,18 @@
-"""Step templates: Jinja2 in a sandbox, strict about undefined names, shell-quoting every value.
+"""Step templates: Jinja2 in a bounded sandbox, strict about undefined names, every value
+escaped for the quoting context it lands in.
 
-`{{ host }}` renders as one shell word whatever the value holds; `{{ flags | unquoted }}` is the
-one explicit way to insert a value as shell text. `{{.Field}}` (Go templates, as in
-`docker ps --format`) and `${{ ... }}` (GitHub Actions) are left as they are. Pure.
+`{{ host }}` becomes one shell word, `"Restoring {{ file }}"` an escaped part of a double-quoted
+string, and so on for each context (engine.shell_syntax decides, engine.quoting escapes);
+`{{ flags | unquoted }}` is the one explicit way to insert a value as shell text. What is not
+Jinja for the runbook is left as written: Go and Helm templates (`{{.Names}}`,
+`{{range .items}}`), `${{ ... }}` (GitHub Actions) and `${#VAR}`. Pure.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,12 +20,16 @@ if TYPE_CHECKING:
     from jinja2 import nodes
     from jinja2.sandbox import SandboxedEnvironment
 
-_LITERAL = re.compile(r"\$\{\{.*?\}\}|\{\{-?\s*\.[^{}]*\}\}")
+_LITERAL = re.compile(r"\$\{\{.*?\}\}|\$\{#[^}]*\}")
 _MARKERS = ("{{", "{%", "{#")
 _LITERAL_HINT = "wrap literal braces in {% raw %}...{% endraw %}"
 _OUTPUT = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _SIMPLE = re.compile(r"-?\s*([A-Za-z][A-Za-z0-9_]*)((?:\s*\|\s*[A-Za-z_]\w*)*)\s*-?")
 _FILTER = re.compile(r"[A-Za-z_]\w*")
+_STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_GO_FIELD = re.compile(r"(?:^|[\s(])\.[A-Za-z_]")
+_GO_STRING = re.compile(r'-?\s*"(?:[^"\\]|\\.)*"\s*-?')
 
 
 class Unquoted(str):
@@ -63,48 +69,134 @@ def _unquoted(value: object) -> Unquoted:
     return Unquoted(value)
 
 
-def _quote(value: object) -> object:
-    if isinstance(value, SecretValue):
-        return f'"${{{value.variable}}}"'
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _escape(value: object, quoting: str, delimiter: str, via: str, line: int) -> str:
+    """A value written for the shell context its template sits in (see engine.quoting)."""
+    from engine.quoting import Refused, escape_shell
+    from engine.shell_syntax import Context, Quoting
+
     if isinstance(value, Unquoted):
         return str(value)
-    if isinstance(value, bool):
-        value = "true" if value else "false"
-    return shlex.quote(str(value))
+    context = Context(Quoting(quoting), delimiter, via)
+    variable = value.variable if isinstance(value, SecretValue) else None
+    try:
+        return escape_shell(_text(value), context, variable)
+    except Refused as refused:
+        raise TemplateProblem(str(refused), line) from None
+
+
+def _literal(value: object, language: str, kind: str, line: int) -> str:
+    """A value written with an interpreter's own literal syntax (see engine.interpreters)."""
+    from engine.interpreters import escape_literal
+    from engine.quoting import Refused
+
+    try:
+        return escape_literal(_text(value), language, kind)
+    except Refused as refused:
+        raise TemplateProblem(str(refused), line) from None
 
 
 # Jinja is imported when a template first needs it: most steps have none (~15 ms at start).
 @functools.cache
-def _environment(quote: bool = True) -> SandboxedEnvironment:
-    """The step template environment: every value shell-quoted, or (quote=False) as is."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+def _environment() -> SandboxedEnvironment:
+    """The step template environment: values escaped by context (quote) or left as they are."""
+    from engine.sandbox import BoundedEnvironment
 
-    env = SandboxedEnvironment(
-        undefined=StrictUndefined,
-        finalize=_quote if quote else None,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    env = BoundedEnvironment(keep_trailing_newline=True, autoescape=False)
     env.filters["unquoted"] = _unquoted
+    env.filters["_rb_escape"] = _escape
+    env.filters["_rb_literal"] = _literal
     return env
 
 
 @functools.cache
 def _expressions() -> SandboxedEnvironment:
     """The environment `when` expressions are read and evaluated in."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from engine.sandbox import BoundedEnvironment
 
-    return SandboxedEnvironment(undefined=StrictUndefined)
+    return BoundedEnvironment()
 
 
 def has_template(source: str) -> bool:
     return any(marker in source for marker in _MARKERS)
 
 
-def _protect(source: str) -> str:
-    return _LITERAL.sub(lambda m: "{% raw %}" + m.group(0) + "{% endraw %}", source)
+def _literal_spans(source: str, known: Collection[str] | None) -> list[tuple[int, int]]:
+    """Spans that look like templates but are not Jinja for this runbook: `${{ ... }}`
+    (GitHub Actions), `${#VAR}` (shell), and `{{ ... }}` that is not a valid Jinja expression
+    or names nothing the runbook defines (Go and Helm templates: `{{range .items}}`,
+    `{{ $k }}`). A name one edit from a known one stays a template, so its typo is reported."""
+    spans = [m.span() for m in _LITERAL.finditer(source)]
+    if "{{" not in source:
+        return spans
+    local: set[str] = set()
+    for statement in _STATEMENT.finditer(source):
+        local.update(_IDENTIFIER.findall(statement.group(0)))
+    for match in _OUTPUT.finditer(source):
+        if any(start <= match.start() < end for start, end in spans):
+            continue
+        if not _is_jinja(match.group(1), known, local):
+            spans.append(match.span())
+    return sorted(spans)
+
+
+def _is_jinja(inner: str, known: Collection[str] | None, local: set[str]) -> bool:
+    if _GO_FIELD.search(inner) or _GO_STRING.fullmatch(inner):
+        # `{{range .items}}` (Jinja would read `range.items`) and `{{"\n"}}`: Go's own forms
+        return False
+    simple = _SIMPLE.fullmatch(inner)
+    if simple is not None:
+        names = {simple.group(1)}
+    else:
+        from jinja2 import TemplateSyntaxError, meta
+
+        try:
+            tree = _environment().parse("{{" + inner + "}}")
+        except TemplateSyntaxError:
+            return False
+        names = meta.find_undeclared_variables(tree)
+    if known is None or not names:
+        return True
+    from engine.diagnostics import suggest
+
+    names -= _environment().globals.keys()
+    return not names or any(
+        n in known or n in local or suggest(n, known) is not None for n in names
+    )
+
+
+def _protect(source: str, known: Collection[str] | None) -> str:
+    spans = _literal_spans(source, known)
+    if not spans:
+        return source
+    parts, last = [], 0
+    for start, end in spans:
+        if start < last:
+            continue
+        parts += [source[last:start], "{% raw %}", source[start:end], "{% endraw %}"]
+        last = end
+    parts.append(source[last:])
+    return "".join(parts)
+
+
+def literal_templates(source: str, known: Collection[str]) -> list[NameUse]:
+    """Each `{{ ... }}` that is passed to the shell as it is written (not Jinja for this
+    runbook), as its text with its 1-based line and column."""
+    if "{{" not in source:
+        return []
+    found = []
+    for start, end in _literal_spans(source, known):
+        text = source[start:end]
+        if not text.startswith("{{"):
+            continue
+        line = source.count("\n", 0, start) + 1
+        found.append(NameUse(text, line, start - source.rfind("\n", 0, start)))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,17 +208,19 @@ class NameUse:
     column: int
 
 
-def template_names(source: str) -> list[NameUse]:
-    """Every undeclared name a template reads, first use each; raises TemplateProblem."""
+def template_names(source: str, known: Collection[str] | None = None) -> list[NameUse]:
+    """Every undeclared name a template reads, first use each; raises TemplateProblem.
+    With `known` (the runbook's names), `{{ ... }}` that is not Jinja for it is skipped."""
     if not has_template(source):
         return []
-    simple = _simple_names(source)
+    spans = _literal_spans(source, known)
+    simple = _simple_names(source, spans)
     if simple is not None:
         return simple
     from jinja2 import TemplateSyntaxError
 
     try:
-        tree = _environment().parse(_protect(source))
+        tree = _environment().parse(_protect(source, known))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(
             f"template syntax error: {exc.message}", exc.lineno, _LITERAL_HINT
@@ -134,13 +228,13 @@ def template_names(source: str) -> list[NameUse]:
     return _names_in(tree, source)
 
 
-def _simple_names(source: str) -> list[NameUse] | None:
+def _simple_names(source: str, literal_spans: list[tuple[int, int]]) -> list[NameUse] | None:
     """Names of a template made only of `{{ name }}` / `{{ name | filter }}`, read without
     Jinja's parser (most step bodies); None when the template needs the real parser."""
-    if "{%" in source or "{#" in source:
+    rest = _cut(source, literal_spans)
+    if "{%" in rest or "{#" in rest:
         return None
     uses: dict[str, NameUse] = {}
-    literal_spans = [m.span() for m in _LITERAL.finditer(source)]
     for match in _OUTPUT.finditer(source):
         if any(start <= match.start() < end for start, end in literal_spans):
             continue
@@ -156,9 +250,20 @@ def _simple_names(source: str) -> list[NameUse] | None:
             line_start = source.rfind("\n", 0, match.start()) + 1
             column = match.start(1) + match.group(1).index(name) - line_start + 1
             uses[name] = NameUse(name, line, column)
-    if "{{" in _OUTPUT.sub("", _LITERAL.sub("", source)):
+    if "{{" in _OUTPUT.sub("", rest):
         return None
     return sorted(uses.values(), key=lambda use: (use.line, use.column))
+
+
+def _cut(source: str, spans: list[tuple[int, int]]) -> str:
+    """The source without the given spans (each replaced by a space)."""
+    parts, last = [], 0
+    for start, end in spans:
+        if start >= last:
+            parts += [source[last:start], " "]
+            last = end
+    parts.append(source[last:])
+    return "".join(parts)
 
 
 def expression_names(expression: str) -> list[NameUse]:
@@ -175,6 +280,7 @@ def expression_names(expression: str) -> list[NameUse]:
 def _names_in(tree: nodes.Template, source: str) -> list[NameUse]:
     from jinja2 import meta, nodes
 
+    _refuse_loading(tree)
     for node in tree.find_all(nodes.Filter):
         if node.name not in _environment().filters:
             raise TemplateProblem(f"no filter named '{node.name}'", node.lineno)
@@ -215,16 +321,32 @@ def _constant(node: nodes.Node) -> object:
     return node.value if isinstance(node, nodes.Const) else None
 
 
-def render_template(source: str, context: Mapping[str, object], quote: bool = True) -> str:
-    """Render a template, every value shell-quoted unless `quote` is false (for values that
-    are not shell text: a directory, an env value, an answer); raises TemplateProblem."""
+def render_template(
+    source: str,
+    context: Mapping[str, object],
+    quote: bool = True,
+    language: str = "shell",
+) -> str:
+    """Render a template; each value is escaped for the context it lands in (the shell's
+    quoting contexts, or an interpreter's literals for `language`), unless `quote` is false
+    (for values that are not program text: a directory, an env value, an answer).
+    Raises TemplateProblem, for a bad template and for a value its context cannot hold."""
     if not has_template(source):
         return source
     from jinja2 import TemplateError, TemplateSyntaxError
     from jinja2.exceptions import SecurityError, UndefinedError
 
+    from engine.sandbox import time_limit
+
+    env = _environment()
     try:
-        return _environment(quote).from_string(_protect(source)).render(dict(context))
+        # Go and Helm templates are left as written in commands, not in plain values.
+        tree = env.parse(_protect(source, context.keys() if quote else None))
+        _refuse_loading(tree)
+        if quote:
+            _escape_by_context(tree, language)
+        with time_limit():
+            rendered = env.from_string(tree).render(dict(context))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(
             f"template syntax error: {exc.message}", exc.lineno, _LITERAL_HINT
@@ -235,6 +357,198 @@ def render_template(source: str, context: Mapping[str, object], quote: bool = Tr
         raise TemplateProblem(f"undefined in template: {exc.message}") from None
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
+    except MemoryError:
+        raise TemplateProblem("the template needs too much memory") from None
+    except RecursionError:
+        raise TemplateProblem("the template nests too deeply") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        raise TemplateProblem(f"template error: {exc}") from None
+    if len(rendered) > MAX_OUTPUT:
+        raise TemplateProblem(f"the template renders to more than {MAX_OUTPUT} characters")
+    return rendered
+
+
+MAX_OUTPUT = 16 * 1024 * 1024  # a step's text; values larger than this belong in a file
+
+
+def _refuse_loading(tree: nodes.Template) -> None:
+    """`{% include %}`, `{% import %}` and `{% extends %}` read other templates: a runbook's
+    steps have no template files to read, so each is a clear error, not an internal one."""
+    from jinja2 import nodes
+
+    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        tag = type(node).__name__.lower().replace("fromimport", "from ... import")
+        raise TemplateProblem(f"{{% {tag} %}} is not available in a runbook template", node.lineno)
+
+
+_PLACEHOLDER = "__rb{}__"
+
+
+def _escape_by_context(tree: nodes.Template, language: str) -> None:
+    """Wrap every output expression in the escaper for the context it sits in."""
+    for output, index, name, args in _placements(tree, language):
+        output.nodes[index] = _filter(output.nodes[index], name, args)
+
+
+def _placements(
+    tree: nodes.Template, language: str
+) -> list[tuple[nodes.Output, int, str, list[object]]]:
+    """Each output expression with the escaping filter and arguments for its context. The
+    context is read from the template's literal text with each expression as a placeholder
+    word, parsed as the language it is (a shell, or the interpreter's). As in Go's
+    html/template, every branch of an `{% if %}` or `{% for %}` must end in the context it
+    started in; otherwise the quoting of what follows cannot be known, and it is an error."""
+    linear = _Linear()
+    linear.walk(tree.body)
+    if not linear.slots:
+        return []
+    text, spans = bytes(linear.text), linear.spans
+    found: list[tuple[nodes.Output, int, str, list[object]]] = []
+    if language == "shell":
+        from engine.shell_syntax import contexts
+
+        shell = contexts(text, spans)
+        keys: list[object] = [(c.quoting, c.delimiter) for c in shell]
+        _same_context_in_branches(linear.groups, keys)
+        for slot, where in zip(linear.slots, shell, strict=False):
+            if slot is None:
+                continue
+            output, index = slot
+            line = output.nodes[index].lineno
+            args: list[object] = [where.quoting.value, where.delimiter, where.via, line]
+            found.append((output, index, "_rb_escape", args))
+        return found
+    from engine.interpreters import literal_contexts
+
+    kinds = literal_contexts(text, spans, language)
+    _same_context_in_branches(linear.groups, list(kinds))
+    for slot, kind in zip(linear.slots, kinds, strict=False):
+        if slot is None:
+            continue
+        output, index = slot
+        found.append((output, index, "_rb_literal", [language, kind, output.nodes[index].lineno]))
+    return found
+
+
+class _Linear:
+    """A template's literal text in source order, a placeholder word for each expression,
+    and probe words at the edges of each `{% if %}` and `{% for %}` branch."""
+
+    def __init__(self) -> None:
+        self.text = bytearray()
+        self.spans: list[tuple[int, int]] = []
+        self.slots: list[tuple[nodes.Output, int] | None] = []  # None: a probe
+        self.groups: list[tuple[int, str, list[int]]] = []
+
+    def _word(self, slot: tuple[nodes.Output, int] | None) -> int:
+        start = len(self.text)
+        self.text += _PLACEHOLDER.format(len(self.spans)).encode()
+        self.spans.append((start, len(self.text)))
+        self.slots.append(slot)
+        return len(self.spans) - 1
+
+    def walk(self, body: list[nodes.Node]) -> None:
+        from jinja2 import nodes
+
+        for node in body:
+            if isinstance(node, nodes.Output):
+                for index, child in enumerate(node.nodes):
+                    if isinstance(child, nodes.TemplateData):
+                        self.text += child.data.encode("utf-8", "surrogateescape")
+                    else:
+                        self._word((node, index))
+            elif isinstance(node, nodes.If | nodes.For):
+                branches = [node.body, *(e.body for e in getattr(node, "elif_", []))]
+                branches.append(node.else_)
+                probes = [self._word(None)]
+                for branch in branches:
+                    probes.append(self._word(None))
+                    self.walk(branch)
+                    probes.append(self._word(None))
+                probes.append(self._word(None))
+                tag = "if" if isinstance(node, nodes.If) else "for"
+                self.groups.append((node.lineno, tag, probes))
+            else:
+                for name in ("body", "else_"):
+                    inner = getattr(node, name, None)
+                    if isinstance(inner, list):
+                        self.walk(inner)
+
+
+def _same_context_in_branches(groups: list[tuple[int, str, list[int]]], keys: list[object]) -> None:
+    for line, tag, probes in groups:
+        if len({repr(keys[p]) for p in probes}) > 1:
+            raise TemplateProblem(
+                f"a quote, here-document or substitution opened inside {{% {tag} %}} ends"
+                " outside it, so the quoting of the values there cannot be decided",
+                line,
+                f"open and close it within each branch of the {{% {tag} %}}",
+            )
+
+
+def shell_variables(source: str, known: Collection[str]) -> tuple[set[str], set[str]]:
+    """(variables a shell step assigns from a template, variables it evaluates as arithmetic)."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    from engine.shell_syntax import variables
+
+    if "{{" not in source:
+        return set(), variables(source.encode("utf-8", "surrogateescape"), [])[1]
+    try:
+        tree = _environment().parse(_protect(source, known))
+    except TemplateSyntaxError:
+        return set(), set()
+    text = bytearray()
+    spans = []
+    for output in tree.find_all(nodes.Output):
+        for child in output.nodes:
+            if isinstance(child, nodes.TemplateData):
+                text += child.data.encode("utf-8", "surrogateescape")
+            else:
+                start = len(text)
+                text += _PLACEHOLDER.format(len(spans)).encode()
+                spans.append((start, len(text)))
+    return variables(bytes(text), spans)
+
+
+def placement_problems(source: str, language: str, known: Collection[str]) -> list[tuple[int, str]]:
+    """(line, message) for each template whose place cannot hold a value safely, whatever the
+    value: inside `...`, in a language without an escaper, in a Python raw string. Values
+    that only some places refuse (a non-integer in arithmetic) are refused when rendered."""
+    from jinja2 import TemplateSyntaxError
+
+    from engine.quoting import Refused, escape_shell
+    from engine.shell_syntax import Context, Quoting
+
+    if "{{" not in source:
+        return []
+    try:
+        tree = _environment().parse(_protect(source, known))
+        placements = _placements(tree, language)
+    except TemplateSyntaxError:
+        return []  # reported by template_names
+    except TemplateProblem as problem:
+        return [(problem.line, problem.message)]
+    problems = []
+    for _output, _index, name, args in placements:
+        try:
+            if name == "_rb_escape":
+                if args[0] == Quoting.BACKTICK.value:
+                    escape_shell("x", Context(Quoting.BACKTICK))
+            else:
+                from engine.interpreters import escape_literal
+
+                escape_literal("'x\"", str(args[0]), str(args[1]))
+        except Refused as refused:
+            problems.append((int(str(args[-1])), str(refused)))
+    return problems
+
+
+def _filter(node: nodes.Expr, name: str, args: list[object]) -> nodes.Filter:
+    from jinja2 import nodes
+
+    constants: list[nodes.Expr] = [nodes.Const(a, lineno=node.lineno) for a in args]
+    return nodes.Filter(node, name, constants, [], None, None, lineno=node.lineno)
 
 
 def evaluate_condition(expression: str, context: Mapping[str, object]) -> bool:
@@ -242,12 +556,19 @@ def evaluate_condition(expression: str, context: Mapping[str, object]) -> bool:
     from jinja2 import TemplateError, TemplateSyntaxError
     from jinja2.exceptions import SecurityError, UndefinedError
 
+    from engine.sandbox import time_limit
+
     try:
         compiled = _expressions().compile_expression(expression, undefined_to_none=False)
-        return bool(compiled(**dict(context)))
+        with time_limit():
+            return bool(compiled(**dict(context)))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"expression syntax error: {exc.message}", exc.lineno) from None
     except (SecurityError, UndefinedError, TemplateError) as exc:
+        raise TemplateProblem(f"cannot evaluate 'when': {exc}") from None
+    except (MemoryError, RecursionError, TypeError, ValueError, ArithmeticError) as exc:
+        raise TemplateProblem(f"cannot evaluate 'when': {exc or type(exc).__name__}") from None
+    except (LookupError, AttributeError) as exc:
         raise TemplateProblem(f"cannot evaluate 'when': {exc}") from None
 
 
@@ -261,6 +582,16 @@ class RenderedStep:
     answers: tuple[tuple[str, str, bool], ...]
 
 
+def render_text(text: str, context: Mapping[str, object]) -> str:
+    """A manual step's prose: values as they are (it is read by a person, not run), except
+    secrets, shown as the variable that holds them."""
+    shown = {
+        k: Unquoted(f"${{{v.variable}}}") if isinstance(v, SecretValue) else v
+        for k, v in context.items()
+    }
+    return render_template(text, shown, quote=False)
+
+
 def render_step(
     body: str,
     cwd: str | None,
@@ -268,12 +599,22 @@ def render_step(
     answers: tuple[tuple[str, str, bool], ...],
     context: Mapping[str, object],
     shell: bool = True,
+    interpreter: str | None = None,
 ) -> RenderedStep:
-    """Render everything templated about a step. Only the body is shell-quoted: `cwd`, `env`
-    values and expect answers are plain values, so they are rendered unquoted."""
+    """Render everything templated about a step. The body's values are escaped for where they
+    sit: the shell's quoting contexts, or for an `interpreter` step that language's literals
+    (engine.interpreters). `cwd`, `env` values and expect answers are plain values, rendered
+    as they are (the shell receives them quoted, as data)."""
     plain = plain_values(context)
+    if interpreter or not shell:
+        from engine.interpreters import language_of
+
+        language = language_of(interpreter or "")
+        command = render_template(body, plain, language=language)
+    else:
+        command = render_template(body, context)
     return RenderedStep(
-        command=render_template(body, context if shell else plain),
+        command=command,
         cwd=render_template(cwd, plain, quote=False) if cwd else None,
         env=tuple((name, render_template(value, plain, quote=False)) for name, value in env),
         answers=tuple(
@@ -281,71 +622,3 @@ def render_step(
             for prompt, send, secret in answers
         ),
     )
-
-
-_HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
-
-
-def quoted_expressions(source: str) -> list[tuple[int, int]]:
-    """(line, column) of each `{{ ... }}` written inside shell quotes or a here-document,
-    where the quotes added to its value would not protect it (1-based, within the source).
-
-    A value is quoted for the shell as one word; inside "..." or '...' those quotes are just
-    characters, so `"$(...)"` in a value would run. A `$( ... )` starts afresh, as the shell
-    does, even inside double quotes. `{{ x | unquoted }}` is the author's choice.
-    """
-    found: list[tuple[int, int]] = []
-    # Quoting contexts, innermost last: "" (plain), "'", '"', or "(" for a $( ... ).
-    stack: list[str] = [""]
-    heredocs: list[str] = []
-    in_heredoc = ""
-    for number, line in enumerate(source.split("\n"), 1):
-        if in_heredoc:
-            if line.strip() == in_heredoc:
-                in_heredoc = heredocs.pop(0) if heredocs else ""
-            else:
-                found += [(number, m.start() + 1) for m in _OUTPUT.finditer(line) if _guarded(m)]
-            continue
-        index = 0
-        while index < len(line):
-            char, quote = line[index], stack[-1]
-            if line.startswith("{{", index):
-                end = line.find("}}", index)
-                match = _OUTPUT.match(line, index) if end >= 0 else None
-                if quote in ("'", '"') and match is not None and _guarded(match):
-                    found.append((number, index + 1))
-                index = end + 2 if end >= 0 else len(line)
-                continue
-            if quote == "'":
-                if char == "'":
-                    stack.pop()
-            elif char == "\\":
-                index += 1
-            elif line.startswith("$(", index) and not line.startswith("$((", index):
-                stack.append("(")
-                index += 1
-            elif quote == '"':
-                if char == '"':
-                    stack.pop()
-            elif char in "'\"":
-                stack.append(char)
-            elif char == ")" and quote == "(":
-                stack.pop()
-            elif char == "#" and (index == 0 or line[index - 1] in " \t;"):
-                break
-            elif line.startswith("<<", index) and not line.startswith("<<<", index):
-                heredoc = _HEREDOC.match(line, index)
-                if heredoc:
-                    heredocs.append(heredoc.group(2))
-                    index = heredoc.end()
-                    continue
-            index += 1
-        if heredocs and stack == [""]:
-            in_heredoc = heredocs.pop(0)
-    return found
-
-
-def _guarded(match: re.Match[str]) -> bool:
-    """An expression whose value gets shell quotes (not Go/GitHub syntax, not `unquoted`)."""
-    text = match.group(1)
-    return not text.strip().startswith(".") and "unquoted" not in text
