@@ -19,7 +19,7 @@ from engine.events import Event, EventKind, EventSink, RunStatus, StepStatus
 from engine.masking import Masker, StreamMasker
 from engine.model import Confirm, Step, StepKind
 from engine.plan import Plan
-from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO
+from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO, StepRefused
 from engine.templates import (
     RenderedStep,
     SecretValue,
@@ -454,7 +454,8 @@ class Runner:
                     status=str(StepStatus.FAILED),
                     reason=str(exc),
                 )
-                raise RunAborted(f"step '{step.id}': {exc} (did the step end the shell?)") from None
+                hint = "" if isinstance(exc, StepRefused) else " (did the step end the shell?)"
+                raise RunAborted(f"step '{step.id}': {exc}{hint}") from None
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
                 self.emit(EventKind.OUTPUT, step, attempt=attempt, text=rest)
