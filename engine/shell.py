@@ -337,11 +337,8 @@ class ShellSession:
         stray, self._stray = self._stray, b""
         fd = self._child.child_fd
         with contextlib.suppress(OSError):
-            while select.select([fd], [], [], 0)[0]:
-                more = _read_available(fd)
-                if not more:
-                    break
-                stray += more
+            if select.select([fd], [], [], 0)[0]:  # once: a job printing without end
+                stray += _read_available(fd)  # must not keep the step from starting
         if not stray:
             return
         if io.on_stray is not None:

@@ -237,14 +237,14 @@ def test_ps0_set_by_a_step_does_not_carry_over(session) -> None:
 
 def test_late_output_of_a_background_job_is_not_the_next_steps_output(session) -> None:
     run(session, "(sleep 0.3; echo late) &\n")
-    time.sleep(0.8)
+    time.sleep(1.5)
     stray = bytearray()
     io = StepIO(on_output=lambda _: None, on_stray=stray.extend)
     outcome, out = run(session, "echo next\n", io)
     assert (outcome.exit_code, out, bytes(stray)) == (0, "next\n", b"late\n")
     # Without a place of its own, it is still kept, behind a note saying what it is.
     run(session, "(sleep 0.3; echo later) &\n")
-    time.sleep(0.8)
+    time.sleep(1.5)
     assert run(session, "echo then\n")[1] == (STRAY_NOTE + b"later\nthen\n").decode()
 
 
