@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.shell import (
     STRAY_NOTE,
@@ -312,3 +314,44 @@ def test_no_variable_holding_a_secret_is_carried_whatever_its_name(tmp_path: Pat
         assert (outcome.exit_code, out) == (0, "[|||||plain]\n")
     finally:
         shell.close()
+
+
+# -- hostile values, generated ------------------------------------------------------------------
+
+_PRINTABLE = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=0, max_size=40
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=_PRINTABLE)
+def test_no_answer_runs_as_a_command_whatever_it_holds(session, tmp_path, value) -> None:
+    pwned = tmp_path / "pwned"
+    send = f"{value}; touch {pwned} `touch {pwned}` $(touch {pwned}) '\"; touch {pwned}"
+    answer = Responder(re.compile(r"\? $"), send)
+    io = StepIO(on_output=lambda _: None, responders=[answer])
+    run(session, "printf 'Ready? '; sleep 0.1; echo\n", io)  # never reads it
+    outcome, out = run(session, "echo done\n")
+    assert (outcome.exit_code, out) == (0, "done\n")
+    assert not pwned.exists()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=st.text(
+        alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+        max_size=40,
+    ),
+    size=st.sampled_from([0, 5000]),
+)
+def test_an_env_value_reaches_the_step_as_it_is(session, tmp_path, value, size) -> None:
+    value = value + "x" * size  # past the terminal's line limit too
+    pwned = tmp_path / "pwned"
+    hostile = f"{value}'; touch {pwned}; '$(touch {pwned})"
+    outcome, out = run(session, 'printf "%s" "$V"\n', env={"V": hostile})
+    assert (outcome.exit_code, out) == (0, hostile)
+    assert not pwned.exists()
