@@ -165,6 +165,8 @@ class ShellSession:
         # while the engine lives.
         self._commands = os.open(fifo, os.O_RDWR)
         self._token = secrets.token_hex(8)
+        # Another token tags the steps' processes: their environment must not tell the marker's.
+        self._tag = secrets.token_hex(8)
         self._marker = re.compile(rb"\x1eRB" + self._token.encode() + rb":(\d+)\x1e")
         self._kill_grace = kill_grace
         self._count = 0
@@ -288,7 +290,7 @@ class ShellSession:
         number = self._count
         script = self._workdir / f"step-{number}"
         _write_private(script, body)
-        tag = f"{self._token}.{number}"
+        tag = f"{self._tag}.{number}"
         inner = [f"export {reaper.TAG_VARIABLE}={tag}"]
         if cwd:
             inner.append(f"builtin cd -- {shlex.quote(cwd)} || exit 1")
