@@ -205,6 +205,18 @@ def test_a_timeout_also_stops_children_that_left_the_group(session, unique) -> N
     assert wait_gone(detached) == [] and wait_gone(foreground) == []
 
 
+def test_a_timeout_kills_what_ignores_sigterm_even_outside_the_group(session, unique) -> None:
+    stubborn, foreground = unique(307), unique(308)
+    started = time.monotonic()
+    outcome, _ = run(
+        session,
+        f"setsid bash -c \"trap '' TERM; sleep {stubborn}\" &\ntrap '' TERM\nsleep {foreground}\n",
+        timeout=0.5,
+    )
+    assert outcome.timed_out and time.monotonic() - started < 5
+    assert wait_gone(stubborn) == [] and wait_gone(foreground) == []
+
+
 def test_a_background_job_of_a_step_that_succeeded_is_left_running(session, unique) -> None:
     server = unique(306)
     outcome, _ = run(session, f"sleep {server} &\n")
