@@ -63,6 +63,9 @@ __rb_state=%(state)s
 __rb_secrets=%(secrets)s
 trap 'rm -rf -- %(workdir)s' EXIT
 __rb_save() {
+  # Whatever the step set, this runs with plain word splitting and no nounset or errexit;
+  # the step's own IFS is put back before the dump (options are not carried anyway).
+  builtin set +euf; __rb_ifs=${IFS-__rb_unset}; IFS=$' \t\n'
   builtin printf -v __rb_cd 'builtin cd -- %%q' "$PWD"
   builtin unset -v %(not_carried)s $__rb_private 2>/dev/null
   if [ -n "$__rb_secrets" ]; then  # no variable holding a secret is written to the state
@@ -80,6 +83,8 @@ __rb_save() {
     done
     builtin unset -v __rb_found __rb_ref __rb_s __rb_v
   fi
+  if [ "$__rb_ifs" = __rb_unset ]; then builtin unset -v IFS; else IFS=$__rb_ifs; fi
+  builtin unset -v __rb_ifs
   { builtin declare -p; builtin declare -f
     [ "$__rb_keep_cwd" = 1 ] && builtin printf '%%s\n' "$__rb_cd"
   } > "$__rb_state" 2>/dev/null

@@ -367,3 +367,14 @@ def test_an_env_value_reaches_the_step_as_it_is(session, tmp_path, value, size) 
     outcome, out = run(session, 'printf "%s" "$V"\n', env={"V": hostile})
     assert (outcome.exit_code, out) == (0, hostile)
     assert not pwned.exists()
+
+
+def test_the_scrub_holds_whatever_ifs_and_options_the_step_set(tmp_path: Path) -> None:
+    env = dict(os.environ, API_TOKEN="tok-" + secrets.token_hex(4), DB_PASSWORD="pw-x1")
+    shell = ShellSession(cwd=str(tmp_path), env=env, secret_variables=("API_TOKEN", "DB_PASSWORD"))
+    try:
+        run(shell, 'IFS=,; set -u -f; copy="$API_TOKEN"; other="$DB_PASSWORD"; kept=1\n')
+        outcome, out = run(shell, 'printf "[%s|%s|%s|%s]" "${copy-}" "${other-}" "$kept" "$IFS"\n')
+        assert (outcome.exit_code, out) == (0, "[||1|,]")
+    finally:
+        shell.close()
