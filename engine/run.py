@@ -36,7 +36,7 @@ from engine.masking import StreamMasker
 from engine.model import Confirm, Step, StepKind
 from engine.parameters import Parameters
 from engine.plan import Plan
-from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO
+from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO, StepRefused
 from engine.templates import (
     RenderedStep,
     TemplateProblem,
@@ -441,7 +441,8 @@ class Runner:
                 )
             except ShellError as exc:
                 self.emit(StepFinished(step.id, attempt, StepStatus.FAILED, reason=str(exc)))
-                raise RunAborted(f"step '{step.id}': {exc} (did the step end the shell?)") from None
+                hint = "" if isinstance(exc, StepRefused) else " (did the step end the shell?)"
+                raise RunAborted(f"step '{step.id}': {exc}{hint}") from None
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
                 self.sink.emit(Output(step.id, attempt, rest))

@@ -1,10 +1,14 @@
 """The shell driver: one bash session in a pty (pexpect) for the whole run.
 
-Each step runs as a subshell job of that session, so it has its own process group (a timeout
-or Ctrl-C stops its whole tree, background children included) while `cd` and variables carry
-over: when the subshell exits, it writes its variables, functions and directory to a state
-file that the session reads back before the next step. A unique marker, never `$`, tells the
-end of a step and its exit status.
+Each step runs as a subshell job of that session, so it has its own process group, while `cd`
+and variables carry over: when the subshell exits, it writes its variables, functions and
+directory to a state file that the session reads back before the next step. A unique marker,
+never `$`, tells the end of a step and its exit status.
+
+The session reads its commands from a FIFO, never from the pty: nothing a step leaves in the
+terminal (an `expect` answer it did not read, keys typed ahead) can reach the session as a
+command, no command is echoed whatever a step does to the terminal's modes, and no command
+line meets the terminal's 4095-byte line limit. Steps read the pty, as the operator's terminal.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ import shutil
 import signal
 import string
 import tempfile
+import termios
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pexpect
+import regex
+
+from engine import reaper
 
 # Interpreters that take the script file as their argument; any other reads it on stdin.
 _FILE_ARGUMENT = frozenset(
@@ -34,35 +42,49 @@ _FILE_ARGUMENT = frozenset(
 _NOT_CARRIED = (
     "RANDOM SRANDOM SECONDS LINENO HISTCMD PWD OLDPWD BASH_COMMAND BASH_SUBSHELL BASHPID "
     "PIPESTATUS FUNCNAME BASH_LINENO BASH_SOURCE BASH_ARGC BASH_ARGV BASH_REMATCH "
-    "PROMPT_COMMAND PS1 PS2 __rb_status"
+    "PROMPT_COMMAND PS0 PS1 PS2 TMOUT __rb_status " + reaper.TAG_VARIABLE
 )
+# A command longer than this goes to the session through a file: one short line in the FIFO
+# never fills its buffer (64 KB), so sending can never block.
+_LINE_LIMIT = 2048
+# How long one search of an `expect` prompt (a runbook's regular expression) may take.
+_MATCH_SECONDS = 0.1
+_START_SECONDS = 15.0
 # Runs once when the session starts. __rb_save runs as the step's subshell exits: it drops
 # the special variables (in that dying subshell only) and dumps the rest with builtins alone.
-# PROMPT_COMMAND ends every command line, even one that Ctrl-C cut short: it reads the state
-# back (at top level, where `declare` makes globals) and prints the marker with the status.
-# Output is not post-processed: with ONLCR off (the one translation default termios makes),
-# -opost changes no byte but takes the kernel's fast path, about 1.5 times the throughput.
+# PROMPT_COMMAND ends every command, even one that Ctrl-C cut short: it reads the state back
+# (at top level, where `declare` makes globals) and prints the marker with the status.
+# The pty's modes are set by the engine itself (no echo, no output processing) before each step.
 _PRELUDE = r"""
-stty -echo -onlcr -opost 2>/dev/null
-PS1='' PS2='' PS3='' PS4='+ '
+PS0='' PS1='' PS2='' PS3='' PS4='+ '
 set +o history; unset HISTFILE
 export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER= MANPAGER=cat LESS=-FRX
 __rb_state=%(state)s
 __rb_secrets=%(secrets)s
 trap 'rm -rf -- %(workdir)s' EXIT
 __rb_save() {
-  [ "$2" = interactive ] && stty -echo 2>/dev/null
+  # Whatever the step set, this runs with plain word splitting and no nounset or errexit;
+  # the step's own IFS is put back before the dump (options are not carried anyway).
+  builtin set +euf; __rb_ifs=${IFS-__rb_unset}; IFS=$' \t\n'
   builtin printf -v __rb_cd 'builtin cd -- %%q' "$PWD"
   builtin unset -v %(not_carried)s $__rb_private 2>/dev/null
   if [ -n "$__rb_secrets" ]; then  # no variable holding a secret is written to the state
+    # The values first: unsetting a secret's own variable must not end the scrub early.
+    __rb_found=()
+    for __rb_s in $__rb_secrets; do [ -n "${!__rb_s}" ] && __rb_found+=("${!__rb_s}"); done
     for __rb_v in %(all_variables)s; do
-      for __rb_s in $__rb_secrets; do
-        if [ -n "${!__rb_s}" ] && [[ ${!__rb_v} == *"${!__rb_s}"* ]]; then
+      [[ $__rb_v == __rb_* ]] && continue
+      __rb_ref="$__rb_v[*]"  # every element of an array, or the value
+      for __rb_s in "${__rb_found[@]}"; do
+        if [[ ${!__rb_ref} == *"$__rb_s"* ]]; then
           builtin unset -v "$__rb_v" 2>/dev/null; break
         fi
       done
     done
+    builtin unset -v __rb_found __rb_ref __rb_s __rb_v
   fi
+  if [ "$__rb_ifs" = __rb_unset ]; then builtin unset -v IFS; else IFS=$__rb_ifs; fi
+  builtin unset -v __rb_ifs
   { builtin declare -p; builtin declare -f
     [ "$__rb_keep_cwd" = 1 ] && builtin printf '%%s\n' "$__rb_cd"
   } > "$__rb_state" 2>/dev/null
@@ -96,6 +118,8 @@ class Responder:
     prompt: re.Pattern[str]
     send: str
     label: str = ""
+    # A line break in `send` types a second line: refused unless the annotation asks for it.
+    multiline: bool = False
 
 
 @dataclass(slots=True)
@@ -108,10 +132,20 @@ class StepIO:
     input_fd: int | None = None
     interrupt_requested: Callable[[], bool] = field(default=lambda: False)
     tick: Callable[[], None] | None = None
+    # Output that arrived between the previous step's end and this one's start (a background
+    # job the previous step left running). Without this, it reaches `on_output` behind a note.
+    on_stray: Callable[[bytes], None] | None = None
 
 
 class ShellError(Exception):
     """The session itself failed (could not start, or died): an engine error, not a step's."""
+
+
+class StepRefused(ShellError):
+    """The step cannot be run as written (nothing was run): its text or answers are unsafe."""
+
+
+STRAY_NOTE = b"\r\n[runbook: output of a process an earlier step left running]\r\n"
 
 
 class ShellSession:
@@ -126,32 +160,53 @@ class ShellSession:
         kill_grace: float = 2.0,
         secret_variables: tuple[str, ...] = (),
     ) -> None:
+        program, options = _shell_command(shell)
         self._workdir = Path(tempfile.mkdtemp(prefix="runbook-", dir=scratch_root()))
         self._state = self._workdir / "state"
         self._state.touch(mode=0o600)
+        fifo = self._workdir / "commands"
+        os.mkfifo(fifo, 0o600)
+        # Read and write: opening never blocks, and the session's end of it sees no EOF
+        # while the engine lives.
+        self._commands = os.open(fifo, os.O_RDWR)
         self._token = secrets.token_hex(8)
+        # Another token tags the steps' processes: their environment must not tell the marker's.
+        self._tag = secrets.token_hex(8)
         self._marker = re.compile(rb"\x1eRB" + self._token.encode() + rb":(\d+)\x1e")
         self._kill_grace = kill_grace
         self._count = 0
+        self._stray = b""
+        self._slave: int | None = None
         full_env = dict(os.environ if env is None else env)
         full_env.update({"TERM": full_env.get("TERM", "xterm-256color"), "PAGER": "cat"})
+
+        def read_commands_from_fifo() -> None:  # in the child, before exec
+            commands = os.open(fifo, os.O_RDONLY)
+            os.dup2(commands, 0)
+            os.close(commands)
+
         try:
             self._child = pexpect.spawn(
-                shell,
-                ["--noprofile", "--norc", "--noediting", "-i"],
+                program,
+                [*options, "--noprofile", "--norc", "--noediting", "-i"],
                 cwd=cwd,
                 env=full_env,
                 echo=False,
                 dimensions=dimensions,
                 encoding=None,
+                preexec_fn=read_commands_from_fifo,
             )
         except (pexpect.ExceptionPexpect, OSError) as exc:
+            os.close(self._commands)
+            shutil.rmtree(self._workdir, ignore_errors=True)
             raise ShellError(f"cannot start {shell}: {exc}") from None
         self._child.delaybeforesend = None
         self._child.delayafterclose = 0
         self._child.delayafterterminate = 0
         self._child.ptyproc.delayafterclose = 0
         self._child.ptyproc.delayafterterminate = 0
+        self._modes = self._session_modes()
+        self._open_slave()
         prelude = _PRELUDE % {
             "state": shlex.quote(str(self._state)),
             "workdir": shlex.quote(str(self._workdir)),
@@ -161,16 +216,56 @@ class ShellSession:
             "not_carried": _NOT_CARRIED,
             "token": self._token,
         }
-        self._child.send(prelude.encode())
-        outcome = self._wait(StepIO(on_output=lambda _: None), None, time.monotonic())
+        self._send(prelude.strip())
+        started = time.monotonic()
+        outcome = self._wait(StepIO(on_output=lambda _: None), _START_SECONDS, started, None)
+        self._stray = b""
         if outcome.exit_code is None:
             raise ShellError(f"{shell} did not start properly")
 
+    def _session_modes(self) -> list:  # type: ignore[type-arg]
+        """Set the pty's modes the session relies on, and return them: no echo (answers and
+        keys typed ahead are not printed twice), lines and signals from the terminal (`read`,
+        Ctrl-C), and no output processing: with ONLCR off (the one translation default
+        termios makes), -opost changes no byte but takes the kernel's fast path, about 1.5
+        times the throughput."""
+        fd = self._child.child_fd
+        modes = termios.tcgetattr(fd)
+        modes[1] &= ~(termios.OPOST | termios.ONLCR)
+        modes[3] &= ~(termios.ECHO | termios.ECHONL)
+        modes[3] |= termios.ICANON | termios.ISIG | termios.IEXTEN
+        modes[6][termios.VMIN] = 1
+        modes[6][termios.VTIME] = 0
+        termios.tcsetattr(fd, termios.TCSANOW, modes)
+        return termios.tcgetattr(fd)
+
+    def _open_slave(self) -> None:
+        """The terminal's own side, to discard input no step read (Linux: through /proc)."""
+        with contextlib.suppress(OSError):
+            name = os.readlink(f"/proc/{self._child.pid}/fd/1")
+            if name.startswith("/dev/pts/"):
+                self._slave = os.open(name, os.O_RDWR | os.O_NOCTTY)
+
+    def _reset_terminal(self, interactive: bool) -> None:
+        """Before each step: the session's modes back, whatever an earlier step (`stty`, a
+        killed editor, the failure menu's shell) left; echo on for an interactive step; and no
+        input left over from before (an unread answer, keys typed ahead)."""
+        fd = self._child.child_fd
+        wanted = self._modes
+        if interactive:
+            wanted = [*self._modes]
+            wanted[3] |= termios.ECHO
+        with contextlib.suppress(termios.error):
+            if termios.tcgetattr(fd) != wanted:
+                termios.tcsetattr(fd, termios.TCSANOW, wanted)
+            if self._slave is not None:
+                termios.tcflush(self._slave, termios.TCIFLUSH)
+
     def _send(self, script: str) -> None:
-        """Type one command line: nothing is left in the terminal's input for the step's own
-        programs to read, and PROMPT_COMMAND prints the marker when the line is done."""
-        self._count += 1
-        self._child.send(f"{script}\n".encode())
+        """Hand the session one command: through the FIFO, never the terminal."""
+        data = f"{script}\n".encode()
+        while data:
+            data = data[os.write(self._commands, data) :]
 
     def run_step(
         self,
@@ -189,9 +284,19 @@ class ShellSession:
         An interactive step gets the terminal's echo while it runs (the session keeps it off).
         With `no_input` the step reads /dev/null: nobody is there to type (unattended runs).
         """
-        script = self._workdir / f"step-{self._count}"
+        for responder in io.responders:
+            if not responder.multiline and ("\n" in responder.send or "\r" in responder.send):
+                raise StepRefused(
+                    f"the answer to the expect prompt /{responder.prompt.pattern}/ holds a line"
+                    " break, which would type a second line; mark that answer `multiline: true`"
+                    " if it is meant"
+                )
+        self._count += 1
+        number = self._count
+        script = self._workdir / f"step-{number}"
         _write_private(script, body)
-        inner = ["stty echo 2>/dev/null"] if interactive else []
+        tag = f"{self._tag}.{number}"
+        inner = [f"export {reaper.TAG_VARIABLE}={tag}"]
         if cwd:
             inner.append(f"builtin cd -- {shlex.quote(cwd)} || exit 1")
         for name, value in (env or {}).items():
@@ -210,49 +315,75 @@ class ShellSession:
             inner.append(f"builtin source {shlex.quote(str(script))}")
         private = " ".join(env or {})
         if interactive or (not interpreter and may_change_state(body)):
-            mode = " interactive" if interactive else ""
-            trap = f"trap '__rb_save $?{mode}' EXIT; "
+            trap = "trap '__rb_save $?' EXIT; "
         else:
             trap = ""  # nothing to carry over: no state to save and read back
+        # The session reads commands from the FIFO: the step reads the terminal (fd 2).
         command = (
             f"__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)}; "
-            f"( {trap}{'; '.join(inner)} )" + (" < /dev/null" if no_input else "")
+            f"( {trap}{'; '.join(inner)} )" + (" < /dev/null" if no_input else " <&2")
         )
+        launcher = None
+        if len(command) > _LINE_LIMIT:  # a certificate or a JSON document in `env:`
+            launcher = self._workdir / f"launch-{number}"
+            _write_private(launcher, command + "\n")
+            command = f"builtin source {shlex.quote(str(launcher))}"
+        self._deliver_stray(io)
+        self._reset_terminal(interactive)
         started = time.monotonic()
         self._send(command)
         try:
-            return self._wait(io, timeout, started)
+            return self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
         finally:
             script.unlink(missing_ok=True)
+            if launcher is not None:
+                launcher.unlink(missing_ok=True)
 
-    def _wait(self, io: StepIO, timeout: float | None, started: float) -> Outcome:
+    def _deliver_stray(self, io: StepIO) -> None:
+        """Output written since the last step ended belongs to no step: handed over apart."""
+        stray, self._stray = self._stray, b""
+        fd = self._child.child_fd
+        with contextlib.suppress(OSError):
+            if select.select([fd], [], [], 0)[0]:  # once: a job printing without end
+                stray += _read_available(fd)  # must not keep the step from starting
+        if not stray:
+            return
+        if io.on_stray is not None:
+            io.on_stray(stray)
+        else:
+            io.on_output(STRAY_NOTE + stray)
+
+    def _wait(
+        self, io: StepIO, timeout: float | None, started: float, tree: reaper.StepTree | None
+    ) -> Outcome:
         fd = self._child.child_fd
         pending = b""
         window = ""
         timed_out = interrupted = False
-        presses = 0
-        group: int | None = None
-        kill_at: float | None = None
+        # Stopping a step goes up one level at a time: 1 SIGINT (the terminal's Ctrl-C),
+        # 2 SIGTERM, 3 SIGKILL, each to the whole tree, a grace period apart.
+        level = 0
+        escalate_at: float | None = None
         deadline = started + timeout if timeout else None
+        matchers = [(_timed_pattern(r.prompt), r) for r in io.responders]
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline and not timed_out:
                 timed_out = True
-                group = self._step_group()
-                self._kill_group(group, signal.SIGTERM)
-                kill_at = now + self._kill_grace
-            if kill_at is not None and now >= kill_at:
-                self._kill_group(group, signal.SIGKILL)
-                kill_at = None
-            if io.interrupt_requested():
+                if tree is None:
+                    raise ShellError("the shell session did not answer in time")
+                tree, level = self._escalate(tree, max(level, 1) + 1)
+                escalate_at = now + self._kill_grace
+            if io.interrupt_requested() and tree is not None:
                 interrupted = True
-                presses += 1
-                group = group or self._step_group()
-                if presses < 3:
-                    self._child.send(b"\x03")
-                else:
-                    self._kill_group(group, signal.SIGKILL)
-            waits = [t for t in (deadline if not timed_out else None, kill_at) if t is not None]
+                tree, level = self._escalate(tree, level + 1)
+                escalate_at = now + self._kill_grace
+            if escalate_at is not None and now >= escalate_at and tree is not None:
+                if level >= 3:
+                    raise ShellError("the step's processes could not be stopped (even SIGKILL)")
+                tree, level = self._escalate(tree, level + 1)
+                escalate_at = now + self._kill_grace
+            waits = [t for t in (None if timed_out else deadline, escalate_at) if t is not None]
             wait = max(0.0, min(waits) - now) if waits else 0.2
             readable = [fd] + ([io.input_fd] if io.input_fd is not None else [])
             try:
@@ -275,10 +406,12 @@ class ShellSession:
             if match:
                 if match.start():
                     io.on_output(data[: match.start()])
+                self._stray = data[match.end() :]
                 code = int(match.group(1))
-                if timed_out:
-                    # Whatever of the step's group outlived SIGTERM (it ignored it) goes now.
-                    self._kill_group(group, signal.SIGKILL)
+                if tree is not None and (timed_out or interrupted):
+                    # What outlived the step's own end (background and `setsid` children).
+                    first = signal.SIGKILL if level >= 2 else signal.SIGTERM
+                    reaper.stop(tree, self._kill_grace, first)
                 return _outcome(code, timed_out, interrupted, time.monotonic() - started)
             # Hold back what could be the start of a marker split across reads.
             cut = data.rfind(b"\x1e")
@@ -288,13 +421,37 @@ class ShellSession:
                 pending = b""
             if data:
                 io.on_output(data)
-                if io.responders:
+                if matchers:
                     window = (window + data.decode("utf-8", "replace"))[-4096:]
-                    window = self._respond(window, io)
+                    window = self._respond(window, io, matchers)
 
-    def _respond(self, window: str, io: StepIO) -> str:
-        for responder in io.responders:
-            if responder.prompt.search(window):
+    def _escalate(self, tree: reaper.StepTree, level: int) -> tuple[reaper.StepTree, int]:
+        """Go to `level` of stopping the step: Ctrl-C through the terminal, then SIGTERM and
+        SIGKILL to every process of the step, found afresh each time."""
+        if tree.group is None:
+            tree = reaper.StepTree(tree.tag, tree.shell_pid, self._step_group())
+        if level <= 1:
+            self._child.send(b"\x03")
+            return tree, 1
+        signum = signal.SIGTERM if level == 2 else signal.SIGKILL
+        reaper.signal_all(reaper.find(tree), tree.group, signum)
+        return tree, min(level, 3)
+
+    def _respond(
+        self, window: str, io: StepIO, matchers: list[tuple[regex.Pattern[str], Responder]]
+    ) -> str:
+        for index, (pattern, responder) in enumerate(matchers):
+            try:
+                found = pattern.search(window, timeout=_MATCH_SECONDS)
+            except TimeoutError:
+                # A pattern that backtracks without end: dropped, and said so in the output.
+                del matchers[index]
+                io.on_output(
+                    f"\r\n[runbook: the expect prompt /{responder.prompt.pattern}/ took too long"
+                    " to match and is no longer used]\r\n".encode()
+                )
+                return window
+            if found:
                 self._child.send((responder.send + "\n").encode())
                 if io.on_answer:
                     io.on_answer(responder, window)
@@ -309,16 +466,38 @@ class ShellSession:
                 return group
         return None
 
-    def _kill_group(self, group: int | None, signum: int) -> None:
-        if group is not None:
-            with contextlib.suppress(OSError):
-                os.killpg(group, signum)
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._child.close(force=True)
+        for fd in (self._commands, self._slave):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         # The session's own EXIT trap may be removing it at the same moment.
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _shell_command(shell: str) -> tuple[str, list[str]]:
+    """The program and options for the front matter's `shell`: bash, or `sh` as bash in POSIX
+    mode. The session's protocol (PROMPT_COMMAND, `declare -p`) needs bash."""
+    words = shlex.split(shell) or ["bash"]
+    name = os.path.basename(words[0])
+    if name.startswith("bash"):
+        return words[0], words[1:]
+    if name == "sh":
+        return shutil.which("bash") or "bash", ["--posix", *words[1:]]
+    raise ShellError(
+        f"shell: {shell} is not supported: steps run in a bash session"
+        " (`shell: bash`, or `shell: sh` for bash in POSIX mode)"
+    )
+
+
+def _timed_pattern(prompt: re.Pattern[str]) -> regex.Pattern[str]:
+    """The prompt compiled by `regex`, whose searches take a time limit (`re`'s cannot)."""
+    try:
+        return regex.compile(prompt.pattern, prompt.flags)
+    except (regex.error, ValueError):
+        raise StepRefused(f"expect prompt /{prompt.pattern}/ cannot be used: {prompt}") from None
 
 
 # Anything that can set a variable, define a function or change directory. A step without

@@ -1,11 +1,15 @@
 """One active run per runbook and journal: a row in the journal's `active` table.
 
-A row left by a process that is gone (killed) is stale: it is reported and replaced.
+A row left by a process that is gone (killed) is stale: it is reported and replaced. "Gone"
+means more than "no process has that pid": after a reboot, or once the pid is reused, some
+other process may hold it. Where /proc tells (Linux), the pid's holder must also have started
+before the run took its lock and since the last boot; a process that started later is another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import sqlite3
 import time
@@ -71,4 +75,37 @@ def release(db: sqlite3.Connection, abspath: str, run_id: str) -> None:
 
 def is_live(holder: Holder, host: str | None = None) -> bool:
     """Whether the holder may still be running (a process on another host is assumed to)."""
-    return holder.host != (host or socket.gethostname()) or is_alive(holder.pid)
+    return holder.host != (host or socket.gethostname()) or is_running(holder.pid, holder.since)
+
+
+# The process's start time read from /proc is whole seconds of boot time plus clock ticks:
+# a process that started this much after `since` is certainly not the one that locked.
+_CLOCK_SLACK = 2.0
+
+
+def is_running(pid: int, since: float) -> bool:
+    """Whether `pid` is still the process that, running on this host, recorded `since`."""
+    if not is_alive(pid):
+        return False
+    started = process_started(pid)
+    return started is None or started <= since + _CLOCK_SLACK
+
+
+def process_started(pid: int) -> float | None:
+    """When the process started, as a Unix time (None where /proc cannot say). After a
+    reboot every process started after the boot, so this also tells a reboot apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rsplit(b")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", "rb") as file:
+        for line in file:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    raise ValueError("no btime in /proc/stat")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.events import RunStatus
-from engine.journal.store import JournalError, is_alive, stored_events
+from engine.journal.lock import is_running
+from engine.journal.store import JournalError, stored_events
 from engine.record import RunDetail, RunSummary
 from engine.record import run_detail as _replayed
 
@@ -34,14 +35,17 @@ class RunNotFound(Exception):
 
 _COLUMNS = (
     "id, path, title, operator, email, host, pid, started, ended, status, params, digest,"
-    " git_commit, git_dirty, abspath"
+    " git_commit, git_dirty, abspath,"
+    # When its process took the runbook's lock (a resumed run's is later than its start).
+    " (SELECT since FROM active WHERE active.run_id = runs.id)"
 )
 _HOST = socket.gethostname()
 
 
 def _summary(row: tuple[Any, ...]) -> RunSummary:
     status = row[9]
-    if status == RunStatus.RUNNING and row[5] == _HOST and not is_alive(int(row[6])):
+    since = float(row[15] if row[15] is not None else row[7])
+    if status == RunStatus.RUNNING and row[5] == _HOST and not is_running(int(row[6]), since):
         status = str(RunStatus.INTERRUPTED)  # its process is gone: killed mid-run
     return RunSummary(
         id=row[0],
