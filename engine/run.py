@@ -281,7 +281,12 @@ class Runner:
         answers = tuple((e.prompt, e.send, e.secret) for e in step.expect)
         try:
             return render_step(
-                step.command, step.cwd, step.env, answers, self.context, interpreter=step.interpreter
+                step.command,
+                step.cwd,
+                step.env,
+                answers,
+                self.context,
+                interpreter=step.interpreter,
             )
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step, problem.line)}: {problem.message}") from None
