@@ -27,15 +27,19 @@ from mkdocs.utils import get_relative_url
 from engine.journal.location import journal_path
 from engine.journal.query import RunSummary, list_runs, run_detail
 from engine.loader import RunbookNotFound
-from engine.publish.page import runbook_markdown
+from engine.publish.decorate import Decoration, decorate
+from engine.publish.page import runbook_markdown, strip_front_matter
 from engine.publish.prefetch import Prefetch
 from engine.publish.runs import RunLinks, run_page, runs_index
 from engine.publish.stash import Stash
 
 log = logging.getLogger("mkdocs.plugins.runbook")
-# Served under assets/runbook/. mermaid is bundled so step graphs render without a network
-# (mkdocs-material uses a `mermaid` already on the page instead of fetching it).
+# Served under assets/runbook/. mermaid is bundled so step graphs render without a network;
+# it is 3.6 MB, so only pages that draw a graph load it: runbook.js when a step graph is
+# opened, a script tag on a page with the author's own mermaid diagram (mkdocs-material uses
+# a `mermaid` already on the page instead of fetching it).
 ASSETS = ("runbook.css", "vendor/mermaid.min.js", "runbook.js")
+LINKED = ("runbook.css", "runbook.js")
 
 
 class RunbookConfig(base.Config):
@@ -58,6 +62,8 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         self._run_urls: dict[str, str] = {}  # run id -> its page's URL
         self._index_url = ""
         self._root = Path.cwd()
+        # src_uri -> what its rendered HTML gets, and the source lines it was planned from
+        self._decorations: dict[str, tuple[Decoration, list[str]]] = {}
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
         self._root = Path(config.config_file_path or ".").resolve().parent
@@ -65,8 +71,8 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         templates = str(resources.files("engine.publish").joinpath("templates"))
         if templates not in config.theme.dirs:
             config.theme.dirs.append(templates)
-        for asset in ASSETS:
-            target = f"assets/runbook/{PurePosixPath(asset).name}"
+        for asset in LINKED:
+            target = f"assets/runbook/{asset}"
             bucket = config.extra_css if asset.endswith(".css") else config.extra_javascript
             if target not in [str(item) for item in bucket]:
                 bucket.append(target)
@@ -155,7 +161,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         recent = self._runs_by_path.get(str(Path(source).resolve()), [])[: self.config.recent]
         docs = Path(config.docs_dir).resolve()
         shown = _relative(docs / page.file.src_uri, self._root)
-        return runbook_markdown(
+        markdown, decoration = runbook_markdown(
             runbook,
             plan,
             f"runbook run {shown}",
@@ -163,12 +169,24 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             recent,
             lambda run_id: get_relative_url(self._run_urls.get(run_id, self._index_url), page.url),
         )
+        self._decorations[page.file.src_uri] = (
+            decoration,
+            strip_front_matter(runbook.text.splitlines()),
+        )
+        return markdown
 
     @event_priority(50)  # early: other plugins see the page as it is published
     def on_page_content(
         self, html: str, /, *, page: Page, config: MkDocsConfig, files: Files
     ) -> str | None:
-        return self._stash.restore(html)
+        html = self._stash.restore(html)
+        decoration = self._decorations.pop(page.file.src_uri, None)
+        if decoration is not None:
+            html = decorate(html, *decoration)
+        if 'class="mermaid"' in html:  # the author's own diagram: mermaid from this site
+            src = get_relative_url("assets/runbook/mermaid.min.js", page.url)
+            html = f'<script src="{src}"></script>' + html
+        return html
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         self._close()
