@@ -98,12 +98,13 @@ def _badges(step: Step) -> str:
 
 
 def _command_header(step: Step, number: int | None) -> str:
-    """A heading, so that search makes the step an entry of its own (id and command)."""
+    """A heading, so that search makes the step an entry of its own, titled by its id alone
+    (a longer title ranked it below the page), with its command as the text."""
     label = f"Step {number}" if number else "Example"
     return (
         f'<h6 class="rb-step" id="step-{esc(step.id)}">'
-        f'<a class="rb-step-link" href="#step-{esc(step.id)}">{label}</a> '
-        f"<code>{esc(step.id)}</code> {_badges(step)}</h6>"
+        f'<a class="rb-step-link" href="#step-{esc(step.id)}" data-search-exclude>{label}</a> '
+        f"<code>{esc(step.id)}</code> <span data-search-exclude>{_badges(step)}</span></h6>"
     )
 
 

@@ -165,6 +165,15 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         if self._home is not None and page.file is self._home:
             return f"# {HOME_TITLE}\n" + self._stash.block(self._home_html(page))
         source = page.file.abs_src_path
+        runs_dir = self.config.runs_dir.strip("/") + "/"
+        if (
+            page.file.generated_by
+            and page.file.src_uri.startswith(runs_dir)
+            and page.file.url != self._index_url
+        ):
+            # A run page ranks below the runbooks in search: a step id or a command found
+            # there should first lead to the procedure.
+            page.meta.setdefault("search", {"boost": 0.5})
         if not source or page.file.generated_by:
             return None
         try:
