@@ -34,15 +34,38 @@
     }).then(function (result) {
       box.innerHTML = result.svg;
       if (result.bindFunctions) { result.bindFunctions(box); }
+      // The page grew above a step the address points at: bring that step back into view.
+      var target = stepOf(location.hash);
+      if (target && (box.compareDocumentPosition(target) & Node.DOCUMENT_POSITION_FOLLOWING)) {
+        target.scrollIntoView();
+      }
     }).catch(function (error) {
       box.textContent = "The graph could not be drawn (" + error.message + ").";
     });
   }
 
+  function stepOf(hash) {
+    return hash && hash.indexOf("#step-") === 0 ?
+      document.getElementById(decodeURIComponent(hash.slice(1))) : null;
+  }
+
+  // A node of the graph is a link to its step: go there (and say so in the address).
+  function follow(event) {
+    var link = event.target.closest && event.target.closest("a");
+    var href = link && (link.getAttribute("href") || link.getAttribute("xlink:href"));
+    var target = stepOf(href);
+    if (!target) { return; }
+    event.preventDefault();
+    history.pushState(null, "", href);
+    target.scrollIntoView();
+  }
+
   function bindGraphs() {
     document.querySelectorAll("details.rb-graph").forEach(function (details) {
       var box = details.querySelector(".rb-graph-draw");
-      if (!box) { return; }
+      if (!box || box.getAttribute("data-bound")) { return; }
+      box.setAttribute("data-bound", "1");
+      box.addEventListener("click", follow);
       if (details.open) { draw(box); }
       details.addEventListener("toggle", function () { if (details.open) { draw(box); } });
     });
