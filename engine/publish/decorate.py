@@ -85,24 +85,28 @@ def decorate(page_html: str, decoration: Decoration, source: Sequence[str]) -> s
         inserts.append((top, 0, decoration.box))
     blocks = _code_blocks(page_html)
     by_line = {fence.start: fence for fence in fences(source)}
-    cursor = 0
+    # The n-th fence of the source with a given text is the n-th code block with that text.
+    seen: dict[str, int] = {}
+    occurrence: dict[int, int] = {}
+    for fence in by_line.values():
+        occurrence[fence.start] = seen.get(fence.text, 0)
+        seen[fence.text] = occurrence[fence.start] + 1
+    positions: dict[str, list[int]] = {}
+    for position, text in blocks:
+        positions.setdefault(text, []).append(position)
     first_step_block: int | None = None
     grouped: dict[int, list[str]] = {}
     for line, header in decoration.headers:
         grouped.setdefault(line, []).append(header)
     for line, group in sorted(grouped.items()):
         fence = by_line.get(line)
-        if fence is None:
+        found = positions.get(fence.text, []) if fence is not None else []
+        if fence is None or not found:
             continue
-        header = "".join(group)
-        for number in range(cursor, len(blocks)):
-            position, text = blocks[number]
-            if text == fence.text:
-                inserts.append((position, 2, header))
-                cursor = number + 1
-                if first_step_block is None:
-                    first_step_block = position
-                break
+        position = found[min(occurrence[fence.start], len(found) - 1)]
+        inserts.append((position, 2, "".join(group)))
+        if first_step_block is None or position < first_step_block:
+            first_step_block = position
     if decoration.graph:
         # After the introduction: before the first section, unless a step comes first; then
         # after the paragraphs that follow the title.
