@@ -386,3 +386,28 @@ def test_searching_a_step_id_lands_on_the_runbook(browser: Any, server: str) -> 
 def _no_stale_artifacts() -> Iterator[None]:
     shutil.rmtree(artifacts_dir(), ignore_errors=True)
     yield
+
+
+def test_a_search_match_in_a_run_output_is_shown(
+    browser: Any, server: str, built_site: Path
+) -> None:
+    run_page = next(p for p in (built_site / "runs").iterdir() if (p / "index.html").is_file())
+    tab = Tab(browser, server, DESKTOP)
+    tab.page.goto(f"{server}runs/{run_page.name}/?h=healthz")
+    marks = tab.page.locator("article mark[data-md-highlight]")
+    marks.first.wait_for(state="visible")
+    assert marks.count() >= 2  # the command, and its output
+    # No match is left in a collapsed box; the first one that was is scrolled to.
+    tab.page.wait_for_function(
+        """() => [...document.querySelectorAll('article mark[data-md-highlight]')].every(
+            m => m.getClientRects().length > 0)"""
+    )
+    boxed = tab.page.locator("article details mark[data-md-highlight]")
+    if boxed.count():
+        tab.page.wait_for_function(
+            """() => { const top = document.querySelector(
+                'article details mark[data-md-highlight]').getBoundingClientRect().top;
+                return top >= 0 && top < innerHeight; }"""
+        )
+    assert not tab.mermaid_loaded()
+    assert tab.errors == []

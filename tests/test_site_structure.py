@@ -24,9 +24,27 @@ from engine.model import StepKind
 
 ROOT = Path(__file__).resolve().parents[1]
 MKDOCS = Path(sys.executable).parent / "mkdocs"
-COUNTED = (
-    "ul ol li p pre code a table tr td blockquote details summary input h1 h2 h3 h4 div".split()
-)
+COUNTED = [
+    "ul",
+    "ol",
+    "li",
+    "p",
+    "pre",
+    "code",
+    "a",
+    "table",
+    "tr",
+    "td",
+    "blockquote",
+    "details",
+    "summary",
+    "input",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "div",
+]
 
 LISTS = """\
 ---

@@ -156,7 +156,7 @@ def _header_box(
     parts.append("<p>" + " · ".join(facts) + "</p>")
     if runbook.params:
         parts.append(
-            "<table><thead><tr><th>Parameter</th><th>Default</th>"
+            '<table class="rb-params"><thead><tr><th>Parameter</th><th>Default</th>'
             "<th>Description</th></tr></thead><tbody>"
         )
         for param in runbook.params:

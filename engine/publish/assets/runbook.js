@@ -105,6 +105,22 @@
     if (counter) { counter.textContent = String(shown); }
   }
 
+  // Opened from a search result (material marks the words found): a collapsed box holding
+  // the first match, such as a step's output on a run page, is opened and scrolled to.
+  function revealSearchMatch() {
+    if (location.search.indexOf("h=") === -1) { return; }
+    var first = null;
+    document.querySelectorAll("article mark[data-md-highlight]").forEach(function (mark) {
+      for (var node = mark.parentElement; node; node = node.parentElement) {
+        if (node.tagName === "DETAILS" && !node.open) {
+          node.open = true;
+          first = first || mark;
+        }
+      }
+    });
+    if (first) { first.scrollIntoView({ block: "center" }); }
+  }
+
   function bind() {
     document.querySelectorAll("[data-rb-filter]").forEach(function (select) {
       select.addEventListener("change", applyRunFilters);
@@ -115,6 +131,8 @@
     });
     applyHomeFilter();
     bindGraphs();
+    // Material marks the words found a moment after the page is shown: look a few times.
+    [0, 100, 300, 1000].forEach(function (ms) { setTimeout(revealSearchMatch, ms); });
   }
 
   if (window.document$) { window.document$.subscribe(bind); } else if (
