@@ -1,9 +1,10 @@
-"""A runbook page: the author's Markdown with annotations removed, a header per step, a header
-box (parameters, how to run it, its last run) and the step graph as a mermaid flowchart.
+"""A runbook page: the author's Markdown with annotations removed, and what `decorate` adds
+to its HTML: a header per step, a header box (parameters, how to run it, its last run) and the
+step graph as a mermaid flowchart.
 
-Pure: the runbook, its plan and its recent runs in, Markdown out; the step headers and the box
-are HTML, kept in a `Stash` and only named in the Markdown. Everything taken from the runbook
-or the journal that lands in HTML is escaped.
+Pure: the runbook, its plan and its recent runs in, Markdown and a `Decoration` out. A manual
+step's badge is HTML kept in a `Stash` and only named in the Markdown. Everything taken from
+the runbook or the journal that lands in HTML is escaped.
 """
 
 from __future__ import annotations
