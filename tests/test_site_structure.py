@@ -184,6 +184,13 @@ Symptoms: alerts `DiskFull` for `/var`.
 ~~~bash
 echo "a tilde fence"
 ~~~
+
+How the alert is routed:
+
+```mermaid
+graph LR
+  alert --> pager --> oncall
+```
 """
 
 CORPUS = {"lists.md": LISTS, "boxes.md": BOXES, "wiki.md": WIKI}
@@ -294,3 +301,16 @@ def test_every_command_step_has_its_header_before_its_code(
         text = html.unescape(re.sub(r"<[^>]+>", "", code.group(1)))
         first = next(line.strip() for line in step.body.splitlines() if line.strip())
         assert first.lstrip("$ ") in text, (step.id, text)
+
+
+def test_mermaid_is_loaded_only_by_pages_with_an_authors_diagram(
+    builds: tuple[Path, Path, Path],
+) -> None:
+    _, with_plugin, _ = builds
+    wiki = (with_plugin / "wiki/index.html").read_text(encoding="utf-8")
+    assert 'class="mermaid"' in wiki
+    assert '<script src="../assets/runbook/mermaid.min.js"></script>' in wiki
+    for page in ("lists", "boxes"):
+        text = (with_plugin / page / "index.html").read_text(encoding="utf-8")
+        assert "mermaid.min.js" not in text, page
+    assert (with_plugin / "assets/runbook/mermaid.min.js").is_file()
