@@ -43,7 +43,7 @@ def test_the_markdown_keeps_every_line_of_the_author() -> None:
     assert len(lines) == len(source)
     assert lines[3] == "   ```bash"  # the annotation is gone, the indentation kept
     assert lines[7].startswith("   - [ ] Files are there rbstash")  # the badge joins its line
-    assert [line for _, line in decoration.headers if "step-copy" in line]
+    assert [line for line, _, html in decoration.headers if "step-copy" in html] == [3]
 
 
 def test_a_small_graph_is_open_a_larger_one_collapsed() -> None:
@@ -99,7 +99,7 @@ def test_headers_go_before_their_code_even_with_identical_blocks_elsewhere() -> 
         '<blockquote><div class="language-bash highlight"><pre><code><span>echo</span> same'
         "</code></pre></div></blockquote>"
     )
-    out = decorate(page, Decoration("", "", ((4, "<h6>HEADER</h6>"),)), source)
+    out = decorate(page, Decoration("", "", ((5, "echo same", "<h6>HEADER</h6>"),)), source)
     assert out.index("<h6>HEADER</h6>") > out.index("<blockquote>")
     assert '<h6>HEADER</h6><div class="language-bash highlight">' in out
 
@@ -122,3 +122,14 @@ def test_the_home_page_escapes_and_lists_every_runbook() -> None:
     assert '<a href="runs/">12 runs recorded</a>' in out
     assert html.unescape(out).count("never run") == 2
     assert '<option value="pg">pg</option>' in out
+
+
+def test_a_step_outside_a_fence_gets_its_header_before_the_block_showing_it() -> None:
+    source = ["# T", "", "!!! note", "", "        $ systemctl restart web", ""]
+    page = (
+        '<h1>T</h1><div class="admonition note"><div class="highlight"><pre><code>'
+        "$ systemctl restart web</code></pre></div></div>"
+    )
+    decoration = Decoration("", "", ((4, "systemctl restart web", "<h6>HEADER</h6>"),))
+    out = decorate(page, decoration, source)
+    assert '<div class="admonition note"><h6>HEADER</h6><div class="highlight">' in out

@@ -34,11 +34,13 @@ class Fence:
 @dataclass(frozen=True, slots=True)
 class Decoration:
     """What a runbook page gets: `box` after its title, `graph` after its introduction, and a
-    header before the code block of each fence (by the fence's first line, 0-based)."""
+    header before the code block of each step: (the step's 0-based line, its command, the
+    header). A step in a fence goes before that fence's block; one that is not (an indented
+    code block) before the first block showing its command."""
 
     box: str
     graph: str
-    headers: tuple[tuple[int, str], ...]
+    headers: tuple[tuple[int, str, str], ...]
 
 
 def normalise(text: str) -> str:
@@ -95,16 +97,27 @@ def decorate(page_html: str, decoration: Decoration, source: Sequence[str]) -> s
     for position, text in blocks:
         positions.setdefault(text, []).append(position)
     first_step_block: int | None = None
+    all_fences = list(by_line.values())
     grouped: dict[int, list[str]] = {}
-    for line, header in decoration.headers:
-        grouped.setdefault(line, []).append(header)
-    for line, group in sorted(grouped.items()):
-        fence = by_line.get(line)
-        found = positions.get(fence.text, []) if fence is not None else []
-        if fence is None or not found:
-            continue
-        position = found[min(occurrence[fence.start], len(found) - 1)]
-        inserts.append((position, 2, "".join(group)))
+    unfenced: list[tuple[str, str]] = []
+    for line, command, header in decoration.headers:
+        fence = fence_of(all_fences, line)
+        if fence is not None:
+            grouped.setdefault(fence.start, []).append(header)
+        elif normalise(command):
+            unfenced.append((normalise(command), header))
+    placed: list[tuple[int, str]] = []
+    for start, group in sorted(grouped.items()):
+        fence = by_line[start]
+        found = positions.get(fence.text, [])
+        if found:
+            placed.append((found[min(occurrence[start], len(found) - 1)], "".join(group)))
+    for command, header in unfenced:
+        found = [position for position, text in blocks if command in text]
+        if found:
+            placed.append((found[0], header))
+    for position, header in placed:
+        inserts.append((position, 2, header))
         if first_step_block is None or position < first_step_block:
             first_step_block = position
     if decoration.graph:

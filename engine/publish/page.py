@@ -20,7 +20,7 @@ from engine.journal.export import when
 from engine.journal.query import RunSummary
 from engine.model import Runbook, Step, StepKind
 from engine.plan import EdgeKind, Plan
-from engine.publish.decorate import Decoration, fence_of, fences
+from engine.publish.decorate import Decoration
 from engine.publish.stash import Stash
 
 _FENCE = re.compile(r"^((?:[ \t]*>)*[ \t]*)(`{3,}|~{3,})(.*)$")
@@ -68,7 +68,6 @@ def runbook_markdown(
     """
     lines = strip_front_matter(runbook.text.splitlines())
     numbers = {step_id: n for n, step_id in enumerate(_ordered_ids(plan), 1)}
-    all_fences = fences(lines)
     headers = []
     for step in sorted(runbook.steps, key=lambda s: s.line):
         index = step.line - 1
@@ -76,9 +75,7 @@ def runbook_markdown(
             continue
         number = numbers.get(step.id)
         if step.kind is StepKind.COMMAND:
-            fence = fence_of(all_fences, index)
-            if fence is not None:
-                headers.append((fence.start, _command_header(step, number)))
+            headers.append((index, step.body, _command_header(step, number)))
         else:
             lines[index] = lines[index].rstrip() + " " + stash.inline(_manual_badge(step, number))
     box = _header_box(runbook, plan, run_command, recent_runs, run_href)
