@@ -289,8 +289,9 @@ def broken_links(out: Path) -> list[str]:
 
 
 def mermaid_of(fragment: str) -> str:
-    match = re.search(r'<pre class="mermaid"><code>(.*?)</code></pre>', fragment, flags=re.S)
-    assert match, "no mermaid block"
+    """The step graph's mermaid source (drawn in the browser by runbook.js)."""
+    match = re.search(r'<div class="rb-graph-draw" data-graph="([^"]*)"', fragment)
+    assert match, "no step graph"
     return html.unescape(match.group(1))
 
 
@@ -398,7 +399,7 @@ def test_a_manual_step_has_a_manual_badge(site: Site) -> None:
 def test_the_header_box(site: Site) -> None:
     body = article(site.page("restore"))
     assert re.search(r"<h1[^>]*>Restore the database", body)
-    match = re.search(r'<div class="rb-box">(.*?)</div>\s*<pre class="mermaid">', body, re.S)
+    match = re.search(r'<div class="rb-box">(.*?)<details class="rb-graph"', body, re.S)
     assert match, "no header box before the graph"
     box = match.group(1)
     facts = text_of(box)
@@ -780,7 +781,7 @@ def test_the_projects_own_site_builds_strict(tmp_path: Path) -> None:
     built(result)
     page = article((out / "getting-started" / "index.html").read_text(encoding="utf-8"))
     assert '<div class="rb-box">' in page
-    assert '<pre class="mermaid">' in page
+    assert 'class="rb-graph-draw"' in page
     assert "runbook run runbooks/getting-started.md" in text_of(page)
     assert (out / "assets" / "runbook" / "mermaid.min.js").is_file()
     assert not (out / "runs").exists()  # no journal, no run pages

@@ -1,9 +1,10 @@
-"""A runbook page: the author's Markdown with annotations removed, a header per step, a header
-box (parameters, how to run it, its last run) and the step graph as a mermaid flowchart.
+"""A runbook page: the author's Markdown with annotations removed, and what `decorate` adds
+to its HTML: a header per step, a header box (parameters, how to run it, its last run) and the
+step graph as a mermaid flowchart.
 
-Pure: the runbook, its plan and its recent runs in, Markdown out; the step headers and the box
-are HTML, kept in a `Stash` and only named in the Markdown. Everything taken from the runbook
-or the journal that lands in HTML is escaped.
+Pure: the runbook, its plan and its recent runs in, Markdown and a `Decoration` out. A manual
+step's badge is HTML kept in a `Stash` and only named in the Markdown. Everything taken from
+the runbook or the journal that lands in HTML is escaped.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Callable, Sequence
 from engine.annotation import split_info
 from engine.model import Runbook, Step, StepKind
 from engine.plan import EdgeKind, Plan
+from engine.publish.decorate import Decoration
 from engine.publish.stash import Stash
 from engine.record import RunSummary, step_flags, when
 
-_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
+_FENCE = re.compile(r"^((?:[ \t]*>)*[ \t]*)(`{3,}|~{3,})(.*)$")
 _FRONT_MATTER_END = re.compile(r"^(-{3,}|\.{3})\s*$")
 
 
@@ -53,34 +55,30 @@ def runbook_markdown(
     stash: Stash,
     recent_runs: Sequence[RunSummary] = (),
     run_href: Callable[[str], str] = lambda run_id: f"runs/{run_id}/",
-) -> str:
-    """The page's Markdown: the source with step headers, after a header box and a graph.
+) -> tuple[str, Decoration]:
+    """The page's Markdown, structured as the author wrote it, and what `decorate` adds to
+    its HTML: the header box, the graph and a header per command step.
 
-    Front matter lines are blanked, not removed, so the step lines from the model still index
-    the source; `run_href(id)` is the URL of a run's page, relative to this page.
+    Only two things change in the Markdown, both within a line: annotations leave the fence
+    info strings, and a manual step's badge joins the end of its task item's line. Front
+    matter lines are blanked, not removed, so the step lines from the model still index the
+    source; `run_href(id)` is the URL of a run's page, relative to this page.
     """
     lines = strip_front_matter(runbook.text.splitlines())
     numbers = {step_id: n for n, step_id in enumerate(_ordered_ids(plan), 1)}
-    top = stash.block(_header_box(runbook, plan, run_command, recent_runs, run_href))
-    top += _graph(plan) + "\n"
-    # The box goes right after the title (the first level-1 heading, by the model's line,
-    # never a `# comment` in a code block); it joins that line so step lines stay valid.
-    title = next((s for s in runbook.sections if s.level == 1), None)
-    if title is not None and title.line - 1 < len(lines):
-        lines[title.line - 1] += "\n\n" + top
-    for step in sorted(runbook.steps, key=lambda s: s.line, reverse=True):
+    headers = []
+    for step in sorted(runbook.steps, key=lambda s: s.line):
         index = step.line - 1
         if index >= len(lines):
             continue
         number = numbers.get(step.id)
         if step.kind is StepKind.COMMAND:
-            indent = re.match(r"\s*", lines[index]).group(0)  # type: ignore[union-attr]
-            header = indent + stash.inline(_command_header(step, number))
-            lines[index : index + 1] = [header, "", lines[index]]
+            headers.append((index, step.body, _command_header(step, number)))
         else:
             lines[index] = lines[index].rstrip() + " " + stash.inline(_manual_badge(step, number))
-    body = "\n".join(_plain_fence(line) for line in lines)
-    return body if title is not None else top + "\n" + body
+    box = _header_box(runbook, plan, run_command, recent_runs, run_href)
+    decoration = Decoration(box, graph_html(plan), tuple(headers))
+    return "\n".join(_plain_fence(line) for line in lines), decoration
 
 
 def _ordered_ids(plan: Plan) -> list[str]:
@@ -96,11 +94,13 @@ def _badges(step: Step) -> str:
 
 
 def _command_header(step: Step, number: int | None) -> str:
+    """A heading, so that search makes the step an entry of its own, titled by its id alone
+    (a longer title ranked it below the page), with its command as the text."""
     label = f"Step {number}" if number else "Example"
     return (
-        f'<span class="rb-step" id="step-{esc(step.id)}">'
-        f'<a class="rb-step-link" href="#step-{esc(step.id)}">{label}</a> '
-        f"<code>{esc(step.id)}</code> {_badges(step)}</span>"
+        f'<h6 class="rb-step" id="step-{esc(step.id)}">'
+        f'<a class="rb-step-link" href="#step-{esc(step.id)}" data-search-exclude>{label}</a> '
+        f"<code>{esc(step.id)}</code> <span data-search-exclude>{_badges(step)}</span></h6>"
     )
 
 
@@ -152,7 +152,7 @@ def _header_box(
     parts.append("<p>" + " · ".join(facts) + "</p>")
     if runbook.params:
         parts.append(
-            "<table><thead><tr><th>Parameter</th><th>Default</th>"
+            '<table class="rb-params"><thead><tr><th>Parameter</th><th>Default</th>'
             "<th>Description</th></tr></thead><tbody>"
         )
         for param in runbook.params:
@@ -205,24 +205,59 @@ def _last_run(
     return lines
 
 
+# mermaid refuses a diagram whose source is longer than this ("Maximum text size in diagram
+# exceeded"); a graph that would be longer is given as a list of steps instead.
+MERMAID_MAX_TEXT = 50_000
+# A graph of more steps than this is collapsed: it is a help, not the page.
+GRAPH_OPEN_STEPS = 8
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|<(?:https?|mailto):[^>]*>")
+
+
 def _node_label(step: Step) -> str:
     text = step.id if step.kind is StepKind.COMMAND else step.body
-    text = re.sub(r"[`*_\[\]]", "", text)
+    text = _LINK.sub(lambda m: m.group(1) or "", text)  # a link's text, never its target
+    text = re.sub(r"[`*_\[\]]", "", text).strip() or step.id
     if len(text) > 40:
         text = text[:39] + "…"
     return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
-def _graph(plan: Plan) -> str:
-    """The step graph as a mermaid flowchart: sections as subgraphs, flow and needs edges,
-    failure handlers dashed, manual steps as rounded boxes."""
+def graph_html(plan: Plan) -> str:
+    """The graph, collapsed beyond GRAPH_OPEN_STEPS steps; drawn by runbook.js (which loads
+    mermaid) only when open, and left out of the search index. Too large to draw: a list."""
     ids = _ordered_ids(plan)
     if not ids:
         return ""
+    source = mermaid_source(plan)
+    count = f"{len(ids)} step{'s' if len(ids) != 1 else ''}"
+    if len(source) > MERMAID_MAX_TEXT:
+        by_id = {s.id: s for s in plan.runbook.steps}
+        items = "".join(
+            f'<li><a href="#step-{esc(i)}"><code>{esc(i)}</code></a>'
+            + (f" {esc(_node_label(by_id[i]))}" if by_id[i].kind is StepKind.MANUAL else "")
+            + "</li>"
+            for i in ids
+        )
+        return (
+            f'<details class="rb-graph" data-search-exclude><summary>Steps ({count}: too many'
+            f' to draw as a graph)</summary><ol class="rb-step-list">{items}</ol></details>'
+        )
+    opened = " open" if len(ids) <= GRAPH_OPEN_STEPS else ""
+    return (
+        f'<details class="rb-graph" data-search-exclude{opened}><summary>Step graph'
+        f' ({count})</summary><div class="rb-graph-draw" data-graph="{html.escape(source)}">'
+        "</div></details>"
+    )
+
+
+def mermaid_source(plan: Plan) -> str:
+    """The step graph as a mermaid flowchart: sections as subgraphs, flow and needs edges,
+    failure handlers dashed, manual steps as rounded boxes, each node a link to its step."""
+    ids = _ordered_ids(plan)
     runbook = plan.runbook
     by_id = {s.id: s for s in runbook.steps}
     node = {step_id: f"s{n}" for n, step_id in enumerate(ids)}
-    lines = ["```mermaid", "flowchart TD"]
+    lines = ["flowchart TD"]
     titles = {s.slug: s.title for s in runbook.sections}
     groups: dict[str | None, list[str]] = {}
     for step_id in ids:
@@ -252,7 +287,9 @@ def _graph(plan: Plan) -> str:
                 lines.append(f"  {node[step.id]} -. on failure .-> {node[handler[0]]}")
         for before, after in itertools.pairwise(handler):
             lines.append(f"  {node[before]} --> {node[after]}")
-    lines.append("```")
+    for step_id in ids:
+        if re.fullmatch(r"[\w.-]+", step_id):
+            lines.append(f'  click {node[step_id]} href "#step-{step_id}"')
     return "\n".join(lines) + "\n"
 
 

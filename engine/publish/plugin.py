@@ -12,30 +12,42 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from mkdocs.config import base
 from mkdocs.config import config_options as c
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
+from mkdocs.livereload import LiveReloadServer
 from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files, InclusionLevel
+from mkdocs.structure.nav import Navigation, Section
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
 from engine.journal.location import journal_path
 from engine.journal.query import RunSummary, list_runs, run_detail
 from engine.loader import RunbookNotFound
-from engine.publish.page import runbook_markdown
-from engine.publish.prefetch import Prefetch
+from engine.model import Runbook
+from engine.plan import Plan
+from engine.publish.decorate import Decoration, decorate
+from engine.publish.home import HOME_TITLE, HomeEntry, home_html
+from engine.publish.page import runbook_markdown, strip_front_matter
+from engine.publish.prefetch import Prefetch, read_and_plan
 from engine.publish.runs import RunLinks, run_page, runs_index
 from engine.publish.stash import Stash
+from engine.publish.watch import JournalWatch
 
 log = logging.getLogger("mkdocs.plugins.runbook")
-# Served under assets/runbook/. mermaid is bundled so step graphs render without a network
-# (mkdocs-material uses a `mermaid` already on the page instead of fetching it).
+# Served under assets/runbook/. mermaid is bundled so step graphs render without a network;
+# it is 3.6 MB, so only pages that draw a graph load it: runbook.js when a step graph is
+# opened, a script tag on a page with the author's own mermaid diagram (mkdocs-material uses
+# a `mermaid` already on the page instead of fetching it).
 ASSETS = ("runbook.css", "vendor/mermaid.min.js", "runbook.js")
+LINKED = ("runbook.css", "runbook.js")
 
 
 class RunbookConfig(base.Config):
@@ -58,6 +70,11 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         self._run_urls: dict[str, str] = {}  # run id -> its page's URL
         self._index_url = ""
         self._root = Path.cwd()
+        # src_uri -> what its rendered HTML gets, and the source lines it was planned from
+        self._decorations: dict[str, tuple[Decoration, list[str]]] = {}
+        self._watch: JournalWatch | None = None  # under `mkdocs serve`
+        self._home: File | None = None  # the generated home page, when the docs have none
+        self._listed: dict[str, HomeEntry] = {}  # abspath -> the runbook as the home lists it
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
         self._root = Path(config.config_file_path or ".").resolve().parent
@@ -65,8 +82,8 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         templates = str(resources.files("engine.publish").joinpath("templates"))
         if templates not in config.theme.dirs:
             config.theme.dirs.append(templates)
-        for asset in ASSETS:
-            target = f"assets/runbook/{PurePosixPath(asset).name}"
+        for asset in LINKED:
+            target = f"assets/runbook/{asset}"
             bucket = config.extra_css if asset.endswith(".css") else config.extra_javascript
             if target not in [str(item) for item in bucket]:
                 bucket.append(target)
@@ -87,6 +104,11 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         self._prefetch = Prefetch([(path, f.src_uri) for path, f in pages.items()])
         self._pages_by_path = {str(Path(path).resolve()): f for path, f in pages.items()}
         self._stash = Stash()
+        self._listed = {}
+        self._home = None
+        if not any(files.get_file_from_path(name) for name in ("index.md", "README.md")):
+            self._home = File.generated(config, "index.md", content=f"# {HOME_TITLE}\n")
+            files.append(self._home)
         self._open_journal()
         if self._db is None:
             return files
@@ -124,6 +146,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         if not path.is_absolute():
             path = self._root / path
         self._runs, self._runs_by_path, self._db, self._run_urls = [], {}, None, {}
+        self._index_url = ""
         if not path.exists():
             log.info("no journal at %s: the site has no run pages", path)
             return
@@ -139,7 +162,18 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
     def on_page_markdown(
         self, markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files
     ) -> str | None:
+        if self._home is not None and page.file is self._home:
+            return f"# {HOME_TITLE}\n" + self._stash.block(self._home_html(page))
         source = page.file.abs_src_path
+        runs_dir = self.config.runs_dir.strip("/") + "/"
+        if (
+            page.file.generated_by
+            and page.file.src_uri.startswith(runs_dir)
+            and page.file.url != self._index_url
+        ):
+            # A run page ranks below the runbooks in search: a step id or a command found
+            # there should first lead to the procedure.
+            page.meta.setdefault("search", {"boost": 0.5})
         if not source or page.file.generated_by:
             return None
         try:
@@ -148,6 +182,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             raise PluginError(f"runbook: {exc}") from None
         if not runbook.steps:
             return None
+        self._listed[str(Path(source).resolve())] = self._entry(runbook, plan, page.file)
         page.meta.setdefault("search", {"boost": 2})  # the procedure ranks above its runs
         for diagnostic in plan.diagnostics:
             if diagnostic.is_error:
@@ -155,7 +190,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         recent = self._runs_by_path.get(str(Path(source).resolve()), [])[: self.config.recent]
         docs = Path(config.docs_dir).resolve()
         shown = _relative(docs / page.file.src_uri, self._root)
-        return runbook_markdown(
+        markdown, decoration = runbook_markdown(
             runbook,
             plan,
             f"runbook run {shown}",
@@ -163,12 +198,87 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             recent,
             lambda run_id: get_relative_url(self._run_urls.get(run_id, self._index_url), page.url),
         )
+        self._decorations[page.file.src_uri] = (
+            decoration,
+            strip_front_matter(runbook.text.splitlines()),
+        )
+        return markdown
+
+    def _entry(self, runbook: Runbook, plan: Plan, file: File) -> HomeEntry:
+        """The runbook as the home page lists it, its links relative to the home page."""
+        home_url = self._home.url if self._home is not None else ""
+        path = str(Path(file.abs_src_path or "").resolve())
+        runs = self._runs_by_path.get(path, [])
+        last = runs[0] if runs else None
+        last_url = self._run_urls.get(last.id, self._index_url) if last else ""
+        return HomeEntry(
+            title=runbook.title or file.src_uri,
+            href=get_relative_url(file.url, home_url),
+            path=file.src_uri,
+            description=runbook.description,
+            owner=runbook.owner,
+            tags=runbook.tags,
+            steps=len(plan.steps()),
+            last=last,
+            last_href=get_relative_url(last_url, home_url) if last_url else "",
+        )
+
+    def _home_html(self, page: Page) -> str:
+        """Every runbook of the site: those rendered already, and the others read now."""
+        for path, file in self._pages_by_path.items():
+            if path in self._listed or file is self._home or not file.abs_src_path:
+                continue
+            try:
+                runbook, plan = read_and_plan(file.abs_src_path, file.src_uri)
+            except RunbookNotFound:
+                continue
+            if runbook.steps:
+                self._listed[path] = self._entry(runbook, plan, file)
+        runs = get_relative_url(self._index_url, page.url) if self._index_url else None
+        return home_html(list(self._listed.values()), runs, len(self._runs))
 
     @event_priority(50)  # early: other plugins see the page as it is published
     def on_page_content(
         self, html: str, /, *, page: Page, config: MkDocsConfig, files: Files
     ) -> str | None:
-        return self._stash.restore(html)
+        html = self._stash.restore(html)
+        decoration = self._decorations.pop(page.file.src_uri, None)
+        if decoration is not None:
+            html = decorate(html, *decoration)
+        if 'class="mermaid"' in html:  # the author's own diagram: mermaid from this site
+            src = get_relative_url("assets/runbook/mermaid.min.js", page.url)
+            html = f'<script src="{src}"></script>' + html
+        return html
+
+    def on_nav(self, nav: Navigation, /, *, config: MkDocsConfig, files: Files) -> Navigation:
+        """The runs index as one entry "Runs", not a section "Runs" holding a page "Runs"."""
+        for index, item in enumerate(nav.items):
+            if (
+                isinstance(item, Section)
+                and len(item.children) == 1
+                and isinstance(item.children[0], Page)
+                and item.children[0].file.url == self._index_url
+            ):
+                page = item.children[0]
+                page.parent = item.parent
+                nav.items[index] = page
+        return nav
+
+    def on_serve(
+        self, server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Callable[..., Any]
+    ) -> LiveReloadServer:
+        """`mkdocs serve` rebuilds when the journal changes (a run, or its WAL, is written)."""
+        path = journal_path(self.config.journal, self._root)
+        path = (path if path.is_absolute() else self._root / path).resolve()
+        if self._watch is None and path.parent.is_dir():
+            self._watch = JournalWatch(path)
+            server.watch(str(self._watch.stamp_dir))
+        return server
+
+    def on_shutdown(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         self._close()
