@@ -87,11 +87,34 @@ def logical_lines(text: str) -> Iterator[tuple[int, str]]:
             continue
         pending.append(line)
         joined = " ".join(pending)
+        if open_quote(joined):
+            pending = [joined + "\n"]
+            continue
         pending = []
         heredocs.extend(m.group(2) for m in _HEREDOC.finditer(joined))
         yield start, joined
     if pending:
         yield start, " ".join(pending)
+
+
+def open_quote(text: str) -> str:
+    """The quote left open at the end of the text ('' when every quote is closed)."""
+    quote = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            index += 1
+        elif quote == '"':
+            quote = "" if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1] in " \t;"):
+            break
+        index += 1
+    return quote
 
 
 def split_words(line: str) -> list[str]:
