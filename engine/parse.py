@@ -17,6 +17,7 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 from engine.annotation import StepAttributes, annotate, split_info
 from engine.diagnostics import DiagnosticSink
 from engine.front_matter import FrontMatter, read_front_matter
+from engine.infer import infer_steps
 from engine.model import Runbook, Section, Step, StepKind
 from engine.slugs import slugify, unique_slug
 
@@ -107,7 +108,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
 
     steps = _settle_ids(drafts, front, sink)
     title = front.title or first_heading or PurePath(path).stem
-    return Runbook(
+    runbook = Runbook(
         path=path,
         title=title,
         steps=steps,
@@ -123,6 +124,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
         front_matter_keys=tuple(front.key_lines.items()),
         diagnostics=tuple(sink.items),
     )
+    return infer_steps(runbook)
 
 
 def _line(token: Token) -> int:
