@@ -63,6 +63,16 @@ class Inference:
 
 
 @dataclass(frozen=True, slots=True)
+class Branch:
+    """A step's place among alternatives the operator chooses between (content tabs, or sibling
+    sections such as "Option 1" / "Option 2" or "If ..."): the choice and this option's label."""
+
+    choice: str
+    label: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """A heading; `parent` is the slug of the enclosing section, if any."""
 
@@ -108,6 +118,8 @@ class Step:
     info_extra: str = ""
     follow: bool = False  # runs until stopped: Ctrl-C ends it and the run goes on
     guessed: bool = False  # an unlabelled block the engine judged to be commands
+    branch: Branch | None = None
+    offers: tuple[str, ...] = ()  # commands a manual step offers to run (inline code)
     inferred: tuple[Inference, ...] = ()
 
     def column_of(self, key: str) -> int:
