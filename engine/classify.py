@@ -87,7 +87,10 @@ _TABLE_HEADER = re.compile(r"^[A-Z][A-Z_-]+(\s{2,}[A-Z][A-Z_()%-]*(\s[A-Z]+)?)+\
 
 def reads_as_command(line: str) -> bool:
     """Whether one command line starts with a known program, a path to one, or shell syntax."""
-    words = split_words(line)
+    return _starts_with_command(split_words(line))
+
+
+def _starts_with_command(words: list[str] | tuple[str, ...]) -> bool:
     if not words:
         return False
     first = words[0]
@@ -95,7 +98,7 @@ def reads_as_command(line: str) -> bool:
         return True
     if _ASSIGNMENT.match(first):
         return True
-    program = peel(words)
+    program = peel(list(words))
     name = program[0] if program else first
     if name.startswith(("$", "${")):
         return name.strip("${}") in ("EDITOR", "VISUAL", "SHELL", "PAGER")
@@ -107,15 +110,15 @@ def judge_block(text: str) -> BlockJudgement:
     data = _data_kind(text)
     if data:
         return BlockJudgement(BlockKind.DATA, data[0], data[1])
-    lines = [line for _, line in logical_lines(text)]
+    lines = logical_lines(text)
     if not lines:
         return BlockJudgement(BlockKind.TEXT, "nothing to run", "the block is empty")
-    if not reads_as_command(lines[0]):
-        first = lines[0].split()[0] if lines[0].split() else lines[0]
+    if not _starts_with_command(lines[0].words):
+        first = lines[0].text.split()[0] if lines[0].text.split() else lines[0].text
         return BlockJudgement(
             BlockKind.TEXT, "text", f"its first line does not start with a command ({first})"
         )
-    known = sum(reads_as_command(line) for line in lines)
+    known = sum(_starts_with_command(line.words) for line in lines)
     if known * 5 < len(lines) * 4:
         return BlockJudgement(
             BlockKind.TEXT,

@@ -6,9 +6,9 @@ words anywhere in the text, so they share this one light reading of the shell. P
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
@@ -67,9 +67,24 @@ class SimpleCommand:
         return self.words[1:]
 
 
-def logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(1-based line, text) of each command line: continuations joined, here-document bodies
-    and blank or comment-only lines left out."""
+@dataclass(frozen=True, slots=True)
+class CommandLine:
+    """One command line: continuations and multi-line quotes joined, with its shell words."""
+
+    line: int
+    text: str
+    words: tuple[str, ...]
+
+
+def logical_lines(text: str) -> tuple[CommandLine, ...]:
+    """Each command line of a shell text, here-document bodies and blank or comment-only lines
+    left out. Cached: the inference rules each read the same step."""
+    return _logical_lines(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _logical_lines(text: str) -> tuple[CommandLine, ...]:
+    found: list[CommandLine] = []
     pending: list[str] = []
     start = 0
     heredocs: list[str] = []
@@ -80,74 +95,89 @@ def logical_lines(text: str) -> Iterator[tuple[int, str]]:
             continue
         if not pending:
             start = number
-            if not line.strip() or line.lstrip().startswith("#"):
+            stripped = line.lstrip()
+            if not stripped or stripped[0] == "#":
                 continue
         if line.endswith("\\") and not line.endswith("\\\\"):
             pending.append(line[:-1])
             continue
         pending.append(line)
         joined = " ".join(pending)
-        if open_quote(joined):
+        words, closed = tokenize(joined)
+        if not closed and number < text.count("\n") + 1:
             pending = [joined + "\n"]
             continue
         pending = []
-        heredocs.extend(m.group(2) for m in _HEREDOC.finditer(joined))
-        yield start, joined
+        if "<<" in joined:
+            heredocs.extend(m.group(2) for m in _HEREDOC.finditer(joined))
+        found.append(CommandLine(start, joined, tuple(words)))
     if pending:
-        yield start, " ".join(pending)
+        joined = " ".join(pending)
+        found.append(CommandLine(start, joined, tuple(tokenize(joined)[0])))
+    return tuple(found)
 
 
-def open_quote(text: str) -> str:
-    """The quote left open at the end of the text ('' when every quote is closed)."""
-    quote = ""
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if quote == "'":
-            quote = "" if char == "'" else quote
-        elif char == "\\":
-            index += 1
-        elif quote == '"':
-            quote = "" if char == '"' else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (index == 0 or text[index - 1] in " \t;"):
-            break
-        index += 1
-    return quote
+# One shell token: blanks, a comment (only where a word could start), an operator, or a word
+# made of unquoted characters, escapes and complete quoted strings. A regex, not shlex: this
+# runs on every line of every page and must cost what markdown-it costs, not ten times more.
+_TOKEN = re.compile(
+    r"""(?P<blank>[ \t\n]+)
+    |(?P<comment>\#[^\n]*)
+    |(?P<op>&&|\|\||;;|\|&|<<<|<<-|<<|>>|>&|&>|>\||[;&|()<>])
+    |(?P<word>(?:\$'(?:[^'\\]|\\.)*'|[^\s;&|()<>'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_QUOTING = re.compile(r"""\$'((?:[^'\\]|\\.)*)'|'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)""", re.DOTALL)
+
+
+def _unquote(word: str) -> str:
+    if "'" not in word and '"' not in word and "\\" not in word:
+        return word
+    return _QUOTING.sub(lambda m: next(g for g in m.groups() if g is not None), word)
+
+
+def tokenize(line: str) -> tuple[list[str], bool]:
+    """Shell words (quotes removed) and operators of a line, and whether every quote in it is
+    closed (an unclosed quote ends the words where it opens)."""
+    words: list[str] = []
+    covered = 0
+    for blank, comment, op, word in _TOKEN.findall(line):
+        covered += len(blank) + len(comment) + len(op) + len(word)
+        if word:
+            words.append(_unquote(word))
+        elif op:
+            words.append(op)
+    return words, covered == len(line)
 
 
 def split_words(line: str) -> list[str]:
     """Shell words and operators of one line; an unclosed quote ends the line where it opens."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()<>")
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    words: list[str] = []
-    try:
-        words.extend(lexer)
-    except ValueError:
-        return words
-    return words
+    return tokenize(line)[0]
 
 
-def simple_commands(text: str) -> list[SimpleCommand]:
+def simple_commands(text: str) -> tuple[SimpleCommand, ...]:
     """Every simple command in the text, in order, each with wrappers and assignments removed."""
+    return _simple_commands(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _simple_commands(text: str) -> tuple[SimpleCommand, ...]:
     found: list[SimpleCommand] = []
-    for number, line in logical_lines(text):
+    for command_line in logical_lines(text):
         current: list[str] = []
         fed = False
         previous_pipe = False
-        tokens = split_words(line)
+        tokens = command_line.words
         index = 0
         while index <= len(tokens):
             token = tokens[index] if index < len(tokens) else ";"
             if token in _OPERATORS or index == len(tokens):
                 words = peel(current)
                 if words:
+                    piped = token in ("|", "|&")
                     found.append(
-                        SimpleCommand(
-                            tuple(words), number, fed or previous_pipe, token in ("|", "|&")
-                        )
+                        SimpleCommand(tuple(words), command_line.line, fed or previous_pipe, piped)
                     )
                 previous_pipe = token in ("|", "|&")
                 current, fed = [], False
@@ -159,7 +189,7 @@ def simple_commands(text: str) -> list[SimpleCommand]:
             else:
                 current.append(token)
             index += 1
-    return found
+    return tuple(found)
 
 
 def peel(words: list[str]) -> list[str]:

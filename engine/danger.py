@@ -21,6 +21,7 @@ class DangerRule:
 
     name: str
     what: str
+    programs: frozenset[str]
     matches: Callable[[SimpleCommand], bool]
 
 
@@ -193,18 +194,62 @@ def _stores(command: SimpleCommand) -> bool:
     return False
 
 
+def _programs(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
 RULES: tuple[DangerRule, ...] = (
-    DangerRule("kube-delete", "deletes, drains or cordons cluster objects", _kube),
-    DangerRule("rm-recursive", "removes files recursively", _rm),
-    DangerRule("dd-device", "writes over a block device", _dd),
-    DangerRule("git-rewrite", "rewrites or discards git history", _git),
-    DangerRule("stop-service", "stops, disables or reboots a service or a machine", _service),
-    DangerRule("remove-package", "removes installed packages", _packages),
-    DangerRule("destroy-release", "destroys or rolls back deployed infrastructure", _orchestration),
-    DangerRule("cloud-delete", "deletes cloud resources", _cloud),
-    DangerRule("wipe-disk", "formats or wipes a disk, or flushes firewall rules", _disks),
-    DangerRule("drop-store", "deletes a database or keys", _stores),
+    DangerRule(
+        "kube-delete",
+        "deletes, drains or cordons cluster objects",
+        _programs("kubectl oc k"),
+        _kube,
+    ),
+    DangerRule("rm-recursive", "removes files recursively", _programs("rm"), _rm),
+    DangerRule("dd-device", "writes over a block device", _programs("dd"), _dd),
+    DangerRule("git-rewrite", "rewrites or discards git history", _programs("git"), _git),
+    DangerRule(
+        "stop-service",
+        "stops, disables or reboots a service or a machine",
+        _programs(
+            "systemctl service gitlab-ctl supervisorctl pm2 virtctl reboot shutdown poweroff halt"
+        ),
+        _service,
+    ),
+    DangerRule(
+        "remove-package",
+        "removes installed packages",
+        _programs("apt-get apt aptitude yum dnf zypper pip pip3 npm gem"),
+        _packages,
+    ),
+    DangerRule(
+        "destroy-release",
+        "destroys or rolls back deployed infrastructure",
+        _programs("helm terraform tofu terragrunt knife docker podman nerdctl docker-compose"),
+        _orchestration,
+    ),
+    DangerRule("cloud-delete", "deletes cloud resources", _CLOUD, _cloud),
+    DangerRule(
+        "wipe-disk",
+        "formats or wipes a disk, or flushes firewall rules",
+        _programs(
+            "mkfs wipefs shred blkdiscard sgdisk lvremove vgremove pvremove zpool zfs iptables "
+            "ip6tables nft"
+        ),
+        _disks,
+    ),
+    DangerRule(
+        "drop-store",
+        "deletes a database or keys",
+        _programs("dropdb dropuser etcdctl consul vault"),
+        _stores,
+    ),
 )
+_RULES_BY_PROGRAM: dict[str, tuple[DangerRule, ...]] = {
+    program: tuple(r for r in RULES if program in r.programs)
+    for program in frozenset().union(*(r.programs for r in RULES))
+}
+_STATEMENT_WORDS = re.compile(r"DROP|TRUNCATE|DELETE|_backend|FLUSH|dropDatabase", re.I)
 
 _SQL = (
     ("sql-drop", "drops a database object", re.compile(
@@ -223,7 +268,7 @@ _SQL = (
 def find_danger(text: str) -> DangerMatch | None:
     """The first destructive command in a shell text, or None."""
     for command in simple_commands(text):
-        for rule in RULES:
+        for rule in _RULES_BY_PROGRAM.get(command.name.split(".", 1)[0], ()):
             if rule.matches(command):
                 return DangerMatch(rule.name, rule.what, command.line, " ".join(command.words))
     return find_statement_danger(text)
@@ -232,6 +277,8 @@ def find_danger(text: str) -> DangerMatch | None:
 def find_statement_danger(text: str) -> DangerMatch | None:
     """The first destructive SQL or key-value statement in any text (an SQL step, a `psql -c`
     string, a here-document), or None."""
+    if not _STATEMENT_WORDS.search(text):
+        return None
     for name, what, pattern in _SQL:
         match = pattern.search(text)
         if match:

@@ -292,10 +292,10 @@ def _warn_no_steps(tokens: list[Token], sink: DiagnosticSink) -> None:
     sees why nothing would run (indented code, a fence in another language)."""
     found: list[str] = []
     for token in tokens:
-        if token.type in ("code_block", "fence") and token.map:
-            if judge_block(token.content).kind is BlockKind.COMMANDS:
-                how = "an indented code block" if token.type == "code_block" else "a fence"
-                found.append(f"line {token.map[0] + 1} ({how} of commands)")
+        code = token.type in ("code_block", "fence") and token.map
+        if code and judge_block(token.content).kind is BlockKind.COMMANDS:
+            how = "an indented code block" if token.type == "code_block" else "a fence"
+            found.append(f"line {_line(token)} ({how} of commands)")
     if found:
         sink.warning(
             1,
