@@ -120,6 +120,7 @@ class Step:
     guessed: bool = False  # an unlabelled block the engine judged to be commands
     branch: Branch | None = None
     offers: tuple[str, ...] = ()  # commands a manual step offers to run (inline code)
+    prose: str = ""  # the Markdown between the previous step and this one, shown before it
     inferred: tuple[Inference, ...] = ()
 
     def column_of(self, key: str) -> int:

@@ -75,6 +75,8 @@ class _Draft:
     guessed: bool = False
     branch: Branch | None = None
     offers: tuple[str, ...] = ()
+    end: int = 0  # the last source line of the step (1-based)
+    prose: str = ""
 
 
 def parse_runbook(text: str, path: str = "<text>") -> Runbook:
@@ -146,6 +148,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                         checked=match.group(1) != " ",
                         branch=_tab_branch(containers, section),
                         offers=_offered_commands(token.content),
+                        end=_end(token),
                     )
                 )
             elif _in_ordered_list(containers):
@@ -159,9 +162,13 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                         section,
                         branch=_tab_branch(containers, section),
                         offers=offers,
+                        end=_end(token),
                     )
 
     _branch_sections(drafts, sections)
+    _attach_prose(
+        drafts, lines, _end(tokens[0]) + 1 if tokens and tokens[0].type == "front_matter" else 1
+    )
     if not drafts:
         _warn_no_steps(tokens, sink)
     steps = _settle_ids(drafts, front, sink)
@@ -189,6 +196,22 @@ def _line(token: Token) -> int:
     return token.map[0] + 1 if token.map else 1
 
 
+def _end(token: Token) -> int:
+    return token.map[1] if token.map else _line(token)
+
+
+def _attach_prose(drafts: list[_Draft], lines: list[str], first_line: int) -> None:
+    """Each step's prose: the source between the previous step (or the front matter) and it,
+    shown to the operator before the step runs, as the page shows it to a reader."""
+    previous = first_line - 1
+    for draft in drafts:
+        start = draft.line - 1
+        if draft.kind is StepKind.MANUAL:
+            start = max(previous, start)
+        draft.prose = "\n".join(lines[previous:start]).strip("\n")
+        previous = max(previous, draft.end)
+
+
 def _looks_unclosed(lines: list[str]) -> bool:
     """A leading `---` with no closing line: the front matter plugin left it as a rule."""
     return not any(re.fullmatch(r"(-{3,}|\.\.\.)\s*", line) for line in lines[1:])
@@ -213,7 +236,9 @@ def _fence_step(
         judged = judge_block(token.content)
         if judged.kind is not BlockKind.COMMANDS:
             return None
-        return _Draft(StepKind.COMMAND, line, token.content, line + 1, section, guessed=True)
+        return _Draft(
+            StepKind.COMMAND, line, token.content, line + 1, section, guessed=True, end=_end(token)
+        )
     if not info.language and info.annotation is None:
         return None
     fence_text = lines[line - 1] if line - 1 < len(lines) else ""
@@ -232,6 +257,7 @@ def _fence_step(
         language=info.language,
         attrs=attrs,
         extra=info.extra,
+        end=_end(token),
     )
 
 
@@ -351,6 +377,7 @@ def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
         guessed=draft.guessed,
         branch=draft.branch,
         offers=draft.offers,
+        prose=draft.prose,
     )
     attrs = draft.attrs
     if attrs is None:

@@ -145,3 +145,21 @@ def test_a_page_with_no_steps_but_command_blocks_says_why() -> None:
     assert runbook.steps == ()
     (warning,) = [d for d in runbook.diagnostics if d.code == "no-steps"]
     assert "line 5 (an indented code block of commands)" in warning.message
+
+
+def test_each_step_keeps_the_prose_before_it() -> None:
+    text = (
+        "---\ntitle: Rotate the certificate\n---\n"
+        "# Rotate\n\nDo **one** load balancer at a time.\n\n"
+        "```bash\necho drain\n```\n\n"
+        "If it does not come back within 2 minutes, kill it hard:\n\n"
+        "- [ ] Tell #ops-oncall\n- [ ] Wait for the pager to stay quiet\n\n"
+        "```bash\necho restore\n```\n"
+    )
+    steps = parse_runbook(text, "cert.md").steps
+    assert [s.prose for s in steps] == [
+        "# Rotate\n\nDo **one** load balancer at a time.",
+        "If it does not come back within 2 minutes, kill it hard:",
+        "",
+        "",
+    ]
