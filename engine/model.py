@@ -67,6 +67,27 @@ class SessionCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class Inference:
+    """A setting the engine concluded from a step's content (not written by the author), and
+    why: shown by `show`, `check` and the site; an annotation of the same key overrides it."""
+
+    key: str
+    value: str
+    reason: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """A step's place among alternatives the operator chooses between (content tabs, or sibling
+    sections such as "Option 1" / "Option 2" or "If ..."): the choice and this option's label."""
+
+    choice: str
+    label: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """A heading; `parent` is the slug of the enclosing section, if any."""
 
@@ -113,6 +134,12 @@ class Step:
     explicit_id: bool = False
     key_columns: tuple[tuple[str, int], ...] = ()
     info_extra: str = ""
+    follow: bool = False  # runs until stopped: Ctrl-C ends it and the run goes on
+    guessed: bool = False  # an unlabelled block the engine judged to be commands
+    branch: Branch | None = None
+    offers: tuple[str, ...] = ()  # commands a manual step offers to run (inline code)
+    prose: str = ""  # the Markdown between the previous step and this one, shown before it
+    inferred: tuple[Inference, ...] = ()
     command: str = ""
     command_lines: tuple[int, ...] = ()
     session: tuple[SessionCommand, ...] = ()
@@ -139,6 +166,13 @@ class Step:
     def column_of(self, key: str) -> int:
         """The column of an annotation key on the fence line (1 when unknown)."""
         return dict(self.key_columns).get(key, 1)
+
+    def annotated(self, key: str) -> bool:
+        """Whether the author set this annotation key (so no inference overrides it)."""
+        return any(name == key for name, _ in self.key_columns)
+
+    def inference(self, key: str) -> Inference | None:
+        return next((i for i in self.inferred if i.key == key), None)
 
 
 @dataclass(frozen=True, slots=True)

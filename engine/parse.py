@@ -12,12 +12,16 @@ from pathlib import PurePath
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from mdit_py_plugins.admon import admon_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from engine.annotation import SHELL_LANGUAGES, StepAttributes, annotate, split_info
+from engine.classify import BlockKind, inline_command, judge_block
+from engine.content_tabs import content_tabs_plugin
 from engine.diagnostics import DiagnosticSink
 from engine.front_matter import FrontMatter, read_front_matter
-from engine.model import Runbook, Section, SessionCommand, Step, StepKind
+from engine.infer import infer_steps
+from engine.model import Branch, Runbook, Section, SessionCommand, Step, StepKind
 from engine.placeholders import find_implicit
 from engine.sessions import prompt_lines, read_session
 from engine.slugs import slugify, unique_slug
@@ -25,6 +29,16 @@ from engine.slugs import slugify, unique_slug
 _TASK = re.compile(r"^\[([ xX])\](?:[ \t]+|$)")
 _FENCE_OPEN = re.compile(r"^(\s*)(`{3,}|~{3,})")
 _INLINE_MARKUP = re.compile(r"[`*_\[\]<>!&\\~]")
+_CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+_CONTAINERS = frozenset(
+    {"bullet_list_open", "ordered_list_open", "list_item_open", "tab_open", "admonition_open"}
+)
+_UNLABELLED = frozenset({"", "text", "txt", "plain", "plaintext"})
+# Sibling headings that are alternatives: "Option 1", "Alternative B", "Method 2", "If ...".
+_ALTERNATIVE = re.compile(
+    r"^((option|alternative|method|approach|variant|scenario)\s*[\w.]*\b|if\b)",
+    re.IGNORECASE,
+)
 
 
 def make_markdown() -> MarkdownIt:
@@ -32,8 +46,15 @@ def make_markdown() -> MarkdownIt:
 
     Inline parsing is left out: steps need only the source of inline content, and the few
     headings are parsed inline on their own (`_plain_text`), which halves the parse time.
+    Admonitions and content tabs are read as containers, so the commands inside are steps.
     """
-    return MarkdownIt("commonmark").use(front_matter_plugin).disable("inline")
+    return (
+        MarkdownIt("commonmark")
+        .use(front_matter_plugin)
+        .use(admon_plugin)
+        .use(content_tabs_plugin)
+        .disable("inline")
+    )
 
 
 _MARKDOWN = make_markdown()
@@ -57,6 +78,11 @@ class _Draft:
     command_lines: tuple[int, ...] = ()
     session: tuple[SessionCommand, ...] = ()
     classes: tuple[str, ...] = ()
+    guessed: bool = False
+    branch: Branch | None = None
+    offers: tuple[str, ...] = ()
+    end: int = 0  # the last source line of the step (1-based)
+    prose: str = ""
 
 
 def parse_runbook(text: str, path: str = "<text>") -> Runbook:
@@ -81,8 +107,12 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
             "end it with a line of three dashes (---)",
         )
 
+    containers: list[Token] = []  # open lists, list items, tabs, admonitions; innermost last
+    tab_sets = 0
+    item_offer: _Draft | None = None  # an ordered-list item's commands, until the item ends
     for index, token in enumerate(tokens):
         kind = token.type
+        section = stack[-1].slug if stack else None
         if kind == "heading_open":
             level = int(token.tag[1])
             title = _plain_text(tokens[index + 1])
@@ -90,31 +120,67 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
             while stack and stack[-1].level >= level:
                 stack.pop()
             slug = unique_slug(slugify(title) or "section", taken_slugs)
-            section = Section(slug, title, level, _line(token), stack[-1].slug if stack else None)
-            sections.append(section)
-            stack.append(section)
+            heading = Section(slug, title, level, _line(token), stack[-1].slug if stack else None)
+            sections.append(heading)
+            stack.append(heading)
+        elif kind.endswith("_open") and kind in _CONTAINERS:
+            if kind == "tab_open" and token.meta.get("first"):
+                tab_sets += 1
+            token.meta["set"] = tab_sets
+            containers.append(token)
+        elif kind.endswith("_close") and kind.replace("_close", "_open") in _CONTAINERS:
+            closed = containers.pop() if containers else None
+            if closed is not None and closed.type == "list_item_open" and item_offer:
+                drafts.append(item_offer)
+                item_offer = None
         elif kind == "fence":
-            draft = _fence_step(token, lines, stack[-1].slug if stack else None, sink)
+            draft = _fence_step(token, lines, section, sink)
             if draft is not None:
+                draft.branch = _tab_branch(containers, section)
                 drafts.append(draft)
+                item_offer = None  # the item's own fence is its step
         elif kind == "inline" and index >= 2 and tokens[index - 2].type == "list_item_open":
             match = _TASK.match(token.content)
-            if match and tokens[index - 1].type == "paragraph_open":
+            if tokens[index - 1].type != "paragraph_open":
+                continue
+            if match:
                 drafts.append(
                     _Draft(
                         StepKind.MANUAL,
                         _line(token),
                         token.content[match.end() :].strip(),
                         _line(token),
-                        stack[-1].slug if stack else None,
+                        section,
                         checked=match.group(1) != " ",
+                        branch=_tab_branch(containers, section),
+                        offers=_offered_commands(token.content),
+                        end=_end(token),
                     )
                 )
+            elif _in_ordered_list(containers):
+                offers = _offered_commands(token.content)
+                if offers:
+                    item_offer = _Draft(
+                        StepKind.MANUAL,
+                        _line(token),
+                        token.content.strip(),
+                        _line(token),
+                        section,
+                        branch=_tab_branch(containers, section),
+                        offers=offers,
+                        end=_end(token),
+                    )
 
+    _branch_sections(drafts, sections)
+    _attach_prose(
+        drafts, lines, _end(tokens[0]) + 1 if tokens and tokens[0].type == "front_matter" else 1
+    )
+    if not drafts:
+        _warn_no_steps(tokens, sink)
     steps = _settle_ids(drafts, front, sink)
     implicit = find_implicit(steps, front.params, (name for name, _ in front.env), sink)
     title = front.title or first_heading or PurePath(path).stem
-    return Runbook(
+    runbook = Runbook(
         path=path,
         title=title,
         steps=tuple(implicit.steps),
@@ -130,10 +196,27 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
         front_matter_keys=tuple(front.key_lines.items()),
         diagnostics=tuple(sink.items),
     )
+    return infer_steps(runbook)
 
 
 def _line(token: Token) -> int:
     return token.map[0] + 1 if token.map else 1
+
+
+def _end(token: Token) -> int:
+    return token.map[1] if token.map else _line(token)
+
+
+def _attach_prose(drafts: list[_Draft], lines: list[str], first_line: int) -> None:
+    """Each step's prose: the source between the previous step (or the front matter) and it,
+    shown to the operator before the step runs, as the page shows it to a reader."""
+    previous = first_line - 1
+    for draft in drafts:
+        start = draft.line - 1
+        if draft.kind is StepKind.MANUAL:
+            start = max(previous, start)
+        draft.prose = "\n".join(lines[previous:start]).strip("\n")
+        previous = max(previous, draft.end)
 
 
 def _looks_unclosed(lines: list[str]) -> bool:
@@ -157,8 +240,13 @@ def _fence_step(
     info = split_info(token.info)
     line = _line(token)
     session = read_session(token.content, info.language, line + 1)
-    if session is None and not info.language and info.annotation is None:
-        return None
+    if session is None and info.annotation is None and info.language in _UNLABELLED:
+        judged = judge_block(token.content)
+        if judged.kind is not BlockKind.COMMANDS:
+            return None
+        return _Draft(
+            StepKind.COMMAND, line, token.content, line + 1, section, guessed=True, end=_end(token)
+        )
     fence_text = lines[line - 1] if line - 1 < len(lines) else ""
     opener = _FENCE_OPEN.match(fence_text)
     info_column = (opener.end() if opener else 0) + 1
@@ -180,6 +268,7 @@ def _fence_step(
         extra=info.extra,
         command=token.content,
         classes=info.classes,
+        end=_end(token),
     )
     if session is None and attrs.run and not attrs.interpreter and "$" in token.content:
         for offset in prompt_lines(token.content)[:1]:
@@ -205,6 +294,76 @@ def _fence_step(
                 " as a script",
             )
     return draft
+
+
+def _tab_branch(containers: list[Token], section: str | None) -> Branch | None:
+    """The innermost content tab holding a step, as a branch of its tab set."""
+    tab = next((t for t in reversed(containers) if t.type == "tab_open"), None)
+    if tab is None:
+        return None
+    return Branch(f"{section or 'top'}-tabs-{tab.meta['set']}", tab.meta["label"], _line(tab))
+
+
+def _in_ordered_list(containers: list[Token]) -> bool:
+    lists = [t for t in containers if t.type in ("ordered_list_open", "bullet_list_open")]
+    return bool(lists) and lists[-1].type == "ordered_list_open"
+
+
+def _offered_commands(text: str) -> tuple[str, ...]:
+    """The inline code spans of a list item that read as commands, in order."""
+    return tuple(
+        m.group(1).strip() for m in _CODE_SPAN.finditer(text) if inline_command(m.group(1))
+    )
+
+
+def _branch_sections(drafts: list[_Draft], sections: list[Section]) -> None:
+    """Steps under sibling headings that read as alternatives ("Option 1", "If ...") become
+    branches of one choice; a tab inside such a section stays the innermost choice."""
+    by_slug = {s.slug: s for s in sections}
+    choice_of: dict[str, tuple[str, Section]] = {}
+    run: list[Section] = []
+    for section in [*sections, None]:
+        if (
+            section is not None
+            and _ALTERNATIVE.match(section.title)
+            and (not run or (run[-1].parent, run[-1].level) == (section.parent, section.level))
+        ):
+            run.append(section)
+            continue
+        if section is not None and run and section.level > run[-1].level:
+            continue  # a subsection of the last option belongs to it
+        for option in run:
+            choice_of[option.slug] = (run[0].slug, option)
+        run = [section] if section is not None and _ALTERNATIVE.match(section.title) else []
+    if not choice_of:
+        return
+    for draft in drafts:
+        if draft.branch is not None:
+            continue
+        slug = draft.section
+        while slug is not None and slug not in choice_of:
+            slug = by_slug[slug].parent if slug in by_slug else None
+        if slug is not None:
+            choice, option = choice_of[slug]
+            draft.branch = Branch(choice, option.title, option.line)
+
+
+def _warn_no_steps(tokens: list[Token], sink: DiagnosticSink) -> None:
+    """A page with no steps whose code blocks look like commands: say which, so an author
+    sees why nothing would run (indented code, a fence in another language)."""
+    found: list[str] = []
+    for token in tokens:
+        code = token.type in ("code_block", "fence") and token.map
+        if code and judge_block(token.content).kind is BlockKind.COMMANDS:
+            how = "an indented code block" if token.type == "code_block" else "a fence"
+            found.append(f"line {_line(token)} ({how} of commands)")
+    if found:
+        sink.warning(
+            1,
+            "no-steps",
+            "this page gives no steps, but these look like commands: " + ", ".join(found[:8]),
+            "fence commands as ```bash, or write the procedure as a numbered list",
+        )
 
 
 def _settle_ids(drafts: list[_Draft], front: FrontMatter, sink: DiagnosticSink) -> tuple[Step, ...]:
@@ -254,6 +413,10 @@ def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
         command_lines=draft.command_lines,
         session=draft.session,
         classes=draft.classes,
+        guessed=draft.guessed,
+        branch=draft.branch,
+        offers=draft.offers,
+        prose=draft.prose,
     )
     attrs = draft.attrs
     if attrs is None:

@@ -1,0 +1,165 @@
+"""Runbooks in the shapes teams write them (GitLab-style numbered procedures, mkdocs pages with
+admonitions and content tabs, wiki pages with unlabelled blocks): which steps each yields."""
+
+from __future__ import annotations
+
+from engine.model import StepKind
+from engine.parse import parse_runbook
+
+NUMBERED_PROCEDURE = """\
+# Restart Puma on a stuck node
+
+1. Log in to the affected node and check the service:
+   `sudo gitlab-ctl status puma`
+1. Stop Puma on each node, one at a time: `sudo gitlab-ctl stop puma`
+1. Wait until no worker is left (see the [process list](../processes.md)).
+1. Start it again with `sudo gitlab-ctl start puma` and then check
+   `sudo gitlab-ctl tail puma`.
+
+- Bullet notes like `gitlab-ctl status` are not part of the procedure.
+"""
+
+
+def test_numbered_items_with_commands_become_manual_steps_that_offer_them() -> None:
+    steps = parse_runbook(NUMBERED_PROCEDURE, "puma.md").steps
+    assert [s.kind for s in steps] == [StepKind.MANUAL] * 3
+    assert [s.offers for s in steps] == [
+        ("sudo gitlab-ctl status puma",),
+        ("sudo gitlab-ctl stop puma",),
+        ("sudo gitlab-ctl start puma", "sudo gitlab-ctl tail puma"),
+    ]
+    assert [s.line for s in steps] == [3, 5, 7]
+
+
+def test_a_numbered_item_with_its_own_fence_is_not_offered_twice() -> None:
+    text = (
+        "1. Reconfigure with `sudo gitlab-ctl reconfigure`:\n\n"
+        "   ```bash\n   sudo gitlab-ctl reconfigure\n   ```\n"
+        "2. Done.\n"
+    )
+    steps = parse_runbook(text, "x.md").steps
+    assert [(s.kind, s.body.strip()) for s in steps] == [
+        (StepKind.COMMAND, "sudo gitlab-ctl reconfigure")
+    ]
+
+
+MKDOCS_PAGE = """\
+# Install the agent
+
+!!! warning "Before you start"
+    Take the node out of the load balancer:
+
+    ```bash
+    ./lb.sh drain web-1
+    ```
+
+=== "Ubuntu"
+
+    ```bash
+    sudo apt-get install -y node-agent
+    ```
+
+=== "RHEL"
+
+    ```bash
+    sudo dnf install -y node-agent
+    ```
+
+??? note "If the package is not found"
+    ```
+    sudo apt-get update
+    ```
+"""
+
+
+def test_commands_in_admonitions_and_tabs_are_steps_and_tabs_are_branches() -> None:
+    steps = parse_runbook(MKDOCS_PAGE, "agent.md").steps
+    assert [s.body.strip() for s in steps] == [
+        "./lb.sh drain web-1",
+        "sudo apt-get install -y node-agent",
+        "sudo dnf install -y node-agent",
+        "sudo apt-get update",
+    ]
+    drain, ubuntu, rhel, update = steps
+    assert drain.branch is None and update.branch is None
+    assert ubuntu.branch is not None and rhel.branch is not None
+    assert ubuntu.branch.choice == rhel.branch.choice
+    assert (ubuntu.branch.label, rhel.branch.label) == ("Ubuntu", "RHEL")
+    assert update.guessed and not ubuntu.guessed
+
+
+WIKI_ALTERNATIVES = """\
+# Recover a replica
+
+## Check the lag
+
+```
+psql -c 'select now() - pg_last_xact_replay_timestamp()'
+```
+
+## Option 1: restart replication
+
+```bash
+sudo systemctl restart postgresql
+```
+
+### Verify
+
+```bash
+psql -c 'select 1'
+```
+
+## Option 2: rebuild from the primary
+
+```bash
+pg_basebackup -h primary -D /var/lib/postgresql/data
+```
+
+## Afterwards
+
+Sample output of a healthy replica:
+
+```
+ replay_lag
+------------
+ 00:00:00.1
+```
+"""
+
+
+def test_option_headings_are_branches_of_one_choice_and_output_is_not_guessed() -> None:
+    steps = parse_runbook(WIKI_ALTERNATIVES, "replica.md").steps
+    lag, restart, verify, rebuild = steps
+    assert lag.guessed and lag.branch is None
+    assert restart.branch is not None and verify.branch is not None
+    assert rebuild.branch is not None
+    assert restart.branch == verify.branch
+    assert restart.branch.choice == rebuild.branch.choice
+    assert rebuild.branch.label == "Option 2: rebuild from the primary"
+    assert len(steps) == 4  # the sample output block is text
+
+
+def test_a_page_with_no_steps_but_command_blocks_says_why() -> None:
+    text = "# Notes\n\nRun this:\n\n    kubectl get pods -A\n\nand read the result.\n"
+    runbook = parse_runbook(text, "notes.md")
+    assert runbook.steps == ()
+    (warning,) = [d for d in runbook.diagnostics if d.code == "no-steps"]
+    assert "line 5 (an indented code block of commands)" in warning.message
+
+
+def test_each_step_keeps_the_prose_before_it() -> None:
+    text = (
+        "---\ntitle: Rotate the certificate\n---\n"
+        "# Rotate\n\nDo **one** load balancer at a time.\n\n"
+        "```bash\necho drain\n```\n\n"
+        "If it does not come back within 2 minutes, kill it hard:\n\n"
+        "- [ ] Tell #ops-oncall\n- [ ] Wait for the pager to stay quiet\n\n"
+        "```bash\necho restore\n```\n"
+    )
+    steps = parse_runbook(text, "cert.md").steps
+    assert [s.prose for s in steps] == [
+        "# Rotate\n\nDo **one** load balancer at a time.",
+        "If it does not come back within 2 minutes, kill it hard:",
+        "",
+        "",
+    ]
