@@ -249,7 +249,7 @@ _RULES_BY_PROGRAM: dict[str, tuple[DangerRule, ...]] = {
     program: tuple(r for r in RULES if program in r.programs)
     for program in frozenset().union(*(r.programs for r in RULES))
 }
-_STATEMENT_WORDS = re.compile(r"DROP|TRUNCATE|DELETE|_backend|FLUSH|dropDatabase", re.I)
+_STATEMENT_WORDS = re.compile(r"\b(?:DROP|TRUNCATE|DELETE|FLUSH\w+)\b|_backend|dropDatabase", re.I)
 
 _SQL = (
     ("sql-drop", "drops a database object", re.compile(
