@@ -50,6 +50,8 @@ _LINE_LIMIT = 2048
 # How long one search of an `expect` prompt (a runbook's regular expression) may take.
 _MATCH_SECONDS = 0.1
 _START_SECONDS = 15.0
+# A step whose status says one of these stopped it was suspended, not ended.
+_STOPPED = frozenset({signal.SIGTSTP, signal.SIGSTOP, signal.SIGTTIN, signal.SIGTTOU})
 # Runs once when the session starts. __rb_save runs as the step's subshell exits: it drops
 # the special variables (in that dying subshell only) and dumps the rest with builtins alone.
 # PROMPT_COMMAND ends every command, even one that Ctrl-C cut short: it reads the state back
@@ -412,6 +414,13 @@ class ShellSession:
                     # What outlived the step's own end (background and `setsid` children).
                     first = signal.SIGKILL if level >= 2 else signal.SIGTERM
                     reaper.stop(tree, self._kill_grace, first)
+                elif tree is not None and code - 128 in _STOPPED:
+                    # Suspended (Ctrl-Z typed, SIGSTOP): the session took the terminal back,
+                    # and a stopped job would stay stopped for good. It is ended instead,
+                    # once the session has forgotten it (or it reports it under the next step).
+                    self._send("builtin disown -a")
+                    self._wait(StepIO(on_output=lambda _: None), _START_SECONDS, now, None)
+                    reaper.stop(tree, 0, signal.SIGKILL)
                 return _outcome(code, timed_out, interrupted, time.monotonic() - started)
             # Hold back what could be the start of a marker split across reads.
             cut = data.rfind(b"\x1e")

@@ -217,6 +217,14 @@ def test_a_timeout_kills_what_ignores_sigterm_even_outside_the_group(session, un
     assert wait_gone(stubborn) == [] and wait_gone(foreground) == []
 
 
+def test_a_suspended_step_is_ended_not_left_stopped(session, unique) -> None:
+    held = unique(309)
+    outcome, _ = run(session, f"sleep {held} &\nkill -STOP $BASHPID\necho resumed\n")
+    assert outcome.signal == signal.SIGSTOP
+    assert wait_gone(held) == []
+    assert run(session, "jobs -l; echo next\n")[1] == "next\n"
+
+
 def test_a_background_job_of_a_step_that_succeeded_is_left_running(session, unique) -> None:
     server = unique(306)
     outcome, _ = run(session, f"sleep {server} &\n")

@@ -78,8 +78,9 @@ def is_live(holder: Holder, host: str | None = None) -> bool:
     return holder.host != (host or socket.gethostname()) or is_running(holder.pid, holder.since)
 
 
-# The process's start time read from /proc is whole seconds of boot time plus clock ticks:
-# a process that started this much after `since` is certainly not the one that locked.
+# The start time read from /proc is the boot time (whole seconds, so up to 1 s early) plus
+# clock ticks: never later than the truth, so the holder itself always passes. The slack
+# covers a small step of the wall clock between the lock and now (btime follows the clock).
 _CLOCK_SLACK = 2.0
 
 
