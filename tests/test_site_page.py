@@ -133,3 +133,33 @@ def test_a_step_outside_a_fence_gets_its_header_before_the_block_showing_it() ->
     decoration = Decoration("", "", ((4, "systemctl restart web", "<h6>HEADER</h6>"),))
     out = decorate(page, decoration, source)
     assert '<div class="admonition note"><h6>HEADER</h6><div class="highlight">' in out
+
+
+def test_steps_in_admonitions_and_tabs_get_their_headers_by_source_line() -> None:
+    """Whatever steps the parser makes of commands in `!!!` and `===` blocks: each header goes
+    before the code block of the fence holding the step's line."""
+    source = [
+        "# T",
+        "",
+        '!!! warning "First"',
+        "    ```bash",
+        "    echo warn",
+        "    ```",
+        "",
+        '=== "Debian"',
+        "",
+        "    ```bash",
+        "    apt-get install -y curl",
+        "    ```",
+    ]
+    page = (
+        '<h1>T</h1><div class="admonition warning"><p class="admonition-title">First</p>'
+        '<div class="language-bash highlight"><pre><span></span><code>echo warn\n</code></pre>'
+        '</div></div><div class="tabbed-set"><div class="tabbed-block">'
+        '<div class="language-bash highlight"><pre><span></span><code>apt-get install -y curl\n'
+        "</code></pre></div></div></div>"
+    )
+    headers = ((3, "echo warn", "<h6>A</h6>"), (10, "apt-get install -y curl", "<h6>B</h6>"))
+    out = decorate(page, Decoration("", "", headers), source)
+    assert '</p><h6>A</h6><div class="language-bash highlight"><pre><span></span><code>echo' in out
+    assert '<div class="tabbed-block"><h6>B</h6><div class="language-bash' in out

@@ -314,3 +314,48 @@ def test_mermaid_is_loaded_only_by_pages_with_an_authors_diagram(
         text = (with_plugin / page / "index.html").read_text(encoding="utf-8")
         assert "mermaid.min.js" not in text, page
     assert (with_plugin / "assets/runbook/mermaid.min.js").is_file()
+
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+
+
+def test_real_runbooks_keep_their_structure(tmp_path: Path) -> None:
+    """The real-world runbooks in ../shared/seeds (when present), repaired by `check --fix`."""
+    seeds = sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []
+    if not seeds:
+        pytest.skip(f"no seeds in {SEEDS}")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for seed in seeds:
+        (docs / f"{seed.stem}.md").write_bytes(seed.read_bytes())
+    env = {k: v for k, v in os.environ.items() if k not in {"RUNBOOK_JOURNAL", "MKDOCS_CONFIG"}}
+    env.update(NO_MKDOCS_2_WARNING="1", RUNBOOK_JOURNAL=str(tmp_path / "none.db"))
+    subprocess.run(
+        [str(MKDOCS.parent / "runbook"), "check", "--fix", "docs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    config = re.sub(r"(?m)^docs_dir:.*$", "docs_dir: docs", config)
+    config = re.sub(r"(?m)^strict:.*$", "strict: false", config)
+    (tmp_path / "with.yml").write_text(config, encoding="utf-8")
+    (tmp_path / "without.yml").write_text(re.sub(r"(?m)^\s*- runbook\s*$\n", "", config))
+    for name in ("with", "without"):
+        result = subprocess.run(
+            [str(MKDOCS), "build", "-q", "-f", f"{name}.yml", "-d", f"site-{name}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+    headers = 0
+    for seed in seeds:
+        page = f"{seed.stem}/index.html"
+        with_plugin = article(tmp_path / "site-with" / page)
+        assert counts(with_plugin) == counts(article(tmp_path / "site-without" / page)), seed.name
+        headers += with_plugin.count('<h6 class="rb-step"')
+    assert headers > 0, "no step of any seed got a header"

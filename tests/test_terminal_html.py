@@ -119,3 +119,18 @@ def test_no_markup_can_come_from_the_output() -> None:
     out = terminal_html(hostile)
     assert "<img" not in out and "javascript" not in out
     assert re.fullmatch(r'(<span style="color:#010203">|</span>|[^<>])*', out), out
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"plain\nlines\n",
+        b"\x1b[31mred\nstill red\x1b[0m\nplain \x1b[1;4mbold\x1b[22m under\x1b[0m\n\n",
+        b"\x1b[38;5;208ma\x1b[48;2;1;2;3mb\x1b[7mc\x1b[m\x1b[m\x1b[32m\x1b[0m end",
+        b"<&>\x1b[34m<b>\n\n\x1b[0m",
+    ],
+)
+def test_the_quick_way_for_colour_only_logs_gives_the_same_html(data: bytes) -> None:
+    from engine.publish.terminal_html import _emulated
+
+    assert terminal_html(data) == _emulated(data.decode())

@@ -132,9 +132,42 @@ class _Screen:
 def terminal_html(data: bytes) -> str:
     """The output's final state as HTML for a `<pre>`: escaped text in styled spans."""
     text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=True)
+    if _SLOW.search(text) is None:  # only colours and newlines: no line is ever redrawn
+        return _colours_only(text)
+    return _emulated(text)
+
+
+# Anything but newlines and colour changes: carriage returns, backspaces, tabs, cursor moves,
+# other escapes. Most logs have none of them and take the quick way.
+_SLOW = re.compile(r"[\x00-\x09\x0b-\x1a\x1c-\x1f\x7f]|\x1b(?!\[[0-9;:]*m)")
+_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+
+
+def _emulated(text: str) -> str:
     return "\n".join(
         "".join(_span(run, style) for run, style in runs) for runs in _screen_lines(text)
     )
+
+
+def _colours_only(text: str) -> str:
+    """The same HTML as `_emulated` for text whose only controls are newlines and SGR."""
+    parts: list[str] = []
+    style = PLAIN
+    position = 0
+    for match in _SGR.finditer(text):
+        if match.start() > position:
+            parts.append(_lines_span(text[position : match.start()], style))
+        style = sgr(match.group(1), style)
+        position = match.end()
+    if position < len(text):
+        parts.append(_lines_span(text[position:], style))
+    return "".join(parts)
+
+
+def _lines_span(text: str, style: Style) -> str:
+    if style is PLAIN or style == PLAIN or "\n" not in text:
+        return _span(text, style)
+    return "\n".join(_span(line, style) if line else "" for line in text.split("\n"))
 
 
 def _screen_lines(text: str) -> list[list[tuple[str, Style]]]:
