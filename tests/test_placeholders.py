@@ -212,6 +212,13 @@ def test_check_of_a_hugo_page_has_notes_and_no_errors(tmp_path: Path) -> None:
     ]
 
 
+def test_check_text_lists_the_notes_and_counts_them(tmp_path: Path) -> None:
+    result = cli(tmp_path, "check", write(tmp_path, "drain.md", HUGO))
+    assert result.returncode == 0
+    assert "drain.md:18:14: info: <node-name> is asked as parameter 'node_name'" in result.stdout
+    assert "0 errors, 0 warnings, 4 notes" in result.stderr
+
+
 def test_an_unattended_run_without_them_refuses_before_any_step(tmp_path: Path) -> None:
     path = write(tmp_path, "drain.md", HUGO)
     ran = run_in_pty(tmp_path, path, "--yes", "-p", "node_name=web-1")
