@@ -258,6 +258,12 @@ def test_a_run_substitutes_placeholders_and_exports_variables(tmp_path: Path) ->
     assert "s3cr3t" not in (tmp_path / "j.db").read_bytes().decode("utf-8", "replace")
 
 
+def test_a_placeholder_named_like_a_template_word_gets_a_usable_name() -> None:
+    runbook = parse("```bash\nkubectl label node x <none>\n```\n")
+    assert [p.name for p in runbook.params] == ["none_value"]
+    assert runbook.steps[0].command == "kubectl label node x {{ none_value }}\n"
+
+
 def test_a_placeholder_named_like_a_credential_is_secret() -> None:
     runbook = parse("```bash\ncurl -u admin:<admin password> -H 'X-Key: YOUR_API_KEY' x\n```\n")
     assert [(p.name, p.secret) for p in runbook.params] == [
