@@ -299,3 +299,17 @@ def test_an_interactive_run_asks_each_implicit_parameter_once_at_the_start(tmp_p
     child.close()
     assert child.exitstatus == 0, child.before
     assert (tmp_path / "a.log").read_text() == "web-1 eu-1\nweb-1\n"
+
+
+def test_a_secret_variable_from_the_text_reaches_every_step(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "token.md",
+        '```bash\necho "$API_TOKEN" > a.txt\n```\n\n```bash\necho "$API_TOKEN" > b.txt\n```\n',
+    )
+    (param,) = parse(path.read_text()).params
+    assert (param.name, param.secret, param.implicit) == ("api_token", True, True)
+    ran = run_in_pty(tmp_path, path, "--yes", "-p", "API_TOKEN=abc123")
+    assert ran.status == 0, ran.output
+    assert (tmp_path / "a.txt").read_text() == (tmp_path / "b.txt").read_text() == "abc123\n"
+    assert "abc123" not in ran.output
