@@ -119,6 +119,8 @@ def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> Front
                 setattr(result, key, str(value))
         elif key == "tags":
             tags = [value] if isinstance(value, str) else value
+            if isinstance(tags, list):  # Docusaurus: a tag may be {label: ..., permalink: ...}
+                tags = [t.get("label", t) if isinstance(t, dict) else t for t in tags]
             if not isinstance(tags, list) or not all(isinstance(t, str | int) for t in tags):
                 sink.error(line(key), "front-matter-value", "'tags' must be a list of words")
             else:

@@ -145,6 +145,10 @@ class Step:
     session: tuple[SessionCommand, ...] = ()
     classes: tuple[str, ...] = ()  # fence classes kept for the site: {.line-numbers}
 
+    def __post_init__(self) -> None:
+        if not self.command and self.kind is StepKind.COMMAND:
+            object.__setattr__(self, "command", self.body)  # a step built from its body alone
+
     @property
     def expected(self) -> str:
         """The example output a terminal session shows, all commands together."""

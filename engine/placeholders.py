@@ -37,6 +37,37 @@ _STANDARD_PREFIXES = ("LC_", "BASH_", "XDG_", "SSH_", "RUNBOOK_")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_]\w*)([^}]*)\}|\$([A-Za-z_]\w*)")
 _DEFAULTED = re.compile(r"^:?[-=+]")  # ${V:-x}, ${V-x}, ${V:=x}, ${V:+x}: not asked
 _ASSIGNED = re.compile(r"(?:^|(?<=[\s;&|(`]))([A-Za-z_]\w*)(?:\[[^\]]*\])?\+?=")
+# Words a template cannot use as a name: `{{ none }}` is a constant, `{{ if }}` a syntax error.
+_JINJA_WORDS = frozenset(
+    (
+        "and",
+        "or",
+        "not",
+        "if",
+        "else",
+        "elif",
+        "in",
+        "is",
+        "true",
+        "false",
+        "none",
+        "for",
+        "recursive",
+        "with",
+        "without",
+        "import",
+        "from",
+        "as",
+        "set",
+        "block",
+        "macro",
+        "call",
+        "filter",
+        "endif",
+        "endfor",
+        "loop",
+    )
+)
 _ASSIGNED_TO = re.compile(r"(?:^|(?<=[\s;&|(]))([A-Za-z_]\w*)=$")  # VAR= before a placeholder
 _DECLARED = re.compile(
     r"\b(?:export|local|declare|typeset|readonly|read|mapfile|readarray|getopts)\b"
@@ -189,7 +220,8 @@ def _placeholder_edits(
         if start and command[start - 1] == "=":
             assignment = _ASSIGNED_TO.search(command, max(0, start - 100), start)
         if key not in names:
-            names[key] = assignment.group(1).lower() if assignment else key
+            chosen = assignment.group(1).lower() if assignment else key
+            names[key] = chosen + "_value" if chosen in _JINJA_WORDS else chosen
         name = names[key]
         if name not in params and name not in found:
             line, column = _position(step, command, match.start())

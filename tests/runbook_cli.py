@@ -54,6 +54,9 @@ def check_json(tmp_path: Path, path: Path) -> list[dict]:  # type: ignore[type-a
     result = cli(tmp_path, "check", "--format", "json", path)
     report = json.loads(result.stdout)
     assert result.returncode == (1 if report["errors"] else 0), result.stderr
+    severities = [d["severity"] for d in report["files"][0]["diagnostics"]]
+    assert report["notes"] == severities.count("info")
+    assert report["warnings"] == severities.count("warning")
     return report["files"][0]["diagnostics"]
 
 

@@ -97,6 +97,12 @@ def test_a_key_one_edit_from_a_runbook_key_is_still_an_error_with_a_hint(
     assert diagnostic.hint == f"did you mean '{meant}'?"
 
 
+def test_docusaurus_tags_with_labels_are_read_as_words() -> None:
+    runbook = parse("---\ntags: [{label: cdn, permalink: /cdn}, cache]\nslug: /x\n---\n")
+    assert runbook.diagnostics == ()
+    assert runbook.tags == ("cdn", "cache")
+
+
 def test_another_unknown_key_is_a_note_not_an_error() -> None:
     runbook = parse("---\nmy_theme_colour: red\n---\n")
     assert [(d.code, str(d.severity)) for d in runbook.diagnostics] == [("foreign-key", "info")]

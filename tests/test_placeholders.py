@@ -212,6 +212,13 @@ def test_check_of_a_hugo_page_has_notes_and_no_errors(tmp_path: Path) -> None:
     ]
 
 
+def test_check_text_lists_the_notes_and_counts_them(tmp_path: Path) -> None:
+    result = cli(tmp_path, "check", write(tmp_path, "drain.md", HUGO))
+    assert result.returncode == 0
+    assert "drain.md:18:14: info: <node-name> is asked as parameter 'node_name'" in result.stdout
+    assert "0 errors, 0 warnings, 4 notes" in result.stderr
+
+
 def test_an_unattended_run_without_them_refuses_before_any_step(tmp_path: Path) -> None:
     path = write(tmp_path, "drain.md", HUGO)
     ran = run_in_pty(tmp_path, path, "--yes", "-p", "node_name=web-1")
@@ -251,6 +258,12 @@ def test_a_run_substitutes_placeholders_and_exports_variables(tmp_path: Path) ->
     assert "s3cr3t" not in (tmp_path / "j.db").read_bytes().decode("utf-8", "replace")
 
 
+def test_a_placeholder_named_like_a_template_word_gets_a_usable_name() -> None:
+    runbook = parse("```bash\nkubectl label node x <none>\n```\n")
+    assert [p.name for p in runbook.params] == ["none_value"]
+    assert runbook.steps[0].command == "kubectl label node x {{ none_value }}\n"
+
+
 def test_a_placeholder_named_like_a_credential_is_secret() -> None:
     runbook = parse("```bash\ncurl -u admin:<admin password> -H 'X-Key: YOUR_API_KEY' x\n```\n")
     assert [(p.name, p.secret) for p in runbook.params] == [
@@ -286,3 +299,17 @@ def test_an_interactive_run_asks_each_implicit_parameter_once_at_the_start(tmp_p
     child.close()
     assert child.exitstatus == 0, child.before
     assert (tmp_path / "a.log").read_text() == "web-1 eu-1\nweb-1\n"
+
+
+def test_a_secret_variable_from_the_text_reaches_every_step(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "token.md",
+        '```bash\necho "$API_TOKEN" > a.txt\n```\n\n```bash\necho "$API_TOKEN" > b.txt\n```\n',
+    )
+    (param,) = parse(path.read_text()).params
+    assert (param.name, param.secret, param.implicit) == ("api_token", True, True)
+    ran = run_in_pty(tmp_path, path, "--yes", "-p", "API_TOKEN=abc123")
+    assert ran.status == 0, ran.output
+    assert (tmp_path / "a.txt").read_text() == (tmp_path / "b.txt").read_text() == "abc123\n"
+    assert "abc123" not in ran.output

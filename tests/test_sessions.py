@@ -311,3 +311,26 @@ def test_any_transcript_splits_back_into_its_commands_and_outputs(
         (command, "\n".join(out)) for command, out in pairs
     ]
     assert session.command_text == "\n".join(command for command, _ in pairs)
+
+
+def test_an_annotation_on_a_session_applies_to_its_step() -> None:
+    runbook = parse(
+        """\
+        ```console {id: restart, timeout: 1m}
+        $ systemctl restart ingester
+        ```
+
+        ```console {run: false}
+        $ kubectl drain <node-name>
+        node/worker-1 drained
+        ```
+        """
+    )
+    restart, example = runbook.steps
+    assert (restart.id, restart.timeout, restart.command) == (
+        "restart",
+        60.0,
+        "systemctl restart ingester\n",
+    )
+    assert (example.run, example.expected) == (False, "node/worker-1 drained")
+    assert runbook.params == ()  # a display-only example asks nothing

@@ -139,12 +139,14 @@ class Terminal:
                         "path": r.plan.runbook.path,
                         "errors": r.errors,
                         "warnings": r.warnings,
+                        "notes": r.notes,
                         "diagnostics": [d.as_dict() for d in r.diagnostics],
                     }
                     for r in results
                 ],
                 "errors": sum(r.errors for r in results),
                 "warnings": sum(r.warnings for r in results),
+                "notes": sum(r.notes for r in results),
             }
         )
 
