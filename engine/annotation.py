@@ -354,6 +354,9 @@ def _decide_step(
         )
 
 
+_EXPECT_KEYS = ("prompt", "send", "secret", "multiline")
+
+
 def _read_expect(value: object, line: int, bad) -> tuple[Expect, ...]:  # type: ignore[no-untyped-def]
     items = value
     if isinstance(value, dict):
@@ -366,13 +369,13 @@ def _read_expect(value: object, line: int, bad) -> tuple[Expect, ...]:  # type: 
         if not isinstance(item, dict) or "prompt" not in item or "send" not in item:
             bad("expect", f"{item!r} needs both 'prompt' and 'send'")
             continue
-        unknown = set(item) - {"prompt", "send", "secret"}
+        unknown = set(item) - set(_EXPECT_KEYS)
         if unknown:
             name = sorted(map(str, unknown))[0]
             bad(
                 "expect",
                 f"unknown key '{name}' in an expect item",
-                did_you_mean(name, ("prompt", "send", "secret")),
+                did_you_mean(name, _EXPECT_KEYS),
             )
             continue
         prompt = _scalar_text(item["prompt"])
@@ -387,6 +390,7 @@ def _read_expect(value: object, line: int, bad) -> tuple[Expect, ...]:  # type: 
                 _scalar_text(item["send"]),
                 line,
                 _as_bool(item.get("secret", False)) is True,
+                _as_bool(item.get("multiline", False)) is True,
             )
         )
     return tuple(result)

@@ -51,6 +51,7 @@ class Expect:
     send: str
     line: int
     secret: bool = False
+    multiline: bool = False  # the answer may hold line breaks (typed as several lines)
 
 
 @dataclass(frozen=True, slots=True)

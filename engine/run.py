@@ -404,8 +404,8 @@ class Runner:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         captured = bytearray()
         responders = [
-            Responder(re.compile(prompt), send, "secret" if secret else "")
-            for prompt, send, secret in rendered.answers
+            Responder(re.compile(prompt), send, "secret" if secret else "", expect.multiline)
+            for expect, (prompt, send, secret) in zip(step.expect, rendered.answers, strict=True)
         ]
         timeout = step.timeout or self.plan.runbook.timeout
         with self.ui.step_io(step, step.interactive) as terminal, _Interrupts() as interrupts:
