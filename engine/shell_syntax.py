@@ -6,6 +6,7 @@ of the template, as Go's html/template decides its escaper from the HTML around 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Sequence
@@ -39,6 +40,9 @@ class Context:
     quoting: Quoting
     delimiter: str = ""
     via: str = ""  # for arithmetic reached through a variable: that variable's name
+    # End words of the here-documents around the value's `$( ... )`: bash ends a
+    # here-document at such a line even inside a substitution, so the value may not hold one.
+    enclosing: tuple[str, ...] = ()
 
 
 _ARITHMETIC_NODES = frozenset({"arithmetic_expansion", "subscript", "c_style_for_statement"})
@@ -64,10 +68,26 @@ def contexts(text: bytes, spans: Sequence[tuple[int, int]]) -> list[Context]:
     found = []
     for start, end in spans:
         node = root.descendant_for_byte_range(start, end)
-        found.append(
-            _context(node, arithmetic_names) if node is not None else Context(Quoting.WORD)
-        )
+        if node is None:
+            found.append(Context(Quoting.WORD))
+            continue
+        context = _context(node, arithmetic_names)
+        enclosing = _heredocs_around(node)
+        if context.quoting in (Quoting.HEREDOC, Quoting.HEREDOC_LITERAL):
+            enclosing = enclosing[1:]  # its own here-document is the context itself
+        found.append(dataclasses.replace(context, enclosing=enclosing) if enclosing else context)
     return found
+
+
+def _heredocs_around(node: Node) -> tuple[str, ...]:
+    """The end words of every here-document body `node` sits in, innermost first."""
+    words = []
+    current: Node | None = node
+    while current is not None:
+        if current.type == "heredoc_body":
+            words.append(_heredoc(current).delimiter)
+        current = current.parent
+    return tuple(w for w in words if w)
 
 
 def variables(text: bytes, spans: Sequence[tuple[int, int]]) -> tuple[set[str], set[str]]:

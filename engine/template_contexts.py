@@ -46,7 +46,13 @@ def placements(
                 continue
             output, index = slot
             line = output.nodes[index].lineno
-            args: list[object] = [where.quoting.value, where.delimiter, where.via, line]
+            args: list[object] = [
+                where.quoting.value,
+                where.delimiter,
+                where.via,
+                list(where.enclosing),
+                line,
+            ]
             found.append((output, index, "_rb_escape", args))
         return found
     from engine.interpreters import literal_contexts

@@ -28,6 +28,13 @@ _SIMPLE = re.compile(r"-?\s*([A-Za-z][A-Za-z0-9_]*)((?:\s*\|\s*[A-Za-z_]\w*)*)\s
 _FILTER = re.compile(r"[A-Za-z_]\w*")
 _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_TAGS = (
+    "if|elif|else|endif|for|endfor|set|endset|macro|endmacro|call|endcall|filter|endfilter"
+    "|raw|endraw|with|endwith|block|endblock|extends|include|import|from|autoescape"
+    "|endautoescape|trans|pluralize|endtrans|do|break|continue"
+)
+_NOT_A_TAG = re.compile(r"\{%(?![-+]?\s*(?:" + _TAGS + r")\b)")
+_OPEN_COMMENT = re.compile(r"\{#(?![^#]*(?:#(?!\})[^#]*)*#\})")
 _GO_FIELD = re.compile(r"(?:^|[\s(])\.[A-Za-z_]")
 _GO_STRING = re.compile(r'-?\s*"(?:[^"\\]|\\.)*"\s*-?')
 
@@ -75,14 +82,16 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _escape(value: object, quoting: str, delimiter: str, via: str, line: int) -> str:
+def _escape(
+    value: object, quoting: str, delimiter: str, via: str, enclosing: list[str], line: int
+) -> str:
     """A value written for the shell context its template sits in (see engine.quoting)."""
     from engine.quoting import Refused, escape_shell
     from engine.shell_syntax import Context, Quoting
 
     if isinstance(value, Unquoted):
         return str(value)
-    context = Context(Quoting(quoting), delimiter, via)
+    context = Context(Quoting(quoting), delimiter, via, tuple(enclosing))
     variable = value.variable if isinstance(value, SecretValue) else None
     try:
         return escape_shell(_text(value), context, variable)
@@ -132,6 +141,11 @@ def _literal_spans(source: str, known: Collection[str] | None) -> list[tuple[int
     or names nothing the runbook defines (Go and Helm templates: `{{range .items}}`,
     `{{ $k }}`). A name one edit from a known one stays a template, so its typo is reported."""
     spans = [m.span() for m in _LITERAL.finditer(source)]
+    if "{%" in source or "{#" in source:
+        # `printf '{%s}'` and `{#` without a `#}` are not Jinja: only a known tag opens one
+        spans += [m.span() for m in _NOT_A_TAG.finditer(source)]
+        spans += [(m.start(), m.start() + 2) for m in _OPEN_COMMENT.finditer(source)]
+        spans = _outermost(sorted(spans))
     if "{{" not in source:
         return spans
     local: set[str] = set()
@@ -143,6 +157,15 @@ def _literal_spans(source: str, known: Collection[str] | None) -> list[tuple[int
         if not _is_jinja(match.group(1), known, local):
             spans.append(match.span())
     return sorted(spans)
+
+
+def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans without those inside an earlier one."""
+    kept: list[tuple[int, int]] = []
+    for start, end in spans:
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end))
+    return kept
 
 
 def _is_jinja(inner: str, known: Collection[str] | None, local: set[str]) -> bool:

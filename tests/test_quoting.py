@@ -52,6 +52,8 @@ def _refused(name: str, value: str) -> bool:
     """Values a context refuses (tested below): they never reach the shell."""
     if name == "quoted-heredoc":
         return "END_OF_VALUE" in value
+    if name == "substitution-in-heredoc":
+        return "EOF" in value  # the here-document around the $( ) would end there
     return name == "default" and "'" in value
 
 
@@ -218,6 +220,9 @@ def test_only_an_integer_reaches_shell_arithmetic(template: str, tmp_path) -> No
 def test_a_value_that_would_end_a_quoted_heredoc_is_refused() -> None:
     with pytest.raises(TemplateProblem, match="would end the quoted here-document"):
         render_template("cat <<'EOF'\n{{ v }}\nEOF", {"v": "x\nEOF\ntouch pwned"})
+    # bash ends a here-document at its end word even inside a $( ) within it
+    with pytest.raises(TemplateProblem, match="would end the here-document around it"):
+        render_template('cat <<EOF\n$(echo "{{ v }}")\nEOF', {"v": "'\nEOF\ntouch pwned"})
 
 
 def test_a_template_in_backticks_is_refused_with_a_hint() -> None:
