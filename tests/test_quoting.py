@@ -42,9 +42,9 @@ CONTEXTS: dict[str, tuple[str, str]] = {
     "for": ('for x in {{ v }}; do printf %s "$x"; done', "{v}"),
     "array": ('a=({{ v }} "{{ v }}"); printf %s "${a[0]}|${a[1]}"', "{v}|{v}"),
     "process-substitution": ("cat <(printf %s {{ v }})", "{v}"),
-    "substitution-in-heredoc": ('cat <<EOF\n$(printf %s "{{ v }}")\nEOF', "{v}\n"),
-    "nested-substitution": ('printf %s "$(printf %s "$(printf %s {{ v }})")"', "{v}"),
-    "test": ('[[ "$(printf %s {{ v }})" == "{{ v }}" ]] && printf same', "same"),
+    "substitution-in-heredoc": ('cat <<EOF\n$(printf %s "{{ v }}.")\nEOF', "{v}.\n"),
+    "nested-substitution": ('printf %s "$(printf %s "$(printf %s {{ v }}.)")"', "{v}."),
+    "test": ('[[ "$(printf %s {{ v }}.)" == "{{ v }}." ]] && printf same', "same"),
 }
 
 
