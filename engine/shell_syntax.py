@@ -131,6 +131,10 @@ def _context(node: Node, arithmetic_names: set[bytes]) -> Context:
             if child is not None and _after_colon(current, child):
                 return Context(Quoting.ARITHMETIC)
             passed_expansion = True
+        if kind == "concatenation" and child is not None and _array_index(current, child):
+            # `a=([INDEX]=value)`: an indexed array's index is arithmetic, a keyed one's is not
+            keyed = _declares(current.parent.parent if current.parent else None, b"A")
+            return Context(Quoting.WORD if keyed else Quoting.ARITHMETIC)
         if kind == "binary_expression" and _is_arithmetic_test(current):
             return Context(Quoting.ARITHMETIC)
         if kind == "command" and _command_name(current) == b"let":
@@ -191,6 +195,33 @@ def _is_arithmetic_test(node: Node) -> bool:
 def _command_name(command: Node) -> bytes:
     name = command.child_by_field_name("name")
     return (name.text or b"") if name is not None else b""
+
+
+def _array_index(concatenation: Node, child: Node) -> bool:
+    """Whether `child` sits between `[` and `]` of a `[INDEX]=value` element of `( ... )`."""
+    parent = concatenation.parent
+    if parent is None or parent.type != "array":
+        return False
+    parts = concatenation.children
+    if not parts or parts[0].text != b"[":
+        return False
+    for part in parts[1:]:
+        if (part.text or b"").startswith(b"]"):
+            return False
+        if part.id == child.id:
+            return True
+    return False
+
+
+def _declares(node: Node | None, flag: bytes) -> bool:
+    """Whether `node` is the assignment of a `declare`/`local`/`typeset` with `-FLAG`."""
+    parent = node.parent if node is not None else None
+    if node is None or node.type != "variable_assignment" or parent is None:
+        return False
+    return parent.type == "declaration_command" and any(
+        c.type == "word" and (c.text or b"").startswith(b"-") and flag in (c.text or b"")
+        for c in parent.children
+    )
 
 
 def _declares_integer(node: Node) -> bool:

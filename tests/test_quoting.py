@@ -164,6 +164,14 @@ INJECTION_CONTEXTS = [
     "echo hi # {{ v }}",
     'echo "${#HOME} {{ v }}"',
     "echo `echo {{ v }}`",
+    "arr=([{{ v }}]=1)",
+    "declare -A m=([{{ v }}]=1)",
+    "echo $[ {{ v }} ]",
+    'cat <<EOF\n$(echo "{{ v }}")\nEOF',
+    "cat <<EOF\n$(cat <<X\n{{ v }}\nX\n)\nEOF",
+    'echo "${V:-{{ v }}}" ${V:-{{ v }}}',
+    "if [ {{ v }} -gt 2 ]; then :; fi",
+    "n={{ v }}; a[n]=1; echo ${a[n]} ${s:n}",
 ]
 
 
