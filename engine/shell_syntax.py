@@ -72,6 +72,11 @@ def contexts(text: bytes, spans: Sequence[tuple[int, int]]) -> list[Context]:
             found.append(Context(Quoting.WORD))
             continue
         context = _context(node, arithmetic_names)
+        through = [n for n in _assigned_names(node) if n in arithmetic_names]
+        if through and context.quoting is not Quoting.COMMENT:
+            # The value reaches arithmetic through a variable: only an integer is safe there,
+            # and an integer is safe in every quoting context.
+            context = Context(Quoting.ARITHMETIC, via=through[0].decode())
         enclosing = _heredocs_around(node)
         if context.quoting in (Quoting.HEREDOC, Quoting.HEREDOC_LITERAL):
             enclosing = enclosing[1:]  # its own here-document is the context itself
@@ -97,20 +102,51 @@ def variables(text: bytes, spans: Sequence[tuple[int, int]]) -> tuple[set[str], 
     root = _parser().parse(text).root_node
     assigned = set()
     for start, end in spans:
-        current = root.descendant_for_byte_range(start, end)
-        while current is not None and current.type not in _STOP:
-            if current.type == "variable_assignment":
-                name = current.child_by_field_name("name")
-                if name is not None and name.type == "variable_name":
-                    assigned.add((name.text or b"").decode())
-                break
-            current = current.parent
+        node = root.descendant_for_byte_range(start, end)
+        if node is not None:
+            assigned.update(n.decode() for n in _assigned_names(node))
     return assigned, {n.decode() for n in _arithmetic_names(root)}
+
+
+_READERS = frozenset({b"read", b"mapfile", b"readarray"})
+
+
+def _assigned_names(node: Node) -> list[bytes]:
+    """Variables whose value holds the text at `node`: assignments around it (through any
+    `$( ... )`), the loop variable of `for NAME in ...`, and the names a `read` fills from a
+    here-string or here-document holding it."""
+    names: list[bytes] = []
+    current: Node | None = node
+    child: Node | None = None
+    while current is not None:
+        if current.type == "variable_assignment":
+            name = current.child_by_field_name("name")
+            if name is not None and name.type == "variable_name":
+                names.append(name.text or b"")
+        elif current.type == "for_statement" and child is not None and child.type != "do_group":
+            variable = current.child_by_field_name("variable")
+            if variable is not None:
+                names.append(variable.text or b"")
+        elif current.type in ("redirected_statement", "command"):
+            body = current.child_by_field_name("body") if current.type != "command" else current
+            reads = child is not None and child.type in ("herestring_redirect", "heredoc_redirect")
+            if (
+                (reads or current.type == "redirected_statement")
+                and body is not None
+                and body.type == "command"
+                and _command_name(body) in _READERS
+            ):
+                names += [
+                    a.text or b""
+                    for a in body.children_by_field_name("argument")
+                    if _NAME.fullmatch(a.text or b"")
+                ]
+        child, current = current, current.parent
+    return names
 
 
 def _context(node: Node, arithmetic_names: set[bytes]) -> Context:
     child: Node | None = None
-    assigned: bytes | None = None
     passed_expansion = False
     current: Node | None = node
     while current is not None:
@@ -141,17 +177,11 @@ def _context(node: Node, arithmetic_names: set[bytes]) -> Context:
             return Context(Quoting.ARITHMETIC)
         if kind == "declaration_command" and _declares_integer(current):
             return Context(Quoting.ARITHMETIC)
-        if kind == "variable_assignment" and assigned is None:
-            name = current.child_by_field_name("name")
-            if name is not None and name.type == "variable_name":
-                assigned = name.text
         if kind in _STOP:
             if (current.text or b"").startswith(b"`"):
                 return Context(Quoting.BACKTICK)
             break
         child, current = current, current.parent
-    if assigned is not None and assigned in arithmetic_names:
-        return Context(Quoting.ARITHMETIC, via=assigned.decode())
     return Context(Quoting.WORD)
 
 

@@ -215,6 +215,11 @@ def test_restoring_a_file_with_a_space_prints_it_as_written(tmp_path) -> None:
         "export n={{ count }}; (( n > 1 ))",
         "declare -i n={{ count }}",
         "let n={{ count }}",
+        'n="{{ count }}"; echo $(( n + 1 ))',
+        "n=$(echo {{ count }}); echo $(( n + 1 ))",
+        'read -r n <<< "{{ count }}"; echo $(( n + 1 ))',
+        "for n in {{ count }}; do echo $(( n + 1 )); done",
+        "arr=([{{ count }}]=1)",
     ],
 )
 def test_only_an_integer_reaches_shell_arithmetic(template: str, tmp_path) -> None:
