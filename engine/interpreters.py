@@ -13,10 +13,13 @@ import io
 import json
 import re
 import shlex
-import tokenize
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engine.quoting import Refused
+
+if TYPE_CHECKING:
+    import tokenize
 
 _LANGUAGES = {
     "python": "python",
@@ -82,6 +85,8 @@ def escape_literal(value: str, language: str, kind: str) -> str:
 
 
 def _python_contexts(source: str, starts: list[int]) -> list[str]:
+    import tokenize
+
     lines = source.splitlines(keepends=True)
     offsets = [0]
     for line in lines:
@@ -102,6 +107,8 @@ def _python_contexts(source: str, starts: list[int]) -> list[str]:
 
 
 def _python_kind(token: tokenize.TokenInfo) -> str:
+    import tokenize
+
     if token.type == tokenize.COMMENT:
         return "comment"
     if token.type != tokenize.STRING:

@@ -19,7 +19,6 @@ from enum import StrEnum
 
 from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
 from engine.front_matter import TYPE_NAMES, typed_value
-from engine.interpreters import language_of
 from engine.model import FAILURE_ACTIONS, Param, Runbook, Step, StepKind
 from engine.regexes import PatternError, fullmatch, pattern_problem
 from engine.templates import (
@@ -396,7 +395,7 @@ def _check_step_templates(
                 " it is a parameter",
                 column=literal.column,
             )
-        language = language_of(step.interpreter) if step.interpreter else "shell"
+        language = _language(step.interpreter)
         # In a shell step only `...` and quotes across {% if %} branches can hold no value at
         # all: other steps need no parse here.
         risky = language != "shell" or "`" in step.body or "{%" in step.body
@@ -443,6 +442,14 @@ def _check_step_templates(
             return
         for use in uses:
             _check_name(step, use.name, step.line, column, known, everything, sink)
+
+
+def _language(interpreter: str | None) -> str:
+    if not interpreter:
+        return "shell"
+    from engine.interpreters import language_of  # only runbooks with interpreter steps
+
+    return language_of(interpreter)
 
 
 def _check_name(

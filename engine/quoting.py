@@ -27,6 +27,9 @@ def escape_shell(value: str, context: Context, variable: str | None = None) -> s
     if "\0" in value:
         raise Refused("a value holding a NUL byte cannot reach the shell")
     quoting = context.quoting
+    for word in context.enclosing:
+        if word in value:
+            raise Refused(f"the value holds '{word}', which would end the here-document around it")
     if quoting is Quoting.ARITHMETIC:
         if not _INTEGER.fullmatch(value):
             through = f" (through ${context.via})" if context.via else ""

@@ -7,8 +7,10 @@ Python's `re` cannot be interrupted; the `regex` package (same syntax) takes a t
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 TIMEOUT = 1.0  # seconds a runbook's pattern may take on one value or one screen of output
 PROBE_TIMEOUT = 0.1  # seconds a probe may take before the pattern is called exponential
@@ -21,6 +23,8 @@ class PatternError(ValueError):
 @functools.lru_cache(maxsize=256)
 def compile_pattern(pattern: str) -> regex.Pattern[str]:
     """The compiled pattern; raises PatternError when it is not a valid expression."""
+    import regex  # imported on first use: ~50 ms, and most runbooks have no pattern
+
     try:
         return regex.compile(pattern)
     except (regex.error, ValueError, OverflowError, RecursionError) as exc:
@@ -35,7 +39,7 @@ def fullmatch(pattern: str, value: str, timeout: float = TIMEOUT) -> bool:
         raise PatternError(f"pattern {pattern!r} took longer than {timeout:g} s") from None
 
 
-def search(pattern: str, text: str, timeout: float = TIMEOUT) -> regex.Match[str] | None:
+def search(pattern: str, text: str, timeout: float = TIMEOUT) -> Any:
     """The first match in `text` (for an expect prompt); raises PatternError past `timeout`."""
     try:
         return compile_pattern(pattern).search(text, timeout=timeout)

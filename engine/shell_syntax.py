@@ -6,6 +6,7 @@ of the template, as Go's html/template decides its escaper from the HTML around 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Sequence
@@ -39,6 +40,9 @@ class Context:
     quoting: Quoting
     delimiter: str = ""
     via: str = ""  # for arithmetic reached through a variable: that variable's name
+    # End words of the here-documents around the value's `$( ... )`: bash ends a
+    # here-document at such a line even inside a substitution, so the value may not hold one.
+    enclosing: tuple[str, ...] = ()
 
 
 _ARITHMETIC_NODES = frozenset({"arithmetic_expansion", "subscript", "c_style_for_statement"})
@@ -64,10 +68,31 @@ def contexts(text: bytes, spans: Sequence[tuple[int, int]]) -> list[Context]:
     found = []
     for start, end in spans:
         node = root.descendant_for_byte_range(start, end)
-        found.append(
-            _context(node, arithmetic_names) if node is not None else Context(Quoting.WORD)
-        )
+        if node is None:
+            found.append(Context(Quoting.WORD))
+            continue
+        context = _context(node, arithmetic_names)
+        through = [n for n in _assigned_names(node) if n in arithmetic_names]
+        if through and context.quoting is not Quoting.COMMENT:
+            # The value reaches arithmetic through a variable: only an integer is safe there,
+            # and an integer is safe in every quoting context.
+            context = Context(Quoting.ARITHMETIC, via=through[0].decode())
+        enclosing = _heredocs_around(node)
+        if context.quoting in (Quoting.HEREDOC, Quoting.HEREDOC_LITERAL):
+            enclosing = enclosing[1:]  # its own here-document is the context itself
+        found.append(dataclasses.replace(context, enclosing=enclosing) if enclosing else context)
     return found
+
+
+def _heredocs_around(node: Node) -> tuple[str, ...]:
+    """The end words of every here-document body `node` sits in, innermost first."""
+    words = []
+    current: Node | None = node
+    while current is not None:
+        if current.type == "heredoc_body":
+            words.append(_heredoc(current).delimiter)
+        current = current.parent
+    return tuple(w for w in words if w)
 
 
 def variables(text: bytes, spans: Sequence[tuple[int, int]]) -> tuple[set[str], set[str]]:
@@ -77,20 +102,51 @@ def variables(text: bytes, spans: Sequence[tuple[int, int]]) -> tuple[set[str], 
     root = _parser().parse(text).root_node
     assigned = set()
     for start, end in spans:
-        current = root.descendant_for_byte_range(start, end)
-        while current is not None and current.type not in _STOP:
-            if current.type == "variable_assignment":
-                name = current.child_by_field_name("name")
-                if name is not None and name.type == "variable_name":
-                    assigned.add((name.text or b"").decode())
-                break
-            current = current.parent
+        node = root.descendant_for_byte_range(start, end)
+        if node is not None:
+            assigned.update(n.decode() for n in _assigned_names(node))
     return assigned, {n.decode() for n in _arithmetic_names(root)}
+
+
+_READERS = frozenset({b"read", b"mapfile", b"readarray"})
+
+
+def _assigned_names(node: Node) -> list[bytes]:
+    """Variables whose value holds the text at `node`: assignments around it (through any
+    `$( ... )`), the loop variable of `for NAME in ...`, and the names a `read` fills from a
+    here-string or here-document holding it."""
+    names: list[bytes] = []
+    current: Node | None = node
+    child: Node | None = None
+    while current is not None:
+        if current.type == "variable_assignment":
+            name = current.child_by_field_name("name")
+            if name is not None and name.type == "variable_name":
+                names.append(name.text or b"")
+        elif current.type == "for_statement" and child is not None and child.type != "do_group":
+            variable = current.child_by_field_name("variable")
+            if variable is not None:
+                names.append(variable.text or b"")
+        elif current.type in ("redirected_statement", "command"):
+            body = current.child_by_field_name("body") if current.type != "command" else current
+            reads = child is not None and child.type in ("herestring_redirect", "heredoc_redirect")
+            if (
+                (reads or current.type == "redirected_statement")
+                and body is not None
+                and body.type == "command"
+                and _command_name(body) in _READERS
+            ):
+                names += [
+                    a.text or b""
+                    for a in body.children_by_field_name("argument")
+                    if _NAME.fullmatch(a.text or b"")
+                ]
+        child, current = current, current.parent
+    return names
 
 
 def _context(node: Node, arithmetic_names: set[bytes]) -> Context:
     child: Node | None = None
-    assigned: bytes | None = None
     passed_expansion = False
     current: Node | None = node
     while current is not None:
@@ -111,23 +167,21 @@ def _context(node: Node, arithmetic_names: set[bytes]) -> Context:
             if child is not None and _after_colon(current, child):
                 return Context(Quoting.ARITHMETIC)
             passed_expansion = True
+        if kind == "concatenation" and child is not None and _array_index(current, child):
+            # `a=([INDEX]=value)`: an indexed array's index is arithmetic, a keyed one's is not
+            keyed = _declares(current.parent.parent if current.parent else None, b"A")
+            return Context(Quoting.WORD if keyed else Quoting.ARITHMETIC)
         if kind == "binary_expression" and _is_arithmetic_test(current):
             return Context(Quoting.ARITHMETIC)
         if kind == "command" and _command_name(current) == b"let":
             return Context(Quoting.ARITHMETIC)
         if kind == "declaration_command" and _declares_integer(current):
             return Context(Quoting.ARITHMETIC)
-        if kind == "variable_assignment" and assigned is None:
-            name = current.child_by_field_name("name")
-            if name is not None and name.type == "variable_name":
-                assigned = name.text
         if kind in _STOP:
             if (current.text or b"").startswith(b"`"):
                 return Context(Quoting.BACKTICK)
             break
         child, current = current, current.parent
-    if assigned is not None and assigned in arithmetic_names:
-        return Context(Quoting.ARITHMETIC, via=assigned.decode())
     return Context(Quoting.WORD)
 
 
@@ -171,6 +225,33 @@ def _is_arithmetic_test(node: Node) -> bool:
 def _command_name(command: Node) -> bytes:
     name = command.child_by_field_name("name")
     return (name.text or b"") if name is not None else b""
+
+
+def _array_index(concatenation: Node, child: Node) -> bool:
+    """Whether `child` sits between `[` and `]` of a `[INDEX]=value` element of `( ... )`."""
+    parent = concatenation.parent
+    if parent is None or parent.type != "array":
+        return False
+    parts = concatenation.children
+    if not parts or parts[0].text != b"[":
+        return False
+    for part in parts[1:]:
+        if (part.text or b"").startswith(b"]"):
+            return False
+        if part.id == child.id:
+            return True
+    return False
+
+
+def _declares(node: Node | None, flag: bytes) -> bool:
+    """Whether `node` is the assignment of a `declare`/`local`/`typeset` with `-FLAG`."""
+    parent = node.parent if node is not None else None
+    if node is None or node.type != "variable_assignment" or parent is None:
+        return False
+    return parent.type == "declaration_command" and any(
+        c.type == "word" and (c.text or b"").startswith(b"-") and flag in (c.text or b"")
+        for c in parent.children
+    )
 
 
 def _declares_integer(node: Node) -> bool:

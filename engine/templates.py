@@ -28,6 +28,13 @@ _SIMPLE = re.compile(r"-?\s*([A-Za-z][A-Za-z0-9_]*)((?:\s*\|\s*[A-Za-z_]\w*)*)\s
 _FILTER = re.compile(r"[A-Za-z_]\w*")
 _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_TAGS = (
+    "if|elif|else|endif|for|endfor|set|endset|macro|endmacro|call|endcall|filter|endfilter"
+    "|raw|endraw|with|endwith|block|endblock|extends|include|import|from|autoescape"
+    "|endautoescape|trans|pluralize|endtrans|do|break|continue"
+)
+_NOT_A_TAG = re.compile(r"\{%(?![-+]?\s*(?:" + _TAGS + r")\b)")
+_OPEN_COMMENT = re.compile(r"\{#(?![^#]*(?:#(?!\})[^#]*)*#\})")
 _GO_FIELD = re.compile(r"(?:^|[\s(])\.[A-Za-z_]")
 _GO_STRING = re.compile(r'-?\s*"(?:[^"\\]|\\.)*"\s*-?')
 
@@ -75,14 +82,16 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _escape(value: object, quoting: str, delimiter: str, via: str, line: int) -> str:
+def _escape(
+    value: object, quoting: str, delimiter: str, via: str, enclosing: list[str], line: int
+) -> str:
     """A value written for the shell context its template sits in (see engine.quoting)."""
     from engine.quoting import Refused, escape_shell
     from engine.shell_syntax import Context, Quoting
 
     if isinstance(value, Unquoted):
         return str(value)
-    context = Context(Quoting(quoting), delimiter, via)
+    context = Context(Quoting(quoting), delimiter, via, tuple(enclosing))
     variable = value.variable if isinstance(value, SecretValue) else None
     try:
         return escape_shell(_text(value), context, variable)
@@ -132,6 +141,11 @@ def _literal_spans(source: str, known: Collection[str] | None) -> list[tuple[int
     or names nothing the runbook defines (Go and Helm templates: `{{range .items}}`,
     `{{ $k }}`). A name one edit from a known one stays a template, so its typo is reported."""
     spans = [m.span() for m in _LITERAL.finditer(source)]
+    if "{%" in source or "{#" in source:
+        # `printf '{%s}'` and `{#` without a `#}` are not Jinja: only a known tag opens one
+        spans += [m.span() for m in _NOT_A_TAG.finditer(source)]
+        spans += [(m.start(), m.start() + 2) for m in _OPEN_COMMENT.finditer(source)]
+        spans = _outermost(sorted(spans))
     if "{{" not in source:
         return spans
     local: set[str] = set()
@@ -143,6 +157,15 @@ def _literal_spans(source: str, known: Collection[str] | None) -> list[tuple[int
         if not _is_jinja(match.group(1), known, local):
             spans.append(match.span())
     return sorted(spans)
+
+
+def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans without those inside an earlier one."""
+    kept: list[tuple[int, int]] = []
+    for start, end in spans:
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end))
+    return kept
 
 
 def _is_jinja(inner: str, known: Collection[str] | None, local: set[str]) -> bool:
@@ -344,7 +367,9 @@ def render_template(
         tree = env.parse(_protect(source, context.keys() if quote else None))
         _refuse_loading(tree)
         if quote:
-            _escape_by_context(tree, language)
+            from engine.template_contexts import escape_by_context
+
+            escape_by_context(tree, language)
         with time_limit():
             rendered = env.from_string(tree).render(dict(context))
     except TemplateSyntaxError as exc:
@@ -381,174 +406,34 @@ def _refuse_loading(tree: nodes.Template) -> None:
         raise TemplateProblem(f"{{% {tag} %}} is not available in a runbook template", node.lineno)
 
 
-_PLACEHOLDER = "__rb{}__"
-
-
-def _escape_by_context(tree: nodes.Template, language: str) -> None:
-    """Wrap every output expression in the escaper for the context it sits in."""
-    for output, index, name, args in _placements(tree, language):
-        output.nodes[index] = _filter(output.nodes[index], name, args)
-
-
-def _placements(
-    tree: nodes.Template, language: str
-) -> list[tuple[nodes.Output, int, str, list[object]]]:
-    """Each output expression with the escaping filter and arguments for its context. The
-    context is read from the template's literal text with each expression as a placeholder
-    word, parsed as the language it is (a shell, or the interpreter's). As in Go's
-    html/template, every branch of an `{% if %}` or `{% for %}` must end in the context it
-    started in; otherwise the quoting of what follows cannot be known, and it is an error."""
-    linear = _Linear()
-    linear.walk(tree.body)
-    if not linear.slots:
-        return []
-    text, spans = bytes(linear.text), linear.spans
-    found: list[tuple[nodes.Output, int, str, list[object]]] = []
-    if language == "shell":
-        from engine.shell_syntax import contexts
-
-        shell = contexts(text, spans)
-        keys: list[object] = [(c.quoting, c.delimiter) for c in shell]
-        _same_context_in_branches(linear.groups, keys)
-        for slot, where in zip(linear.slots, shell, strict=False):
-            if slot is None:
-                continue
-            output, index = slot
-            line = output.nodes[index].lineno
-            args: list[object] = [where.quoting.value, where.delimiter, where.via, line]
-            found.append((output, index, "_rb_escape", args))
-        return found
-    from engine.interpreters import literal_contexts
-
-    kinds = literal_contexts(text, spans, language)
-    _same_context_in_branches(linear.groups, list(kinds))
-    for slot, kind in zip(linear.slots, kinds, strict=False):
-        if slot is None:
-            continue
-        output, index = slot
-        found.append((output, index, "_rb_literal", [language, kind, output.nodes[index].lineno]))
-    return found
-
-
-class _Linear:
-    """A template's literal text in source order, a placeholder word for each expression,
-    and probe words at the edges of each `{% if %}` and `{% for %}` branch."""
-
-    def __init__(self) -> None:
-        self.text = bytearray()
-        self.spans: list[tuple[int, int]] = []
-        self.slots: list[tuple[nodes.Output, int] | None] = []  # None: a probe
-        self.groups: list[tuple[int, str, list[int]]] = []
-
-    def _word(self, slot: tuple[nodes.Output, int] | None) -> int:
-        start = len(self.text)
-        self.text += _PLACEHOLDER.format(len(self.spans)).encode()
-        self.spans.append((start, len(self.text)))
-        self.slots.append(slot)
-        return len(self.spans) - 1
-
-    def walk(self, body: list[nodes.Node]) -> None:
-        from jinja2 import nodes
-
-        for node in body:
-            if isinstance(node, nodes.Output):
-                for index, child in enumerate(node.nodes):
-                    if isinstance(child, nodes.TemplateData):
-                        self.text += child.data.encode("utf-8", "surrogateescape")
-                    else:
-                        self._word((node, index))
-            elif isinstance(node, nodes.If | nodes.For):
-                branches = [node.body, *(e.body for e in getattr(node, "elif_", []))]
-                branches.append(node.else_)
-                probes = [self._word(None)]
-                for branch in branches:
-                    probes.append(self._word(None))
-                    self.walk(branch)
-                    probes.append(self._word(None))
-                probes.append(self._word(None))
-                tag = "if" if isinstance(node, nodes.If) else "for"
-                self.groups.append((node.lineno, tag, probes))
-            else:
-                for name in ("body", "else_"):
-                    inner = getattr(node, name, None)
-                    if isinstance(inner, list):
-                        self.walk(inner)
-
-
-def _same_context_in_branches(groups: list[tuple[int, str, list[int]]], keys: list[object]) -> None:
-    for line, tag, probes in groups:
-        if len({repr(keys[p]) for p in probes}) > 1:
-            raise TemplateProblem(
-                f"a quote, here-document or substitution opened inside {{% {tag} %}} ends"
-                " outside it, so the quoting of the values there cannot be decided",
-                line,
-                f"open and close it within each branch of the {{% {tag} %}}",
-            )
-
-
 def shell_variables(source: str, known: Collection[str]) -> tuple[set[str], set[str]]:
     """(variables a shell step assigns from a template, variables it evaluates as arithmetic)."""
-    from jinja2 import TemplateSyntaxError, nodes
+    from jinja2 import TemplateSyntaxError
 
-    from engine.shell_syntax import variables
+    from engine import template_contexts
 
-    if "{{" not in source:
-        return set(), variables(source.encode("utf-8", "surrogateescape"), [])[1]
     try:
         tree = _environment().parse(_protect(source, known))
     except TemplateSyntaxError:
         return set(), set()
-    text = bytearray()
-    spans = []
-    for output in tree.find_all(nodes.Output):
-        for child in output.nodes:
-            if isinstance(child, nodes.TemplateData):
-                text += child.data.encode("utf-8", "surrogateescape")
-            else:
-                start = len(text)
-                text += _PLACEHOLDER.format(len(spans)).encode()
-                spans.append((start, len(text)))
-    return variables(bytes(text), spans)
+    return template_contexts.variables(tree)
 
 
 def placement_problems(source: str, language: str, known: Collection[str]) -> list[tuple[int, str]]:
     """(line, message) for each template whose place cannot hold a value safely, whatever the
-    value: inside `...`, in a language without an escaper, in a Python raw string. Values
-    that only some places refuse (a non-integer in arithmetic) are refused when rendered."""
+    value (see engine.template_contexts). Values that only some places refuse (a non-integer
+    in arithmetic) are refused when rendered."""
     from jinja2 import TemplateSyntaxError
 
-    from engine.quoting import Refused, escape_shell
-    from engine.shell_syntax import Context, Quoting
+    from engine import template_contexts
 
     if "{{" not in source:
         return []
     try:
         tree = _environment().parse(_protect(source, known))
-        placements = _placements(tree, language)
     except TemplateSyntaxError:
         return []  # reported by template_names
-    except TemplateProblem as problem:
-        return [(problem.line, problem.message)]
-    problems = []
-    for _output, _index, name, args in placements:
-        try:
-            if name == "_rb_escape":
-                if args[0] == Quoting.BACKTICK.value:
-                    escape_shell("x", Context(Quoting.BACKTICK))
-            else:
-                from engine.interpreters import escape_literal
-
-                escape_literal("'x\"", str(args[0]), str(args[1]))
-        except Refused as refused:
-            problems.append((int(str(args[-1])), str(refused)))
-    return problems
-
-
-def _filter(node: nodes.Expr, name: str, args: list[object]) -> nodes.Filter:
-    from jinja2 import nodes
-
-    constants: list[nodes.Expr] = [nodes.Const(a, lineno=node.lineno) for a in args]
-    return nodes.Filter(node, name, constants, [], None, None, lineno=node.lineno)
+    return template_contexts.problems(tree, language)
 
 
 def evaluate_condition(expression: str, context: Mapping[str, object]) -> bool:

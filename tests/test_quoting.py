@@ -42,9 +42,9 @@ CONTEXTS: dict[str, tuple[str, str]] = {
     "for": ('for x in {{ v }}; do printf %s "$x"; done', "{v}"),
     "array": ('a=({{ v }} "{{ v }}"); printf %s "${a[0]}|${a[1]}"', "{v}|{v}"),
     "process-substitution": ("cat <(printf %s {{ v }})", "{v}"),
-    "substitution-in-heredoc": ('cat <<EOF\n$(printf %s "{{ v }}")\nEOF', "{v}\n"),
-    "nested-substitution": ('printf %s "$(printf %s "$(printf %s {{ v }})")"', "{v}"),
-    "test": ('[[ "$(printf %s {{ v }})" == "{{ v }}" ]] && printf same', "same"),
+    "substitution-in-heredoc": ('cat <<EOF\n$(printf %s "{{ v }}.")\nEOF', "{v}.\n"),
+    "nested-substitution": ('printf %s "$(printf %s "$(printf %s {{ v }}.)")"', "{v}."),
+    "test": ('[[ "$(printf %s {{ v }}.)" == "{{ v }}." ]] && printf same', "same"),
 }
 
 
@@ -52,6 +52,8 @@ def _refused(name: str, value: str) -> bool:
     """Values a context refuses (tested below): they never reach the shell."""
     if name == "quoted-heredoc":
         return "END_OF_VALUE" in value
+    if name == "substitution-in-heredoc":
+        return "EOF" in value  # the here-document around the $( ) would end there
     return name == "default" and "'" in value
 
 
@@ -162,6 +164,14 @@ INJECTION_CONTEXTS = [
     "echo hi # {{ v }}",
     'echo "${#HOME} {{ v }}"',
     "echo `echo {{ v }}`",
+    "arr=([{{ v }}]=1)",
+    "declare -A m=([{{ v }}]=1)",
+    "echo $[ {{ v }} ]",
+    'cat <<EOF\n$(echo "{{ v }}")\nEOF',
+    "cat <<EOF\n$(cat <<X\n{{ v }}\nX\n)\nEOF",
+    'echo "${V:-{{ v }}}" ${V:-{{ v }}}',
+    "if [ {{ v }} -gt 2 ]; then :; fi",
+    "n={{ v }}; a[n]=1; echo ${a[n]} ${s:n}",
 ]
 
 
@@ -205,6 +215,11 @@ def test_restoring_a_file_with_a_space_prints_it_as_written(tmp_path) -> None:
         "export n={{ count }}; (( n > 1 ))",
         "declare -i n={{ count }}",
         "let n={{ count }}",
+        'n="{{ count }}"; echo $(( n + 1 ))',
+        "n=$(echo {{ count }}); echo $(( n + 1 ))",
+        'read -r n <<< "{{ count }}"; echo $(( n + 1 ))',
+        "for n in {{ count }}; do echo $(( n + 1 )); done",
+        "arr=([{{ count }}]=1)",
     ],
 )
 def test_only_an_integer_reaches_shell_arithmetic(template: str, tmp_path) -> None:
@@ -218,6 +233,9 @@ def test_only_an_integer_reaches_shell_arithmetic(template: str, tmp_path) -> No
 def test_a_value_that_would_end_a_quoted_heredoc_is_refused() -> None:
     with pytest.raises(TemplateProblem, match="would end the quoted here-document"):
         render_template("cat <<'EOF'\n{{ v }}\nEOF", {"v": "x\nEOF\ntouch pwned"})
+    # bash ends a here-document at its end word even inside a $( ) within it
+    with pytest.raises(TemplateProblem, match="would end the here-document around it"):
+        render_template('cat <<EOF\n$(echo "{{ v }}")\nEOF', {"v": "'\nEOF\ntouch pwned"})
 
 
 def test_a_template_in_backticks_is_refused_with_a_hint() -> None:

@@ -263,3 +263,12 @@ def test_sql_receives_exactly_the_value_in_and_out_of_strings(value: str) -> Non
     connection = sqlite3.connect(":memory:")
     connection.executescript(rendered)
     assert [row[0] for row in connection.execute("SELECT v FROM t")] == [value, value]
+
+
+def test_braces_with_percent_or_hash_that_open_no_jinja_tag_are_shell_text() -> None:
+    context = {"v": "a b"}
+    assert render_template("printf '{%s}\\n' {{ v }}", context) == "printf '{%s}\\n' 'a b'"
+    assert render_template("echo {# not closed {{ v }}", context) == "echo {# not closed 'a b'"
+    assert render_template("{# a note #}echo {{ v }}", context) == "echo 'a b'"
+    assert render_template("{% if v %}echo {{ v }}{% endif %}", context) == "echo 'a b'"
+    assert [u.name for u in template_names("awk '{%d}' {{ v }}", ["v"])] == ["v"]
