@@ -135,6 +135,16 @@ def show(path: Path, output_format: str) -> None:
 @click.option("--only", metavar="ID[,ID...]", help="Run only these steps.")
 @click.option("--skip", metavar="ID[,ID...]", help="Do not run these steps.")
 @click.option("--force", is_flag=True, help="Run even if another run of it is active.")
+@click.option("--quiet", is_flag=True, help="Do not show the runbook's text between steps.")
+@click.option(
+    "--run-guessed", is_flag=True, help="With --yes, also run blocks guessed to be commands."
+)
+@click.option(
+    "--choose",
+    multiple=True,
+    metavar="LABEL",
+    help="Take this option where the runbook offers a choice (repeatable).",
+)
 @JOURNAL
 def run(
     path: Path,
@@ -147,6 +157,9 @@ def run(
     only: str | None,
     skip: str | None,
     force: bool,
+    quiet: bool,
+    run_guessed: bool,
+    choose: tuple[str, ...],
     journal: Path | None,
 ) -> None:
     """Run a runbook step by step, asking before each step."""
@@ -164,7 +177,9 @@ def run(
             raise UserError(f"{path} has errors; fix them first (see `runbook check {path}`)")
         interactive = sys.stdin.isatty() and not yes
         given = launch.parse_param_args(params, params_file)
-        options = launch.run_options(plan, yes, allow_danger, start_from, only, skip)
+        options = launch.run_options(
+            plan, yes, allow_danger, start_from, only, skip, run_guessed, choose
+        )
         values = launch.collect_params(runbook, given, interactive and not dry_run, terminal)
         parameters = Parameters.of(plan, values)
         if dry_run:
@@ -174,7 +189,14 @@ def run(
             raise UserError("no terminal to ask on: use --yes for an unattended run")
         status = launch.run_plan(
             launch.Launch(
-                plan, parameters, options, terminal, interactive, journal_path(journal), force
+                plan,
+                parameters,
+                options,
+                terminal,
+                interactive,
+                journal_path(journal),
+                force,
+                quiet=quiet,
             )
         )
     except (RunbookNotFound, launch.LaunchError) as exc:

@@ -18,18 +18,22 @@ from engine.events import (
     Output,
     Question,
     RunFinished,
+    RunResumed,
     RunStarted,
+    RunStatus,
     StepFinished,
     StepStarted,
     StepStatus,
 )
 from engine.model import Param, Step, StepKind
+from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
 from engine.record import format_seconds, step_flags
-from engine.run import Choice
+from engine.run import Choice, plural
 from engine.shell import Outcome
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from rich.syntax import Syntax
 
 # -- run ------------------------------------------------------------------------------------
@@ -60,12 +64,19 @@ FAILURE_HELP = (
 class RunConsole:
     """The operator's side of `runbook run`: shows the event stream, asks at each prompt."""
 
-    def __init__(self, terminal: Terminal, plan: Plan | None, interactive: bool) -> None:
+    def __init__(
+        self, terminal: Terminal, plan: Plan | None, interactive: bool, quiet: bool = False
+    ) -> None:
         self.terminal = terminal
         self.out = terminal.out
         self.plan = plan
         self.interactive = interactive
+        self.quiet = quiet  # --quiet: the document's prose is not shown
         self.sections = {s.slug: s for s in plan.runbook.sections} if plan else {}
+        self.by_id = {s.id: s for s in plan.runbook.steps} if plan else {}
+        self._announced = ""
+        self._selected: tuple[str, ...] = ()
+        self._results: dict[str, tuple[str, str]] = {}  # step -> (status, why)
         self._progress_shown = False
         self._at_line_start = True
         self._step_started = 0.0
@@ -81,14 +92,8 @@ class RunConsole:
                 sys.stdout.write(text)
                 sys.stdout.flush()
                 self._at_line_start = text.endswith("\n")
-            case RunStarted():
-                self.out.print(
-                    Text.assemble(
-                        ("▶ ", "bold green"),
-                        (event.title, "bold"),
-                        f"  ({len(event.steps)} steps, {event.path})",
-                    )
-                )
+            case RunStarted() | RunResumed():
+                self._run_started(event)
             case StepStarted():
                 self._step_started = time.monotonic()
                 self._current = event.step
@@ -109,6 +114,36 @@ class RunConsole:
             case _:
                 pass
 
+    def _run_started(self, event: RunStarted | RunResumed) -> None:
+        """The title, the description and the parameters in effect, before step 1."""
+        self._selected = event.steps
+        resumed = isinstance(event, RunResumed)
+        run = event.provenance.run_id if event.provenance else ""
+        self.out.print(
+            Text.assemble(
+                ("▶ ", "bold green"),
+                ("Resuming run " + run + ": " if resumed else "", "bold yellow"),
+                (event.title, "bold"),
+                f"  ({plural(len(event.steps), 'step')}"
+                + (" left" if resumed else "")
+                + f", {event.path})",
+            )
+        )
+        runbook = self.plan.runbook if self.plan else None
+        if runbook is not None and runbook.description and not self.quiet:
+            self.out.print(Text("  " + runbook.description))
+        if event.params:
+            from rich.table import Table
+
+            table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
+            table.add_column(style="cyan")
+            table.add_column()
+            for name, value in event.params.items():
+                shown = f"[secret:{name}]" if value == SHOWN_SECRET else value
+                table.add_row(Text(name), Text(shown))
+            self.out.print(Text("  Parameters", style="bold"))
+            self.out.print(table)
+
     def _finish_output(self) -> None:
         self._clear_progress()
         if not self._at_line_start:
@@ -118,6 +153,14 @@ class RunConsole:
 
     def _step_finished(self, event: StepFinished) -> None:
         status, step, result = event.status, event.step, event.result
+        why = event.reason or event.note or ""
+        if status not in (StepStatus.SUCCEEDED, StepStatus.DONE, StepStatus.SKIPPED):
+            why = _outcome_text(event)
+        self._results[step] = (str(status), why)
+        expected = self.by_id[step].expected if step in self.by_id else ""
+        if expected and result is not None:
+            self.out.print(Text("  expected (the runbook's example output):", style="dim"))
+            self.out.print(Text("  " + expected.replace("\n", "\n  "), style="dim italic"))
         took = f" in {format_seconds(result.duration)}" if result is not None else ""
         if status in (StepStatus.SUCCEEDED, StepStatus.DONE):
             self.out.print(Text(f"  ✓ {step} {status}{took}", style="green"))
@@ -133,8 +176,38 @@ class RunConsole:
     def _run_finished(self, event: RunFinished) -> None:
         status, message = str(event.status), event.message
         style = {"succeeded": "bold green", "failed": "bold red"}.get(status, "bold yellow")
+        if event.status is RunStatus.SUCCEEDED and message:
+            style = "bold yellow"
         self.out.print()
-        self.out.print(Text(f"Run {status}" + (f": {message}" if message else ""), style=style))
+        self._summary_table()
+        separator = ", " if event.status is RunStatus.SUCCEEDED else ": "
+        if event.status is RunStatus.INTERRUPTED:
+            message = "resume it with `runbook resume`"
+        self.out.print(
+            Text(f"Run {status}" + (separator + message if message else ""), style=style)
+        )
+
+    def _summary_table(self) -> None:
+        """Every step of the run: done, skipped (and why), failed, not reached."""
+        ids = list(self._selected) + [i for i in self._results if i not in self._selected]
+        if not ids:
+            return
+        from rich.table import Table
+
+        table = Table(box=None, padding=(0, 1, 0, 2), header_style="bold")
+        table.add_column("step")
+        table.add_column("status")
+        table.add_column("why")
+        for step_id in ids:
+            status, why = self._results.get(step_id, ("not reached", ""))
+            style = {
+                "succeeded": "green",
+                "done": "green",
+                "skipped": "yellow",
+                "not reached": "dim",
+            }.get(status, "red")
+            table.add_row(Text(step_id), Text(status, style=style), Text(why))
+        self.out.print(table)
 
     # -- progress -------------------------------------------------------------------------------
 
@@ -159,8 +232,9 @@ class RunConsole:
 
     # -- prompts --------------------------------------------------------------------------------
 
-    def _header(self, step: Step, position: int, total: int) -> None:
-        self._position = f"[{position}/{total}]"
+    def _header(self, step: Step, position: int, total: int, handler: str | None = None) -> None:
+        where = f"rollback {position}/{total}" if handler else f"{position}/{total}"
+        self._position = f"[{where}]"
         path = _section_path(step.section, self.sections)
         line = Text.assemble(
             ("\n" + self._position + " ", "bold"),
@@ -172,9 +246,72 @@ class RunConsole:
             line.append("  " + " ".join(flags), style="yellow")
         self.out.print(line)
 
+    def announce(
+        self, step: Step, command: str, position: int, total: int, handler: str | None
+    ) -> None:
+        """Before a step: its place, the prose before it, and what it runs or asks."""
+        self._header(step, position, total, handler)
+        if step.prose and not self.quiet:
+            prose = _markdown(step.prose)
+            if prose:
+                self.out.print(prose)
+        if step.kind is StepKind.MANUAL:
+            mark = "☑" if step.checked else "☐"
+            shown = _markdown(command)
+            if isinstance(shown, Text):
+                self.out.print(Text.assemble((f"  {mark} ", "bold"), shown))
+            else:
+                self.out.print(Text(f"  {mark} (a step for you to do)", style="bold"))
+                self.out.print(shown)
+            for number, offer in enumerate(step.offers, 1):
+                self.out.print(Text(f"  offers [{number}] {offer}", style="cyan"))
+        else:
+            self.out.print(self._command(command))
+            if step.follow:
+                self.out.print(
+                    Text("  This step runs until stopped: Ctrl-C ends it and the run goes on.")
+                )
+            if step.guessed:
+                self.out.print(
+                    Text(
+                        "  guessed: an unlabelled block that reads as commands; check it first",
+                        style="yellow",
+                    )
+                )
+        self._announced = command
+
+    def announce_rollback(self, target: str, steps: int) -> None:
+        self._finish_output()
+        self.out.print(
+            Text(f"\n⟲ Rolling back: running {target} ({plural(steps, 'step')})", style="bold")
+        )
+
+    def ask_branch(self, step: Step, labels: list[str]) -> str | None:
+        """Which option of a choice the run takes: one key; the others are skipped."""
+        assert step.branch is not None
+        self.out.print(Text("\nThe runbook offers a choice here; the run takes one option:"))
+        keys = {}
+        for number, label in enumerate(labels[:9], 1):
+            keys[str(number)] = label
+            self.out.print(Text(f"  [{number}] {label}"))
+        self.out.print(Text("  [n] none of them"))
+        while True:
+            key = self._key(f"Which option? [1-{len(keys)}] / [n]one ")
+            if key in keys:
+                return keys[key]
+            if key == "n":
+                return None
+
+    def _command(self, command: str) -> RenderableType:
+        """The command, coloured on a terminal (plain into a pipe: no pygments to load)."""
+        if self.out.is_terminal:
+            return _highlighted(command)
+        return Text(command.rstrip("\n"))
+
     def ask_step(self, step: Step, command: str, position: int, total: int) -> Choice:
-        self._header(step, position, total)
-        self.out.print(_highlighted(command))
+        if command != self._announced:
+            self.out.print(self._command(command))
+            self._announced = command
         while True:
             key = self._key("Run it? [R]un / [s]kip / [e]dit / [a]bort / [?] ")
             if key in STEP_KEYS:
@@ -190,15 +327,32 @@ class RunConsole:
         return False
 
     def ask_manual(self, step: Step, text: str, position: int, total: int) -> tuple[Choice, str]:
-        self._header(step, position, total)
-        self.out.print(Text.assemble(("  ☐ ", "bold"), text))
+        offer = " / [r]un the command" if step.offers else ""
         while True:
-            key = self._key("Done? [D]one / [s]kip / [a]bort ")
+            key = self._key(f"Done? [D]one{offer} / [s]kip / [a]bort ")
+            if key == "r" and step.offers:
+                command = self._pick_offer(step.offers)
+                if command is not None:
+                    return Choice.RUN, command
+                continue
             if key in MANUAL_KEYS:
                 choice = Choice(MANUAL_KEYS[key])
                 note = self._line("Note (why skipped, optional): ") if choice is Choice.SKIP else ""
                 return choice, note
-            self.out.print(Text("d/Enter done   s skip (with a note)   a abort", style="dim"))
+            self.out.print(
+                Text(
+                    "d/Enter done   s skip (with a note)   a abort"
+                    + ("   r run a command the step offers" if step.offers else ""),
+                    style="dim",
+                )
+            )
+
+    def _pick_offer(self, offers: tuple[str, ...]) -> str | None:
+        if len(offers) == 1:
+            return offers[0]
+        keys = {str(n): offer for n, offer in enumerate(offers[:9], 1)}
+        key = self._key(f"Which command? [1-{len(keys)}] ")
+        return keys.get(key)
 
     def ask_failure(self, step: Step, outcome: Outcome, handler: str | None) -> Choice:
         self.out.print(
@@ -371,6 +525,21 @@ def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str
             out.print(Text.assemble(("  ☐ ", "bold"), command))
         else:
             out.print(_highlighted(command))
+
+
+_TAB_MARKER = re.compile(r'^\s*===\+? +".*"\s*$', re.MULTILINE)  # a content tab's label line
+_MARKUP = re.compile(r"[*_`\[\]#>|!<=~]|^\s*(?:[-+]|\d+[.)])\s", re.MULTILINE)
+
+
+def _markdown(text: str) -> RenderableType:
+    """Markdown as the terminal shows it: links as their text and target; plain text as is
+    (rich's Markdown costs milliseconds, so text with no markup skips it)."""
+    text = _TAB_MARKER.sub("", text)
+    if not _MARKUP.search(text):
+        return Text(text.strip())
+    from rich.markdown import Markdown
+
+    return Markdown(text, hyperlinks=False)
 
 
 def _highlighted(command: str) -> Syntax:
