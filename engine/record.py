@@ -274,4 +274,12 @@ def step_flags(step: Step) -> list[str]:
         flags.append(f"cwd={step.cwd}")
     if step.checked:
         flags.append("checked")
+    if step.guessed:
+        flags.append("guessed")
+    if step.follow:
+        flags.append("follow")
+    if step.branch is not None:
+        flags.append(f"option={step.branch.label}")
+    if step.offers:
+        flags.append(f"offers={len(step.offers)}")
     return flags
