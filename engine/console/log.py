@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 
 from engine.console.terminal import Terminal
@@ -109,9 +111,10 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
                     style="dim",
                 )
             )
-            for line in attempt.command.rstrip("\n").splitlines():
-                out.print(Text(f"    $ {line}", style="bold"))
-            for line in attempt.output.rstrip("\n").splitlines():
+            for number, line in enumerate(attempt.command.rstrip("\n").splitlines()):
+                out.print(Text(f"    {'$ ' if number == 0 else '  '}{line}", style="bold"))
+            output = attempt.output if out.is_terminal else _plain(attempt.output)
+            for line in output.rstrip("\n").splitlines():
                 out.print(Text(f"    {line}"))
 
 
@@ -147,3 +150,17 @@ def verifications(terminal: Terminal, results: list[Verification]) -> None:
     if len(listed) < len(results):
         summary += f" ({len(results) - len(listed)} intact runs not listed)"
     terminal.err.print(Text(summary, style="bold red" if bad else "green"))
+
+
+_ESCAPES = re.compile(
+    r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-B]|\x1b[=>]"
+)
+
+
+def _plain(text: str) -> str:
+    """Output as text for a pipe or a file: terminal escape sequences and carriage returns out."""
+    text = _ESCAPES.sub("", text)
+    return "\n".join(
+        line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
+        for line in text.split("\n")
+    )

@@ -255,6 +255,7 @@ class RunConsole:
             prose = _markdown(step.prose)
             if prose:
                 self.out.print(prose)
+                self.out.print()
         if step.kind is StepKind.MANUAL:
             mark = "☑" if step.checked else "☐"
             shown = _markdown(command)
@@ -501,8 +502,13 @@ def _outcome_text(event: StepFinished) -> str:
     return f"exit status {result.exit_code}"
 
 
-def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str]]) -> None:
-    """The whole plan with final commands, as `run --dry-run` shows it; nothing runs."""
+def print_dry_run(
+    terminal: Terminal, plan: Plan, commands: list[tuple[Step, str]], flow: int | None = None
+) -> None:
+    """The selected steps with final commands, numbered as the run would number them, then
+    the failure handlers' (rollback) steps apart; nothing runs."""
+    flow = len(commands) if flow is None else flow
+    handler_of = {i: target for target, ids in plan.handlers for i in ids}
     out = terminal.out
     sections = {s.slug: s for s in plan.runbook.sections}
     out.print(
@@ -511,9 +517,22 @@ def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str
             style="bold",
         )
     )
+    shown_handler = None
     for number, (step, command) in enumerate(commands, 1):
+        place = f"{number}/{flow}"
+        if number > flow:
+            target = handler_of.get(step.id, "")
+            if target != shown_handler:
+                shown_handler = target
+                steps = sum(1 for s, _ in commands[flow:] if handler_of.get(s.id) == target)
+                out.print(
+                    Text(
+                        f"\nOn failure: {target} ({plural(steps, 'step')})", style="bold underline"
+                    )
+                )
+            place = f"rollback {plan.handler(target).index(step.id) + 1}/{steps}"
         line = Text.assemble(
-            (f"\n[{number}/{len(commands)}] ", "bold"),
+            (f"\n[{place}] ", "bold"),
             (_section_path(step.section, sections) + " > ", "cyan"),
             (step.id, "bold"),
         )
@@ -527,14 +546,15 @@ def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str
             out.print(_highlighted(command))
 
 
-_TAB_MARKER = re.compile(r'^\s*===\+? +".*"\s*$', re.MULTILINE)  # a content tab's label line
-_MARKUP = re.compile(r"[*_`\[\]#>|!<=~]|^\s*(?:[-+]|\d+[.)])\s", re.MULTILINE)
+# A content tab's label line, and headings: the step's header already names its section.
+_NOT_SHOWN = re.compile(r'^\s*===\+? +".*"\s*$\n?|^ {0,3}#{1,6}(?:\s.*)?$\n?', re.MULTILINE)
+_MARKUP = re.compile(r"[*_`\[\]>|!<=~]|^\s*(?:[-+]|\d+[.)]|#)\s", re.MULTILINE)
 
 
 def _markdown(text: str) -> RenderableType:
     """Markdown as the terminal shows it: links as their text and target; plain text as is
     (rich's Markdown costs milliseconds, so text with no markup skips it)."""
-    text = _TAB_MARKER.sub("", text)
+    text = _NOT_SHOWN.sub("", text).strip()
     if not _MARKUP.search(text):
         return Text(text.strip())
     from rich.markdown import Markdown

@@ -90,8 +90,10 @@ def list_runs(
     where: list[str] = []
     args: list[object] = []
     if runbook:
-        where.append("(path = ? OR abspath = ?)")
-        args += [runbook, runbook]
+        # As first typed, by resolved path, or by file name (`fail.md`).
+        where.append("(path = ? OR abspath = ? OR abspath LIKE ? ESCAPE '\\')")
+        name = runbook.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        args += [runbook, runbook, "%/" + name if "/" not in runbook else name]
     if status:
         if status == RunStatus.INTERRUPTED:
             where.append("status IN ('interrupted', 'running')")
