@@ -41,6 +41,7 @@ class RunSummary:
     git_commit: str | None
     git_dirty: bool | None
     abspath: str = ""
+    note: str = ""  # how a succeeded run ended, when not plainly: "2 steps skipped"
 
     @property
     def duration(self) -> float | None:

@@ -90,3 +90,12 @@ def test_no_editor_is_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VISUAL", raising=False)
     with pytest.raises(EditorFailed, match=r"set \$EDITOR"):
         ClickKeyboard().edit("echo hi\n", ".sh")
+
+
+def test_log_list_shows_the_skipped_steps_of_a_succeeded_run(tmp_path: Path) -> None:
+    write_runbook(tmp_path, UPGRADE.replace("## Rollback", "- [ ] Tell the channel\n\n## Rollback"))
+    done = cli(tmp_path, "run", "rb.md", "--yes")
+    assert done.returncode == 0
+    assert "Run succeeded, 1 step skipped" in done.stdout
+    listed = cli(tmp_path, "log", "list").stdout
+    assert "succeeded, 1 step skipped" in listed
