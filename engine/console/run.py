@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from engine.console.terminal import EditorFailed, Terminal, _section_path
+from engine.console.terminal import EditorFailed, Terminal, _section_path, append_flags
 from engine.events import (
     Answer,
     Event,
@@ -242,8 +242,7 @@ class RunConsole:
             (step.id, "bold"),
         )
         flags = step_flags(step)
-        if flags:
-            line.append("  " + " ".join(flags), style="yellow")
+        append_flags(line, flags)
         self.out.print(line)
 
     def announce(
@@ -537,8 +536,7 @@ def print_dry_run(
             (step.id, "bold"),
         )
         flags = step_flags(step)
-        if flags:
-            line.append("  " + " ".join(flags), style="yellow")
+        append_flags(line, flags)
         out.print(line)
         if step.kind is StepKind.MANUAL:
             out.print(Text.assemble(("  ☐ ", "bold"), command))

@@ -282,6 +282,13 @@ def _inference_lines(step: Step) -> list[str]:
     return lines
 
 
+def append_flags(line: Text, flags: list[str]) -> None:
+    """A step's flags after its header: danger in red, the rest in yellow."""
+    for number, flag in enumerate(flags):
+        line.append(" " if number else "  ")
+        line.append(flag, style="bold red" if flag == "danger" else "yellow")
+
+
 def _step_line(number: int, step: Step) -> Text:
     kind = "manual " if step.kind is StepKind.MANUAL else "command"
     line = Text.assemble(
@@ -291,8 +298,7 @@ def _step_line(number: int, step: Step) -> Text:
         f"  line {step.line}",
     )
     flags = step_flags(step)
-    if flags:
-        line.append("  " + " ".join(flags), style="yellow")
+    append_flags(line, flags)
     return line
 
 
