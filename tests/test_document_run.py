@@ -332,3 +332,25 @@ def test_a_rollback_is_announced(session: ShellSession) -> None:
     run(plan_of(ROLLBACK), session, ui, RunOptions(assume_yes=True))
     assert ("rollback", "rollback", "1", None) in ui.announced
     assert ui.announced[-1][0] == "downgrade" and ui.announced[-1][3] == "rollback"
+
+
+def test_the_failure_help_offers_no_rollback_when_there_is_none() -> None:
+    from engine.shell import Outcome
+
+    plan = plan_of(GUESSED)
+    out = io.StringIO()
+    keys = iter(["?", "a"])
+
+    class Keys:
+        def read_key(self) -> str:
+            return next(keys)
+
+        def edit(self, text: str, extension: str) -> str | None:
+            return None
+
+    terminal = Terminal(Console(file=out, width=120, color_system=None), None, Keys())
+    shown = RunConsole(terminal, plan, True)
+    outcome = Outcome(exit_code=1, signal=None, duration=0.1)
+    assert shown.ask_failure(plan.runbook.steps[1], outcome, None) is Choice.ABORT
+    assert "[b]" not in out.getvalue() and "rollback" not in out.getvalue()
+    assert "a abort" in out.getvalue()

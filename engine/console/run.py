@@ -56,8 +56,8 @@ STEP_HELP = (
 )
 FAILURE_HELP = (
     "r retry   e edit the command, then retry   o open a shell in the step's directory\n"
-    "s skip (the step counts as skipped)   c continue (the step counts as failed)\n"
-    "b run the failure handler (rollback) and stop   a abort the run"
+    "s skip (the step counts as skipped)   c continue (the step counts as failed)   a abort\n"
+    "b run the failure handler (rollback) and stop"
 )
 
 
@@ -370,7 +370,8 @@ class RunConsole:
             )
             if key in FAILURE_KEYS and (key != "b" or handler):
                 return Choice(FAILURE_KEYS[key])
-            self.out.print(Text(FAILURE_HELP, style="dim"))
+            shown = FAILURE_HELP if handler else FAILURE_HELP.rsplit("\n", 1)[0]  # no [b]
+            self.out.print(Text(shown, style="dim"))
 
     def edit_command(self, command: str) -> str | None:
         try:
