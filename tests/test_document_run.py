@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from engine.console.run import RunConsole
 from engine.console.terminal import Terminal
@@ -354,3 +355,17 @@ def test_the_failure_help_offers_no_rollback_when_there_is_none() -> None:
     assert shown.ask_failure(plan.runbook.steps[1], outcome, None) is Choice.ABORT
     assert "[b]" not in out.getvalue() and "rollback" not in out.getvalue()
     assert "a abort" in out.getvalue()
+
+
+def test_prose_with_a_table_goes_to_rich_and_plain_markup_is_rendered_here() -> None:
+    from engine.console.run import _markdown
+
+    quick = _markdown(
+        "Stop **one** node; see [runbook](https://x.example).\n\n1. first\n2. `second`"
+    )
+    assert isinstance(quick, Text)
+    assert quick.plain == "Stop one node; see runbook (https://x.example).\n\n 1. first\n 2. second"
+    assert not isinstance(_markdown("| a | b |\n|---|---|\n| 1 | 2 |"), Text)
+    assert _markdown("A snake_case_name and 2*3*4 stay.").plain == (  # type: ignore[union-attr]
+        "A snake_case_name and 2*3*4 stay."
+    )

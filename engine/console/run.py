@@ -547,18 +547,76 @@ def print_dry_run(
 
 # A content tab's label line, and headings: the step's header already names its section.
 _NOT_SHOWN = re.compile(r'^\s*===\+? +".*"\s*$\n?|^ {0,3}#{1,6}(?:\s.*)?$\n?', re.MULTILINE)
-_MARKUP = re.compile(r"[*_`\[\]>|!<=~]|^\s*(?:[-+]|\d+[.)]|#)\s", re.MULTILINE)
+# Block markup the quick renderer leaves to rich: quotes, tables, fences, admonitions, HTML,
+# rules and setext headings.
+_BLOCKS = re.compile(r"^ {0,3}(?:>|\||```|~~~|!!!|\?\?\?|<|[=-]{3,}\s*$)", re.MULTILINE)
+_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+(.*)$")
+_INLINE = re.compile(
+    r"\*\*(?P<strong>.+?)\*\*|__(?P<strong2>.+?)__|(?<![\w*])\*(?P<em>[^*\s][^*]*?)\*(?!\w)"
+    r"|(?<!\w)_(?P<em2>[^_\s][^_]*?)_(?!\w)|`(?P<code>[^`]+)`"
+    r"|!?\[(?P<text>[^\]]*)\]\((?P<url>[^)\s]+)(?:\s+\"[^\"]*\")?\)"
+)
 
 
 def _markdown(text: str) -> RenderableType:
-    """Markdown as the terminal shows it: links as their text and target; plain text as is
-    (rich's Markdown costs milliseconds, so text with no markup skips it)."""
+    """Markdown as the terminal shows it: emphasis, lists, links as their text and target.
+    Paragraphs and lists are rendered here (tens of microseconds); block markup that needs
+    more (tables, quotes, code blocks) goes to rich's Markdown, which takes milliseconds."""
     text = _NOT_SHOWN.sub("", text).strip()
-    if not _MARKUP.search(text):
-        return Text(text.strip())
-    from rich.markdown import Markdown
+    if _BLOCKS.search(text):
+        from rich.markdown import Markdown
 
-    return Markdown(text, hyperlinks=False)
+        return Markdown(text, hyperlinks=False)
+    shown = Text()
+    paragraph: list[str] = []
+    indent = ""
+
+    def flush() -> None:
+        if paragraph:
+            if shown:
+                shown.append("\n")
+            shown.append(indent)
+            _inline(" ".join(paragraph), shown)
+            paragraph.clear()
+
+    for line in text.splitlines():
+        item = _ITEM.match(line)
+        if item:
+            flush()
+            depth, marker, rest = item.groups()
+            bullet = "•" if marker in "-*+" else marker
+            indent = " " * (len(depth) + 1)
+            paragraph.append(f"{bullet} {rest}")
+        elif not line.strip():
+            flush()
+            indent = ""
+            if shown and not shown.plain.endswith("\n\n"):
+                shown.append("\n")
+        else:
+            paragraph.append(line.strip())
+    flush()
+    return shown
+
+
+def _inline(text: str, into: Text) -> None:
+    """Inline markup as styles: **strong**, *emphasis*, `code`, [text](target)."""
+    at = 0
+    for match in _INLINE.finditer(text):
+        into.append(text[at : match.start()])
+        kind = match.lastgroup
+        if kind in ("strong", "strong2"):
+            into.append(match.group(kind), style="bold")
+        elif kind in ("em", "em2"):
+            into.append(match.group(kind), style="italic")
+        elif kind == "code":
+            into.append(match.group("code"), style="cyan")
+        else:
+            label, url = match.group("text"), match.group("url")
+            into.append(label or url, style="underline")
+            if label and label != url:
+                into.append(f" ({url})")
+        at = match.end()
+    into.append(text[at:])
 
 
 def _highlighted(command: str) -> Syntax:
