@@ -61,6 +61,9 @@ FAILURE_HELP = (
 )
 
 
+SUMMARY_STYLE = {"succeeded": "green", "done": "green", "skipped": "yellow", "not reached": "dim"}
+
+
 class RunConsole:
     """The operator's side of `runbook run`: shows the event stream, asks at each prompt."""
 
@@ -192,21 +195,16 @@ class RunConsole:
         ids = list(self._selected) + [i for i in self._results if i not in self._selected]
         if not ids:
             return
-        from rich.table import Table
-
-        table = Table(box=None, padding=(0, 1, 0, 2), header_style="bold")
-        table.add_column("step")
-        table.add_column("status")
-        table.add_column("why")
-        for step_id in ids:
-            status, why = self._results.get(step_id, ("not reached", ""))
-            style = {
-                "succeeded": "green",
-                "done": "green",
-                "skipped": "yellow",
-                "not reached": "dim",
-            }.get(status, "red")
-            table.add_row(Text(step_id), Text(status, style=style), Text(why))
+        # Aligned lines in one Text rather than a rich Table: a run can have hundreds of steps.
+        rows = [(i, *self._results.get(i, ("not reached", ""))) for i in ids]
+        width = max(len("step"), *(len(r[0]) for r in rows))
+        status_width = max(len(r[1]) for r in rows)
+        table = Text(f"  {'step'.ljust(width)}   {'status'.ljust(status_width)}   why", "bold")
+        for step_id, status, why in rows:
+            style = SUMMARY_STYLE.get(status, "red")
+            table.append(f"\n  {step_id.ljust(width)}   ")
+            table.append(status.ljust(status_width), style=style)
+            table.append(f"   {why}".rstrip())
         self.out.print(table)
 
     # -- progress -------------------------------------------------------------------------------
@@ -232,7 +230,7 @@ class RunConsole:
 
     # -- prompts --------------------------------------------------------------------------------
 
-    def _header(self, step: Step, position: int, total: int, handler: str | None = None) -> None:
+    def _header(self, step: Step, position: int, total: int, handler: str | None = None) -> Text:
         where = f"rollback {position}/{total}" if handler else f"{position}/{total}"
         self._position = f"[{where}]"
         path = _section_path(step.section, self.sections)
@@ -243,30 +241,48 @@ class RunConsole:
         )
         flags = step_flags(step)
         append_flags(line, flags)
-        self.out.print(line)
+        return line
 
     def announce(
         self, step: Step, command: str, position: int, total: int, handler: str | None
     ) -> None:
-        """Before a step: its place, the prose before it, and what it runs or asks."""
-        self._header(step, position, total, handler)
+        """Before a step: its place, the prose before it, and what it runs or asks. Texts are
+        joined into one print where they can be: each print costs a tenth of a millisecond."""
+        shown = self._header(step, position, total, handler)
         if step.prose and not self.quiet:
             prose = _markdown(step.prose)
-            if prose:
+            if isinstance(prose, Text):
+                if prose:
+                    shown.append("\n")
+                    shown.append_text(prose)
+                    shown.append("\n")
+            else:
+                self.out.print(shown)
                 self.out.print(prose)
-                self.out.print()
+                shown = Text()
+        if step.kind is StepKind.COMMAND:
+            command_text = self._command(command)
+            if isinstance(command_text, Text):
+                shown.append("\n" if shown else "")
+                shown.append_text(command_text)
+                self.out.print(shown)
+            else:
+                if shown:
+                    self.out.print(shown)
+                self.out.print(command_text)
+        elif shown:
+            self.out.print(shown)
         if step.kind is StepKind.MANUAL:
             mark = "☑" if step.checked else "☐"
-            shown = _markdown(command)
-            if isinstance(shown, Text):
-                self.out.print(Text.assemble((f"  {mark} ", "bold"), shown))
+            body = _markdown(command)
+            if isinstance(body, Text):
+                self.out.print(Text.assemble((f"  {mark} ", "bold"), body))
             else:
                 self.out.print(Text(f"  {mark} (a step for you to do)", style="bold"))
-                self.out.print(shown)
+                self.out.print(body)
             for number, offer in enumerate(step.offers, 1):
                 self.out.print(Text(f"  offers [{number}] {offer}", style="cyan"))
         else:
-            self.out.print(self._command(command))
             if step.follow:
                 self.out.print(
                     Text("  This step runs until stopped: Ctrl-C ends it and the run goes on.")
