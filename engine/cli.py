@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import traceback
@@ -56,6 +57,9 @@ class ClickKeyboard:
         return click.getchar()
 
     def edit(self, text: str, extension: str) -> str | None:
+        if not (os.environ.get("VISUAL") or os.environ.get("EDITOR")):
+            # Not the system's fallback (Debian's select-editor writes to the home directory).
+            raise EditorFailed("no editor: set $EDITOR (or $VISUAL) to edit the command")
         try:
             return click.edit(text, extension=extension, require_save=True)
         except click.UsageError as exc:
@@ -135,6 +139,16 @@ def show(path: Path, output_format: str) -> None:
 @click.option("--only", metavar="ID[,ID...]", help="Run only these steps.")
 @click.option("--skip", metavar="ID[,ID...]", help="Do not run these steps.")
 @click.option("--force", is_flag=True, help="Run even if another run of it is active.")
+@click.option("--quiet", is_flag=True, help="Do not show the runbook's text between steps.")
+@click.option(
+    "--run-guessed", is_flag=True, help="With --yes, also run blocks guessed to be commands."
+)
+@click.option(
+    "--choose",
+    multiple=True,
+    metavar="LABEL",
+    help="Take this option where the runbook offers a choice (repeatable).",
+)
 @JOURNAL
 def run(
     path: Path,
@@ -147,6 +161,9 @@ def run(
     only: str | None,
     skip: str | None,
     force: bool,
+    quiet: bool,
+    run_guessed: bool,
+    choose: tuple[str, ...],
     journal: Path | None,
 ) -> None:
     """Run a runbook step by step, asking before each step."""
@@ -159,12 +176,19 @@ def run(
     try:
         runbook = read_runbook(path)
         plan = plan_runbook(runbook)
+        if not runbook.steps:
+            raise UserError(
+                f"{path}: no steps to run (is it an empty or non-Markdown file?);"
+                f" see `runbook check {path}`"
+            )
         if not plan.ok:
             terminal.diagnostics([d for d in plan.diagnostics if d.is_error])
             raise UserError(f"{path} has errors; fix them first (see `runbook check {path}`)")
         interactive = sys.stdin.isatty() and not yes
         given = launch.parse_param_args(params, params_file)
-        options = launch.run_options(plan, yes, allow_danger, start_from, only, skip)
+        options = launch.run_options(
+            plan, yes, allow_danger, start_from, only, skip, run_guessed, choose
+        )
         values = launch.collect_params(runbook, given, interactive and not dry_run, terminal)
         parameters = Parameters.of(plan, values)
         if dry_run:
@@ -174,7 +198,14 @@ def run(
             raise UserError("no terminal to ask on: use --yes for an unattended run")
         status = launch.run_plan(
             launch.Launch(
-                plan, parameters, options, terminal, interactive, journal_path(journal), force
+                plan,
+                parameters,
+                options,
+                terminal,
+                interactive,
+                journal_path(journal),
+                force,
+                quiet=quiet,
             )
         )
     except (RunbookNotFound, launch.LaunchError) as exc:
@@ -240,7 +271,7 @@ def _open_journal(journal: Path | None) -> Store | None:
 )
 @click.option("--since", metavar="DURATION", help="Only runs started this recently, e.g. 7d.")
 @click.option("--operator", metavar="NAME", help="Only runs by this user name or email.")
-@click.option("--limit", type=int, default=None, help="At most this many runs.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many runs.")
 @FORMAT
 @JOURNAL
 def log_list(
@@ -268,6 +299,10 @@ def log_list(
         if output_format == "json":
             terminal.json([])
         return
+    if runbook_path:
+        runbook_path = (
+            str(Path(runbook_path).resolve()) if os.path.exists(runbook_path) else (runbook_path)
+        )
     runs = store.list_runs(runbook_path, status, seconds, operator, limit)
     if output_format == "json":
         terminal.json([summary_dict(r) for r in runs])
@@ -300,7 +335,13 @@ def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Pat
 
 @log.command("search")
 @click.argument("text")
-@click.option("--limit", type=int, default=50, show_default=True, help="At most this many hits.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="At most this many hits.",
+)
 @FORMAT
 @JOURNAL
 def log_search(text: str, limit: int, output_format: str, journal: Path | None) -> None:
@@ -404,6 +445,10 @@ def main() -> None:
     except click.Abort:
         Terminal().error("interrupted")
         sys.exit(130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "runbook"
+        Terminal().error(f"{exc.format_message()} (see `{command} --help`)")
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -57,6 +57,7 @@ class Question(StrEnum):
     EDIT = "edit"  # the command was edited
     EXPECT = "expect"  # an `expect` prompt answered for the operator
     UNFINISHED = "unfinished"  # on resume, a step that had started without a result
+    BRANCH = "branch"  # which option of a choice between alternatives the run takes
 
 
 def _now() -> float:

@@ -53,6 +53,7 @@ class Launch:
     journal: Path
     force: bool = False
     captured: Mapping[str, str] = field(default_factory=dict)  # on resume: values kept so far
+    quiet: bool = False  # --quiet: the prose between steps is not shown
 
 
 def parse_param_args(pairs: tuple[str, ...], params_file: Path | None) -> dict[str, str]:
@@ -127,6 +128,8 @@ def run_options(
     start_from: str | None,
     only: str | None,
     skip: str | None,
+    run_guessed: bool = False,
+    choose: tuple[str, ...] = (),
 ) -> RunOptions:
     """Validate --from/--only/--skip against the plan's step ids."""
     known = list(plan.order)
@@ -148,6 +151,8 @@ def run_options(
         start_from=next(iter(start), None),
         only=ids(only, "--only"),
         skip=ids(skip, "--skip"),
+        run_guessed=run_guessed,
+        choose=choose,
     )
 
 
@@ -156,7 +161,7 @@ def dry_run(plan: Plan, params: Parameters, options: RunOptions, terminal: Termi
         commands = dry_run_commands(plan, params, options.select(plan))
     except RunAborted as exc:
         raise LaunchError(str(exc)) from None
-    print_dry_run(terminal, plan, commands)
+    print_dry_run(terminal, plan, commands, len(options.select(plan)))
 
 
 def session_environment(runbook: Runbook, values: Mapping[str, str]) -> dict[str, str]:
@@ -271,7 +276,7 @@ def run_in_session(
         )
     except ShellError as exc:
         raise LaunchError(str(exc)) from None
-    console = RunConsole(terminal, plan, launch.interactive)
+    console = RunConsole(terminal, plan, launch.interactive, launch.quiet)
     sink = Fanout(writer, console)
     try:
         runner = Runner(

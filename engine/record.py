@@ -41,6 +41,7 @@ class RunSummary:
     git_commit: str | None
     git_dirty: bool | None
     abspath: str = ""
+    note: str = ""  # how a succeeded run ended, when not plainly: "2 steps skipped"
 
     @property
     def duration(self) -> float | None:
@@ -274,4 +275,12 @@ def step_flags(step: Step) -> list[str]:
         flags.append(f"cwd={step.cwd}")
     if step.checked:
         flags.append("checked")
+    if step.guessed:
+        flags.append("guessed")
+    if step.follow:
+        flags.append("follow")
+    if step.branch is not None:
+        flags.append(f"option={step.branch.label}")
+    if step.offers:
+        flags.append(f"offers={len(step.offers)}")
     return flags

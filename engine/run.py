@@ -63,8 +63,14 @@ class Choice(StrEnum):
 
 
 class RunUI(Protocol):
-    """What the run loop asks the operator; the console implements it."""
+    """What the run loop asks the operator; the console implements it. `ask_manual` returns
+    (RUN, command) when the operator runs one of the commands the step offers."""
 
+    def announce(
+        self, step: Step, command: str, position: int, total: int, handler: str | None
+    ) -> None: ...
+    def announce_rollback(self, target: str, steps: int) -> None: ...
+    def ask_branch(self, step: Step, labels: list[str]) -> str | None: ...
     def ask_step(self, step: Step, command: str, position: int, total: int) -> Choice: ...
     def ask_danger(self, step: Step) -> bool: ...
     def ask_manual(
@@ -87,6 +93,9 @@ class StepIOContext(Protocol):
     def tick(self) -> None: ...
 
 
+FOLLOW_STOPPED = "stopped: a follow step runs until Ctrl-C or its timeout"
+
+
 class RunAborted(Exception):
     """The operator (or the unattended policy) stopped the run."""
 
@@ -103,6 +112,8 @@ class RunOptions:
     only: frozenset[str] = frozenset()
     skip: frozenset[str] = frozenset()
     done: frozenset[str] = frozenset()  # finished in the run being resumed: not run again
+    run_guessed: bool = False  # with --yes, also run blocks the engine guessed are commands
+    choose: tuple[str, ...] = ()  # --choose LABEL: the options taken, matched case-insensitively
 
     def select(self, plan: Plan) -> list[str]:
         """The steps of the flow this run takes, in order: the one selection used by the
@@ -176,6 +187,7 @@ class Runner:
         self.by_id = {s.id: s for s in runbook.steps}
         self.failed: list[str] = []
         self.go_on: set[str] = set()  # failed steps the operator chose to continue past
+        self.chosen: dict[str, str | None] = {}  # choice -> the option taken (None: none)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -205,9 +217,11 @@ class Runner:
 
     def _run_steps(self) -> RunResult:
         ids = self.options.select(self.plan)
+        skipped = 0
         for position, step_id in enumerate(ids, 1):
             step = self.by_id[step_id]
             status = self.run_step(step, position, len(ids))
+            skipped += status is StepStatus.SKIPPED
             if status.finished:
                 continue
             self.failed.append(step.id)
@@ -219,7 +233,9 @@ class Runner:
             return RunResult(RunStatus.FAILED, self.failed, f"step '{step.id}' failed")
         if self.failed:
             return RunResult(RunStatus.FAILED, self.failed, "some steps failed")
-        return RunResult(RunStatus.SUCCEEDED)
+        return RunResult(
+            RunStatus.SUCCEEDED, message=f"{plural(skipped, 'step')} skipped" if skipped else ""
+        )
 
     def _after_failure_policy(self, step: Step) -> str:
         """What a failure that the operator did not resolve leads to."""
@@ -231,6 +247,7 @@ class Runner:
 
     def _run_handler(self, target: str) -> None:
         ids = self.plan.handler(target)
+        self.ui.announce_rollback(target, len(ids))
         for position, step_id in enumerate(ids, 1):
             status = self.run_step(self.by_id[step_id], position, len(ids), handler=target)
             if not status.finished:
@@ -242,6 +259,19 @@ class Runner:
     def run_step(
         self, step: Step, position: int, total: int, handler: str | None = None
     ) -> StepStatus:
+        if step.branch is not None:
+            taken = self._branch_taken(step)
+            if taken is None or taken.casefold() != step.branch.label.casefold():
+                why = f"option {taken!r} was chosen" if taken else "no option was chosen"
+                self.emit(
+                    StepFinished(
+                        step.id,
+                        0,
+                        StepStatus.SKIPPED,
+                        f"option {step.branch.label!r} not taken: {why}",
+                    )
+                )
+                return StepStatus.SKIPPED
         if step.when:
             try:
                 wanted = evaluate_condition(step.when, plain_values(self.context))
@@ -254,22 +284,68 @@ class Runner:
             return self._manual(step, position, total)
         return self._command(step, position, total, handler)
 
+    def _branch_taken(self, step: Step) -> str | None:
+        """The option taken at the step's choice: asked once per choice, and journalled."""
+        assert step.branch is not None
+        choice = step.branch.choice
+        if choice in self.chosen:
+            return self.chosen[choice]
+        labels = branch_labels(self.plan, choice)
+        picked = chosen_option(labels, self.options.choose)
+        if picked is not None:
+            note = "--choose"
+        elif self.options.assume_yes:
+            raise RunAborted(
+                f"{self._where(step)}: step '{step.id}' is one option of a choice between "
+                f"{', '.join(labels)}; an unattended run needs --choose LABEL"
+            )
+        else:
+            picked, note = self.ui.ask_branch(step, labels), "operator"
+        self.chosen[choice] = picked
+        self.emit(
+            Answer(
+                step.id,
+                0,
+                Question.BRANCH,
+                picked or "none",
+                note=f"{note}; options: {', '.join(labels)}",
+            )
+        )
+        return picked
+
     def _manual(self, step: Step, position: int, total: int) -> StepStatus:
         text = self._render_text(step)
         self.emit(StepStarted(step.id, 1, "manual", text=text))
         text = self.masker.mask(text)
-        if self.options.assume_yes:
-            # Nobody is there to do it: an unattended run records the step as not done.
-            choice, note = Choice.SKIP, "unattended run (--yes): nobody confirmed it"
-        else:
-            choice, note = self.ui.ask_manual(step, text, position, total)
+        self.ui.announce(step, text, position, total, None)
+        attempt = 1
+        while True:
+            if self.options.assume_yes:
+                # Nobody is there to do it: an unattended run records the step as not done.
+                choice, note = Choice.SKIP, "unattended run (--yes): nobody confirmed it"
+            else:
+                choice, note = self.ui.ask_manual(step, text, position, total)
+            if choice is not Choice.RUN:
+                break
+            attempt += 1
+            self.emit(Answer(step.id, attempt, Question.MANUAL, "run", command=note))
+            if self._run_offer(step, note, attempt) and len(step.offers) == 1:
+                return StepStatus.SUCCEEDED
         self.emit(Answer(step.id, 0, Question.MANUAL, str(choice), note=note))
         if choice is Choice.ABORT:
-            self.emit(StepFinished(step.id, 1, StepStatus.SKIPPED, reason="aborted"))
+            self.emit(StepFinished(step.id, attempt, StepStatus.SKIPPED, reason="aborted"))
             raise RunAborted(f"aborted at step '{step.id}'")
         status = StepStatus.DONE if choice is Choice.DONE else StepStatus.SKIPPED
-        self.emit(StepFinished(step.id, 1, status, note=note))
+        self.emit(StepFinished(step.id, attempt, status, note=note))
         return status
+
+    def _run_offer(self, step: Step, command: str, attempt: int) -> bool:
+        """A command a manual step offers, run as a command step would be: True if it worked."""
+        try:
+            rendered = render_step(command, step.cwd, step.env, (), self.context)
+        except TemplateProblem as problem:
+            raise RunAborted(f"{self._where(step)}: {problem.message}") from None
+        return self._execute(step, rendered, rendered.command, attempt, False)[1]
 
     def _render_text(self, step: Step) -> str:
         try:
@@ -300,6 +376,18 @@ class Runner:
         edited = False
         if not step.run:
             return StepStatus.SKIPPED
+        if step.guessed and self.options.assume_yes and not self.options.run_guessed:
+            self.emit(
+                StepFinished(
+                    step.id,
+                    0,
+                    StepStatus.SKIPPED,
+                    reason="guessed to be commands (an unlabelled block): --yes runs it only"
+                    " with --run-guessed",
+                )
+            )
+            return StepStatus.SKIPPED
+        self.ui.announce(step, self.masker.mask(command), position, total, handler)
         while True:
             choice = self._confirm(step, command, position, total)
             if choice is Choice.SKIP:
@@ -317,8 +405,8 @@ class Runner:
         attempt = 0
         while True:
             attempt += 1
-            outcome = self._execute(step, rendered, command, attempt, edited)
-            if outcome.ok:
+            outcome, ok = self._execute(step, rendered, command, attempt, edited)
+            if ok:
                 return StepStatus.SUCCEEDED
             if attempt <= step.retries and not outcome.interrupted:
                 time.sleep(step.retry_delay)
@@ -380,7 +468,7 @@ class Runner:
                     break
             self.emit(Answer(step.id, 0, Question.CONFIRM, str(choice)))
             return choice
-        if step.confirm is Confirm.NO or self.options.assume_yes:
+        if self.options.assume_yes or (step.confirm is Confirm.NO and not step.guessed):
             return Choice.RUN
         choice = self.ui.ask_step(step, self.masker.mask(command), position, total)
         self.emit(Answer(step.id, 0, Question.CONFIRM, str(choice)))
@@ -388,7 +476,9 @@ class Runner:
 
     def _execute(
         self, step: Step, rendered: RenderedStep, command: str, attempt: int, edited: bool
-    ) -> Outcome:
+    ) -> tuple[Outcome, bool]:
+        """Run one attempt; the outcome, and whether it counts as a success (a follow step
+        stopped by Ctrl-C or its timeout does)."""
         self.emit(
             StepStarted(
                 step.id,
@@ -451,6 +541,8 @@ class Runner:
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
                 self.sink.emit(Output(step.id, attempt, rest))
+        stopped = step.follow and (outcome.interrupted or outcome.timed_out)
+        ok = outcome.ok or stopped
         kept: dict[str, str] = {}
         if step.capture and outcome.ok:
             value = _strip_ansi(captured.decode("utf-8", "replace")).strip()
@@ -460,7 +552,10 @@ class Runner:
             StepFinished(
                 step.id,
                 attempt,
-                StepStatus.SUCCEEDED if outcome.ok else _failure_status(outcome),
+                StepStatus.SUCCEEDED if ok else _failure_status(outcome),
+                reason="stopped: a follow step runs until Ctrl-C or its timeout"
+                if stopped
+                else None,
                 result=StepResult(
                     exit_code=outcome.exit_code,
                     signal=outcome.signal,
@@ -471,7 +566,7 @@ class Runner:
                 ),
             )
         )
-        return outcome
+        return outcome, ok
 
     def _debug_shell(self, step: Step, rendered: RenderedStep) -> None:
         env = dict(rendered.env)
@@ -565,6 +660,8 @@ def preflight(plan: Plan, params: Parameters, options: RunOptions) -> list[str]:
         dry_run_commands(plan, params)
     except RunAborted as exc:
         problems.append(str(exc))
+    if options.assume_yes:
+        problems += unattended_problems(plan, options)
     if options.assume_yes and not options.allow_danger:
         by_id = {s.id: s for s in plan.runbook.steps}
         ids = set(options.select(plan))
@@ -580,6 +677,70 @@ def preflight(plan: Plan, params: Parameters, options: RunOptions) -> list[str]:
                 " needs --allow-danger to run them"
             )
     return problems
+
+
+def branch_labels(plan: Plan, choice: str) -> list[str]:
+    """The options of a choice, in the order of the document."""
+    labels: list[str] = []
+    for step in plan.runbook.steps:
+        branch = step.branch
+        if branch is not None and branch.choice == choice and branch.label not in labels:
+            labels.append(branch.label)
+    return labels
+
+
+def chosen_option(labels: list[str], choose: tuple[str, ...]) -> str | None:
+    """The option `--choose` picks among `labels` (case-insensitively), if any."""
+    wanted = {c.strip().casefold() for c in choose}
+
+    def names(label: str) -> set[str]:  # "Option 1: restart" is also "option 1" and "restart"
+        head, _, tail = label.partition(":")
+        return {label.casefold(), head.strip().casefold(), tail.strip().casefold()} - {""}
+
+    return next((label for label in labels if names(label) & wanted), None)
+
+
+def unattended_problems(plan: Plan, options: RunOptions) -> list[str]:
+    """Steps an unattended run could not get through, named before anything runs: a choice
+    nobody picked, a step that needs a terminal or never ends, with no answers or timeout."""
+    problems = []
+    by_id = {s.id: s for s in plan.runbook.steps}
+    ids = options.select(plan)
+    ids += [i for s in ids for i in plan.handler(by_id[s].on_failure) if i not in ids]
+    choices: set[str] = set()
+    for step_id in ids:
+        step = by_id[step_id]
+        branch = step.branch
+        if branch is not None and branch.choice not in choices:
+            choices.add(branch.choice)
+            labels = branch_labels(plan, branch.choice)
+            if chosen_option(labels, options.choose) is None:
+                problems.append(
+                    f"{plan.runbook.path}:{branch.line}: step '{step.id}' is one option of a"
+                    f" choice between {', '.join(labels)}; an unattended run needs --choose"
+                    " LABEL to pick one"
+                )
+        if step.kind is not StepKind.COMMAND or not step.run:
+            continue
+        if step.guessed and not options.run_guessed:
+            continue  # skipped by --yes
+        if step.expect or step.timeout or plan.runbook.timeout:
+            continue
+        for key in ("interactive", "follow"):
+            if getattr(step, key):
+                inferred = step.inference(key)
+                why = f" ({inferred.reason})" if inferred else ""
+                problems.append(
+                    f"{plan.runbook.path}:{step.line}: step '{step.id}' is {key}{why}; an"
+                    " unattended run needs `expect` answers or a `timeout` for it"
+                )
+                break
+    return problems
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 step`, `2 steps`."""
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _masked(event: Event, mask: Callable[[str], str]) -> Event:

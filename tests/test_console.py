@@ -61,6 +61,7 @@ def console(keyboard: Keys) -> tuple[RunConsole, io.StringIO, io.StringIO]:
 def test_an_unknown_key_shows_the_help_and_asks_again() -> None:
     run_console, out, _ = console(Keys("x", "S"))
     step = plan(RUNBOOK).runbook.steps[0]
+    run_console.announce(step, "./ship\n", 1, 1, None)
     assert run_console.ask_step(step, "./ship\n", 1, 1) is Choice.SKIP
     shown = out.getvalue()
     assert "[1/1] Deploy > ship  danger" in shown
@@ -82,11 +83,13 @@ def test_events_are_shown_as_they_come() -> None:
     run_console.emit(StepFinished("ship", 1, StepStatus.FAILED, result=StepResult(3, None, 0.25)))
     run_console.emit(StepFinished("ship", 0, StepStatus.SKIPPED, reason="operator"))
     run_console.emit(RunFinished(RunStatus.FAILED, ("ship",), "step 'ship' failed"))
-    assert out.getvalue().splitlines() == [
-        "▶ Deploy  (1 steps, rb.md)",
+    assert [line.rstrip() for line in out.getvalue().splitlines()] == [
+        "▶ Deploy  (1 step, rb.md)",
         "  ↳ answered /Token:/ with [secret]",
         "  ✗ ship failed: exit status 3 in 0.2s",
         "  ↷ ship skipped (operator)",
         "",
+        "  step   status    why",
+        "  ship   skipped   operator",
         "Run failed: step 'ship' failed",
     ]

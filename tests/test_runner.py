@@ -82,15 +82,29 @@ class Quiet:
 class ScriptedUI:
     """An operator who answers from a script, in order; asks are recorded."""
 
-    def __init__(self, *answers: Choice | tuple[Choice, str]) -> None:
+    def __init__(self, *answers: Choice | tuple[Choice, str] | str | None) -> None:
         self.answers = list(answers)
         self.asked: list[tuple[str, str]] = []
         self.edits: list[str] = []
+        self.announced: list[tuple[str, str, str, str | None]] = []
 
-    def _next(self, kind: str, step: Step) -> Choice | tuple[Choice, str]:
+    def _next(self, kind: str, step: Step) -> Choice | tuple[Choice, str] | str | None:
         self.asked.append((kind, step.id))
         assert self.answers, f"nothing scripted for {kind} at {step.id}"
         return self.answers.pop(0)
+
+    def announce(
+        self, step: Step, command: str, position: int, total: int, handler: str | None
+    ) -> None:
+        self.announced.append((step.id, command, f"{position}/{total}", handler))
+
+    def announce_rollback(self, target: str, steps: int) -> None:
+        self.announced.append(("rollback", target, str(steps), None))
+
+    def ask_branch(self, step: Step, labels: list[str]) -> str | None:
+        answer = self._next("branch", step)
+        assert isinstance(answer, str | None)
+        return answer  # type: ignore[return-value]
 
     def ask_step(self, step: Step, command: str, position: int, total: int) -> Choice:
         answer = self._next("step", step)
@@ -212,7 +226,7 @@ def test_an_operator_run_emits_exactly_these_events(session: ShellSession) -> No
             reason="skipped by the operator after it failed",
             time=0.0,
         ),
-        RunFinished(RunStatus.SUCCEEDED, time=0.0),
+        RunFinished(RunStatus.SUCCEEDED, message="2 steps skipped", time=0.0),
     ]
     assert status is RunStatus.SUCCEEDED
     assert ui.answers == []
@@ -373,7 +387,7 @@ def test_an_unattended_failure_runs_its_handler_then_the_run_fails(
     ("choice", "ran", "status", "message"),
     [
         (Choice.CONTINUE, ["upgrade", "verify"], RunStatus.FAILED, "some steps failed"),
-        (Choice.SKIP, ["upgrade", "verify"], RunStatus.SUCCEEDED, ""),
+        (Choice.SKIP, ["upgrade", "verify"], RunStatus.SUCCEEDED, "1 step skipped"),
         (Choice.ROLLBACK, ["upgrade", "downgrade"], RunStatus.FAILED, "step 'upgrade' failed"),
         (Choice.ABORT, ["upgrade"], RunStatus.ABORTED, "aborted after step 'upgrade' failed"),
     ],

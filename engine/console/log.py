@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 
 from engine.console.terminal import Terminal
@@ -32,7 +34,7 @@ def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
             when(run.started),
             run.path,
             run.operator,
-            run.status,
+            run.status + (f", {run.note}" if run.note else ""),
             format_seconds(run.duration),
         )
         for run in runs
@@ -46,7 +48,8 @@ def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
         line = Text(
             "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=False)) + "  "
         )
-        line.append(row[4].ljust(widths[4]), style=STATUS_STYLE.get(row[4], ""))
+        style = STATUS_STYLE.get(row[4].split(",")[0], "")
+        line.append(row[4].ljust(widths[4]), style=style)
         line.append("  " + row[5])
         terminal.out.print(line)
 
@@ -109,9 +112,10 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
                     style="dim",
                 )
             )
-            for line in attempt.command.rstrip("\n").splitlines():
-                out.print(Text(f"    $ {line}", style="bold"))
-            for line in attempt.output.rstrip("\n").splitlines():
+            for line, starts in _command_lines(attempt.command):
+                out.print(Text(f"    {'$ ' if starts else '  '}{line}", style="bold"))
+            output = attempt.output if out.is_terminal else _plain(attempt.output)
+            for line in output.rstrip("\n").splitlines():
                 out.print(Text(f"    {line}"))
 
 
@@ -147,3 +151,39 @@ def verifications(terminal: Terminal, results: list[Verification]) -> None:
     if len(listed) < len(results):
         summary += f" ({len(results) - len(listed)} intact runs not listed)"
     terminal.err.print(Text(summary, style="bold red" if bad else "green"))
+
+
+_ESCAPES = re.compile(
+    r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-B]|\x1b[=>]"
+)
+
+
+def _plain(text: str) -> str:
+    """Output as text for a pipe or a file: terminal escape sequences and carriage returns out."""
+    text = _ESCAPES.sub("", text)
+    return "\n".join(
+        line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
+        for line in text.split("\n")
+    )
+
+
+_HEREDOC = re.compile(r"(?<![<\w])<<(-?)\s*(['\"]?)([\w.-]+)\2")
+
+
+def _command_lines(command: str) -> list[tuple[str, bool]]:
+    """Each line of a command, and whether it starts a command (shown after `$ `): not the
+    body of a here-document, nor the line after a trailing backslash."""
+    lines: list[tuple[str, bool]] = []
+    pending: list[tuple[str, bool]] = []  # here-documents opened on the line: (end, strip tabs)
+    continued = False
+    for line in command.rstrip("\n").splitlines():
+        if pending:
+            end, tabs = pending[0]
+            lines.append((line, False))
+            if (line.lstrip("\t") if tabs else line) == end:
+                pending.pop(0)
+            continue
+        lines.append((line, not continued))
+        continued = line.endswith("\\")
+        pending = [(m.group(3), m.group(1) == "-") for m in _HEREDOC.finditer(line)]
+    return lines

@@ -11,25 +11,29 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from engine.console.terminal import EditorFailed, Terminal, _section_path
+from engine.console.terminal import EditorFailed, Terminal, _section_path, append_flags
 from engine.events import (
     Answer,
     Event,
     Output,
     Question,
     RunFinished,
+    RunResumed,
     RunStarted,
+    RunStatus,
     StepFinished,
     StepStarted,
     StepStatus,
 )
 from engine.model import Param, Step, StepKind
+from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
 from engine.record import format_seconds, step_flags
-from engine.run import Choice
+from engine.run import Choice, plural
 from engine.shell import Outcome
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from rich.syntax import Syntax
 
 # -- run ------------------------------------------------------------------------------------
@@ -52,20 +56,30 @@ STEP_HELP = (
 )
 FAILURE_HELP = (
     "r retry   e edit the command, then retry   o open a shell in the step's directory\n"
-    "s skip (the step counts as skipped)   c continue (the step counts as failed)\n"
-    "b run the failure handler (rollback) and stop   a abort the run"
+    "s skip (the step counts as skipped)   c continue (the step counts as failed)   a abort\n"
+    "b run the failure handler (rollback) and stop"
 )
+
+
+SUMMARY_STYLE = {"succeeded": "green", "done": "green", "skipped": "yellow", "not reached": "dim"}
 
 
 class RunConsole:
     """The operator's side of `runbook run`: shows the event stream, asks at each prompt."""
 
-    def __init__(self, terminal: Terminal, plan: Plan | None, interactive: bool) -> None:
+    def __init__(
+        self, terminal: Terminal, plan: Plan | None, interactive: bool, quiet: bool = False
+    ) -> None:
         self.terminal = terminal
         self.out = terminal.out
         self.plan = plan
         self.interactive = interactive
+        self.quiet = quiet  # --quiet: the document's prose is not shown
         self.sections = {s.slug: s for s in plan.runbook.sections} if plan else {}
+        self.by_id = {s.id: s for s in plan.runbook.steps} if plan else {}
+        self._announced = ""
+        self._selected: tuple[str, ...] = ()
+        self._results: dict[str, tuple[str, str]] = {}  # step -> (status, why)
         self._progress_shown = False
         self._at_line_start = True
         self._step_started = 0.0
@@ -81,14 +95,8 @@ class RunConsole:
                 sys.stdout.write(text)
                 sys.stdout.flush()
                 self._at_line_start = text.endswith("\n")
-            case RunStarted():
-                self.out.print(
-                    Text.assemble(
-                        ("▶ ", "bold green"),
-                        (event.title, "bold"),
-                        f"  ({len(event.steps)} steps, {event.path})",
-                    )
-                )
+            case RunStarted() | RunResumed():
+                self._run_started(event)
             case StepStarted():
                 self._step_started = time.monotonic()
                 self._current = event.step
@@ -109,6 +117,36 @@ class RunConsole:
             case _:
                 pass
 
+    def _run_started(self, event: RunStarted | RunResumed) -> None:
+        """The title, the description and the parameters in effect, before step 1."""
+        self._selected = event.steps
+        resumed = isinstance(event, RunResumed)
+        run = event.provenance.run_id if event.provenance else ""
+        self.out.print(
+            Text.assemble(
+                ("▶ ", "bold green"),
+                ("Resuming run " + run + ": " if resumed else "", "bold yellow"),
+                (event.title, "bold"),
+                f"  ({plural(len(event.steps), 'step')}"
+                + (" left" if resumed else "")
+                + f", {event.path})",
+            )
+        )
+        runbook = self.plan.runbook if self.plan else None
+        if runbook is not None and runbook.description and not self.quiet:
+            self.out.print(Text("  " + runbook.description))
+        if event.params:
+            from rich.table import Table
+
+            table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
+            table.add_column(style="cyan")
+            table.add_column()
+            for name, value in event.params.items():
+                shown = f"[secret:{name}]" if value == SHOWN_SECRET else value
+                table.add_row(Text(name), Text(shown))
+            self.out.print(Text("  Parameters", style="bold"))
+            self.out.print(table)
+
     def _finish_output(self) -> None:
         self._clear_progress()
         if not self._at_line_start:
@@ -118,6 +156,14 @@ class RunConsole:
 
     def _step_finished(self, event: StepFinished) -> None:
         status, step, result = event.status, event.step, event.result
+        why = event.reason or event.note or ""
+        if status not in (StepStatus.SUCCEEDED, StepStatus.DONE, StepStatus.SKIPPED):
+            why = _outcome_text(event)
+        self._results[step] = (str(status), why)
+        expected = self.by_id[step].expected if step in self.by_id else ""
+        if expected and result is not None:
+            self.out.print(Text("  expected (the runbook's example output):", style="dim"))
+            self.out.print(Text("  " + expected.replace("\n", "\n  "), style="dim italic"))
         took = f" in {format_seconds(result.duration)}" if result is not None else ""
         if status in (StepStatus.SUCCEEDED, StepStatus.DONE):
             self.out.print(Text(f"  ✓ {step} {status}{took}", style="green"))
@@ -133,8 +179,33 @@ class RunConsole:
     def _run_finished(self, event: RunFinished) -> None:
         status, message = str(event.status), event.message
         style = {"succeeded": "bold green", "failed": "bold red"}.get(status, "bold yellow")
+        if event.status is RunStatus.SUCCEEDED and message:
+            style = "bold yellow"
         self.out.print()
-        self.out.print(Text(f"Run {status}" + (f": {message}" if message else ""), style=style))
+        self._summary_table()
+        separator = ", " if event.status is RunStatus.SUCCEEDED else ": "
+        if event.status is RunStatus.INTERRUPTED:
+            message = "resume it with `runbook resume`"
+        self.out.print(
+            Text(f"Run {status}" + (separator + message if message else ""), style=style)
+        )
+
+    def _summary_table(self) -> None:
+        """Every step of the run: done, skipped (and why), failed, not reached."""
+        ids = list(self._selected) + [i for i in self._results if i not in self._selected]
+        if not ids:
+            return
+        # Aligned lines in one Text rather than a rich Table: a run can have hundreds of steps.
+        rows = [(i, *self._results.get(i, ("not reached", ""))) for i in ids]
+        width = max(len("step"), *(len(r[0]) for r in rows))
+        status_width = max(len(r[1]) for r in rows)
+        table = Text(f"  {'step'.ljust(width)}   {'status'.ljust(status_width)}   why", "bold")
+        for step_id, status, why in rows:
+            style = SUMMARY_STYLE.get(status, "red")
+            table.append(f"\n  {step_id.ljust(width)}   ")
+            table.append(status.ljust(status_width), style=style)
+            table.append(f"   {why}".rstrip())
+        self.out.print(table)
 
     # -- progress -------------------------------------------------------------------------------
 
@@ -159,8 +230,9 @@ class RunConsole:
 
     # -- prompts --------------------------------------------------------------------------------
 
-    def _header(self, step: Step, position: int, total: int) -> None:
-        self._position = f"[{position}/{total}]"
+    def _header(self, step: Step, position: int, total: int, handler: str | None = None) -> Text:
+        where = f"rollback {position}/{total}" if handler else f"{position}/{total}"
+        self._position = f"[{where}]"
         path = _section_path(step.section, self.sections)
         line = Text.assemble(
             ("\n" + self._position + " ", "bold"),
@@ -168,13 +240,94 @@ class RunConsole:
             (step.id, "bold"),
         )
         flags = step_flags(step)
-        if flags:
-            line.append("  " + " ".join(flags), style="yellow")
-        self.out.print(line)
+        append_flags(line, flags)
+        return line
+
+    def announce(
+        self, step: Step, command: str, position: int, total: int, handler: str | None
+    ) -> None:
+        """Before a step: its place, the prose before it, and what it runs or asks. Texts are
+        joined into one print where they can be: each print costs a tenth of a millisecond."""
+        shown = self._header(step, position, total, handler)
+        if step.prose and not self.quiet:
+            prose = _markdown(step.prose)
+            if isinstance(prose, Text):
+                if prose:
+                    shown.append("\n")
+                    shown.append_text(prose)
+                    shown.append("\n")
+            else:
+                self.out.print(shown)
+                self.out.print(prose)
+                shown = Text()
+        if step.kind is StepKind.COMMAND:
+            command_text = self._command(command)
+            if isinstance(command_text, Text):
+                shown.append("\n" if shown else "")
+                shown.append_text(command_text)
+                self.out.print(shown)
+            else:
+                if shown:
+                    self.out.print(shown)
+                self.out.print(command_text)
+        elif shown:
+            self.out.print(shown)
+        if step.kind is StepKind.MANUAL:
+            mark = "☑" if step.checked else "☐"
+            body = _markdown(command)
+            if isinstance(body, Text):
+                self.out.print(Text.assemble((f"  {mark} ", "bold"), body))
+            else:
+                self.out.print(Text(f"  {mark} (a step for you to do)", style="bold"))
+                self.out.print(body)
+            for number, offer in enumerate(step.offers, 1):
+                self.out.print(Text(f"  offers [{number}] {offer}", style="cyan"))
+        else:
+            if step.follow:
+                self.out.print(
+                    Text("  This step runs until stopped: Ctrl-C ends it and the run goes on.")
+                )
+            if step.guessed:
+                self.out.print(
+                    Text(
+                        "  guessed: an unlabelled block that reads as commands; check it first",
+                        style="yellow",
+                    )
+                )
+        self._announced = command
+
+    def announce_rollback(self, target: str, steps: int) -> None:
+        self._finish_output()
+        self.out.print(
+            Text(f"\n⟲ Rolling back: running {target} ({plural(steps, 'step')})", style="bold")
+        )
+
+    def ask_branch(self, step: Step, labels: list[str]) -> str | None:
+        """Which option of a choice the run takes: one key; the others are skipped."""
+        assert step.branch is not None
+        self.out.print(Text("\nThe runbook offers a choice here; the run takes one option:"))
+        keys = {}
+        for number, label in enumerate(labels[:9], 1):
+            keys[str(number)] = label
+            self.out.print(Text(f"  [{number}] {label}"))
+        self.out.print(Text("  [n] none of them"))
+        while True:
+            key = self._key(f"Which option? [1-{len(keys)}] / [n]one ")
+            if key in keys:
+                return keys[key]
+            if key == "n":
+                return None
+
+    def _command(self, command: str) -> RenderableType:
+        """The command, coloured on a terminal (plain into a pipe: no pygments to load)."""
+        if self.out.is_terminal:
+            return _highlighted(command)
+        return Text(command.rstrip("\n"))
 
     def ask_step(self, step: Step, command: str, position: int, total: int) -> Choice:
-        self._header(step, position, total)
-        self.out.print(_highlighted(command))
+        if command != self._announced:
+            self.out.print(self._command(command))
+            self._announced = command
         while True:
             key = self._key("Run it? [R]un / [s]kip / [e]dit / [a]bort / [?] ")
             if key in STEP_KEYS:
@@ -190,15 +343,32 @@ class RunConsole:
         return False
 
     def ask_manual(self, step: Step, text: str, position: int, total: int) -> tuple[Choice, str]:
-        self._header(step, position, total)
-        self.out.print(Text.assemble(("  ☐ ", "bold"), text))
+        offer = " / [r]un the command" if step.offers else ""
         while True:
-            key = self._key("Done? [D]one / [s]kip / [a]bort ")
+            key = self._key(f"Done? [D]one{offer} / [s]kip / [a]bort ")
+            if key == "r" and step.offers:
+                command = self._pick_offer(step.offers)
+                if command is not None:
+                    return Choice.RUN, command
+                continue
             if key in MANUAL_KEYS:
                 choice = Choice(MANUAL_KEYS[key])
                 note = self._line("Note (why skipped, optional): ") if choice is Choice.SKIP else ""
                 return choice, note
-            self.out.print(Text("d/Enter done   s skip (with a note)   a abort", style="dim"))
+            self.out.print(
+                Text(
+                    "d/Enter done   s skip (with a note)   a abort"
+                    + ("   r run a command the step offers" if step.offers else ""),
+                    style="dim",
+                )
+            )
+
+    def _pick_offer(self, offers: tuple[str, ...]) -> str | None:
+        if len(offers) == 1:
+            return offers[0]
+        keys = {str(n): offer for n, offer in enumerate(offers[:9], 1)}
+        key = self._key(f"Which command? [1-{len(keys)}] ")
+        return keys.get(key)
 
     def ask_failure(self, step: Step, outcome: Outcome, handler: str | None) -> Choice:
         self.out.print(
@@ -216,7 +386,8 @@ class RunConsole:
             )
             if key in FAILURE_KEYS and (key != "b" or handler):
                 return Choice(FAILURE_KEYS[key])
-            self.out.print(Text(FAILURE_HELP, style="dim"))
+            shown = FAILURE_HELP if handler else FAILURE_HELP.rsplit("\n", 1)[0]  # no [b]
+            self.out.print(Text(shown, style="dim"))
 
     def edit_command(self, command: str) -> str | None:
         try:
@@ -347,8 +518,13 @@ def _outcome_text(event: StepFinished) -> str:
     return f"exit status {result.exit_code}"
 
 
-def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str]]) -> None:
-    """The whole plan with final commands, as `run --dry-run` shows it; nothing runs."""
+def print_dry_run(
+    terminal: Terminal, plan: Plan, commands: list[tuple[Step, str]], flow: int | None = None
+) -> None:
+    """The selected steps with final commands, numbered as the run would number them, then
+    the failure handlers' (rollback) steps apart; nothing runs."""
+    flow = len(commands) if flow is None else flow
+    handler_of = {i: target for target, ids in plan.handlers for i in ids}
     out = terminal.out
     sections = {s.slug: s for s in plan.runbook.sections}
     out.print(
@@ -357,20 +533,106 @@ def print_dry_run(terminal: Terminal, plan: Plan, commands: list[tuple[Step, str
             style="bold",
         )
     )
+    shown_handler = None
     for number, (step, command) in enumerate(commands, 1):
+        place = f"{number}/{flow}"
+        if number > flow:
+            target = handler_of.get(step.id, "")
+            if target != shown_handler:
+                shown_handler = target
+                steps = sum(1 for s, _ in commands[flow:] if handler_of.get(s.id) == target)
+                out.print(
+                    Text(
+                        f"\nOn failure: {target} ({plural(steps, 'step')})", style="bold underline"
+                    )
+                )
+            place = f"rollback {plan.handler(target).index(step.id) + 1}/{steps}"
         line = Text.assemble(
-            (f"\n[{number}/{len(commands)}] ", "bold"),
+            (f"\n[{place}] ", "bold"),
             (_section_path(step.section, sections) + " > ", "cyan"),
             (step.id, "bold"),
         )
         flags = step_flags(step)
-        if flags:
-            line.append("  " + " ".join(flags), style="yellow")
+        append_flags(line, flags)
         out.print(line)
         if step.kind is StepKind.MANUAL:
             out.print(Text.assemble(("  ☐ ", "bold"), command))
         else:
             out.print(_highlighted(command))
+
+
+# A content tab's label line, and headings: the step's header already names its section.
+_NOT_SHOWN = re.compile(r'^\s*===\+? +".*"\s*$\n?|^ {0,3}#{1,6}(?:\s.*)?$\n?', re.MULTILINE)
+# Block markup the quick renderer leaves to rich: quotes, tables, fences, admonitions, HTML,
+# rules and setext headings.
+_BLOCKS = re.compile(r"^ {0,3}(?:>|\||```|~~~|!!!|\?\?\?|<|[=-]{3,}\s*$)", re.MULTILINE)
+_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+(.*)$")
+_INLINE = re.compile(
+    r"\*\*(?P<strong>.+?)\*\*|__(?P<strong2>.+?)__|(?<![\w*])\*(?P<em>[^*\s][^*]*?)\*(?!\w)"
+    r"|(?<!\w)_(?P<em2>[^_\s][^_]*?)_(?!\w)|`(?P<code>[^`]+)`"
+    r"|!?\[(?P<text>[^\]]*)\]\((?P<url>[^)\s]+)(?:\s+\"[^\"]*\")?\)"
+)
+
+
+def _markdown(text: str) -> RenderableType:
+    """Markdown as the terminal shows it: emphasis, lists, links as their text and target.
+    Paragraphs and lists are rendered here (tens of microseconds); block markup that needs
+    more (tables, quotes, code blocks) goes to rich's Markdown, which takes milliseconds."""
+    text = _NOT_SHOWN.sub("", text).strip()
+    if _BLOCKS.search(text):
+        from rich.markdown import Markdown
+
+        return Markdown(text, hyperlinks=False)
+    shown = Text()
+    paragraph: list[str] = []
+    indent = ""
+
+    def flush() -> None:
+        if paragraph:
+            if shown:
+                shown.append("\n")
+            shown.append(indent)
+            _inline(" ".join(paragraph), shown)
+            paragraph.clear()
+
+    for line in text.splitlines():
+        item = _ITEM.match(line)
+        if item:
+            flush()
+            depth, marker, rest = item.groups()
+            bullet = "•" if marker in "-*+" else marker
+            indent = " " * (len(depth) + 1)
+            paragraph.append(f"{bullet} {rest}")
+        elif not line.strip():
+            flush()
+            indent = ""
+            if shown and not shown.plain.endswith("\n\n"):
+                shown.append("\n")
+        else:
+            paragraph.append(line.strip())
+    flush()
+    return shown
+
+
+def _inline(text: str, into: Text) -> None:
+    """Inline markup as styles: **strong**, *emphasis*, `code`, [text](target)."""
+    at = 0
+    for match in _INLINE.finditer(text):
+        into.append(text[at : match.start()])
+        kind = match.lastgroup
+        if kind in ("strong", "strong2"):
+            into.append(match.group(kind), style="bold")
+        elif kind in ("em", "em2"):
+            into.append(match.group(kind), style="italic")
+        elif kind == "code":
+            into.append(match.group("code"), style="cyan")
+        else:
+            label, url = match.group("text"), match.group("url")
+            into.append(label or url, style="underline")
+            if label and label != url:
+                into.append(f" ({url})")
+        at = match.end()
+    into.append(text[at:])
 
 
 def _highlighted(command: str) -> Syntax:

@@ -220,6 +220,8 @@ class Terminal:
                 if summary:
                     more = " …" if len(shown.splitlines()) > 1 else ""
                     self.out.print(Text(f"         {summary[:100]}{more}", style="dim"))
+                for line in _inference_lines(step):
+                    self.out.print(Text(f"         {line}", style="cyan"))
 
     def _graph(self, plan: Plan) -> None:
         from engine.plan import EdgeKind
@@ -268,6 +270,27 @@ def _section_path(slug: str | None, sections: Mapping[str, Section]) -> str:
     return " > ".join(reversed(names)) or "(before the first heading)"
 
 
+def _inference_lines(step: Step) -> list[str]:
+    """What the engine concluded about a step and why, for `show`."""
+    lines = [f"inferred {i.key}: {i.value} (line {i.line}): {i.reason}" for i in step.inferred]
+    if step.guessed and not step.inference("guessed"):
+        lines.append("guessed: an unlabelled block that reads as commands")
+    if step.branch is not None:
+        lines.append(
+            f"option {step.branch.label!r} of a choice (line {step.branch.line}):"
+            " the run asks which option to take"
+        )
+    lines += [f"offers: {offer}" for offer in step.offers]
+    return lines
+
+
+def append_flags(line: Text, flags: list[str]) -> None:
+    """A step's flags after its header: danger in red, the rest in yellow."""
+    for number, flag in enumerate(flags):
+        line.append(" " if number else "  ")
+        line.append(flag, style="bold red" if flag == "danger" else "yellow")
+
+
 def _step_line(number: int, step: Step) -> Text:
     kind = "manual " if step.kind is StepKind.MANUAL else "command"
     line = Text.assemble(
@@ -277,8 +300,7 @@ def _step_line(number: int, step: Step) -> Text:
         f"  line {step.line}",
     )
     flags = step_flags(step)
-    if flags:
-        line.append("  " + " ".join(flags), style="yellow")
+    append_flags(line, flags)
     return line
 
 
@@ -340,6 +362,18 @@ def _step_dict(step: Step, role: str) -> dict[str, object]:
         "role": role,
         "flags": step_flags(step),
         "command": step.command if step.kind is StepKind.COMMAND else None,
+        "guessed": step.guessed,
+        "follow": step.follow,
+        "interactive": step.interactive,
+        "confirm": str(step.confirm),
+        "branch": None
+        if step.branch is None
+        else {"choice": step.branch.choice, "label": step.branch.label, "line": step.branch.line},
+        "offers": list(step.offers),
+        "inferred": [
+            {"key": i.key, "value": i.value, "reason": i.reason, "line": i.line}
+            for i in step.inferred
+        ],
         **(
             {
                 "expected": step.expected,

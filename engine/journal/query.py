@@ -7,10 +7,10 @@ import re
 import socket
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.events import RunStatus
+from engine.events import EventKind, RunStatus
 from engine.journal.lock import is_running
 from engine.journal.store import JournalError, stored_events
 from engine.record import RunDetail, RunSummary
@@ -90,8 +90,10 @@ def list_runs(
     where: list[str] = []
     args: list[object] = []
     if runbook:
-        where.append("(path = ? OR abspath = ?)")
-        args += [runbook, runbook]
+        # As first typed, by resolved path, or by file name (`fail.md`).
+        where.append("(path = ? OR abspath = ? OR abspath LIKE ? ESCAPE '\\')")
+        name = runbook.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        args += [runbook, runbook, "%/" + name if "/" not in runbook else name]
     if status:
         if status == RunStatus.INTERRUPTED:
             where.append("status IN ('interrupted', 'running')")
@@ -113,7 +115,27 @@ def list_runs(
     runs = [_summary(row) for row in db.execute(sql, args)]
     if status:
         runs = [r for r in runs if r.status == status]
-    return runs[:limit] if limit else runs
+    return _with_notes(db, runs[:limit] if limit else runs)
+
+
+def _with_notes(db: sqlite3.Connection, runs: list[RunSummary]) -> list[RunSummary]:
+    """Each succeeded run with the message it ended with (its skipped steps), for the list."""
+    ids = [r.id for r in runs if r.status == RunStatus.SUCCEEDED]
+    notes: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for run_id, data in db.execute(
+            f"SELECT run_id, data FROM events WHERE run_id IN ({marks}) AND kind = ?",
+            [*chunk, EventKind.RUN_FINISHED.value],
+        ):
+            try:
+                message = json.loads(data).get("message")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(message, str) and message:
+                notes[run_id] = message
+    return [replace(r, note=notes[r.id]) if r.id in notes else r for r in runs]
 
 
 def find_run(db: sqlite3.Connection, reference: str) -> RunSummary:

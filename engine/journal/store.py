@@ -137,6 +137,8 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) a journal database in WAL mode."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():  # it holds every output: readable by its owner only
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         # One writer thread may commit output while the engine reads more (JournalWriter).
         db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         # Output rows are up to FLUSH_BYTES: 16 KB pages write them with about half the CPU
