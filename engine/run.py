@@ -27,6 +27,7 @@ from engine.events import (
     RunResumed,
     RunStarted,
     RunStatus,
+    SessionState,
     StepFinished,
     StepResult,
     StepStarted,
@@ -469,9 +470,15 @@ class Runner:
                     interrupted=outcome.interrupted,
                     captured=kept,
                 ),
+                state=self._session_state(),
             )
         )
         return outcome
+
+    def _session_state(self) -> SessionState | None:
+        """The session as the step left it, when it may have changed: what resume rebuilds."""
+        take = getattr(self.session, "take_state", None)
+        return take() if take is not None else None
 
     def _debug_shell(self, step: Step, rendered: RenderedStep) -> None:
         env = dict(rendered.env)
@@ -599,11 +606,21 @@ def _masked(event: Event, mask: Callable[[str], str]) -> Event:
             if result is not None and result.captured:
                 captured = {k: mask(v) for k, v in result.captured.items()}
                 result = replace(result, captured=captured)
+            state = event.state
+            if state is not None:  # defence in depth: the session already drops secrets
+                state = replace(
+                    state,
+                    cwd=mask(state.cwd),
+                    variables=mask(state.variables),
+                    functions=mask(state.functions),
+                    left_running=tuple(mask(c) for c in state.left_running),
+                )
             return replace(
                 event,
                 reason=None if event.reason is None else mask(event.reason),
                 note=None if event.note is None else mask(event.note),
                 result=result,
+                state=state,
             )
         case _:
             return event

@@ -33,6 +33,7 @@ import pexpect
 import regex
 
 from engine import reaper
+from engine.events import SessionState
 
 # Interpreters that take the script file as their argument; any other reads it on stdin.
 _FILE_ARGUMENT = frozenset(
@@ -53,7 +54,8 @@ _START_SECONDS = 15.0
 # Runs once when the session starts. __rb_save runs as the step's subshell exits: it drops
 # the special variables (in that dying subshell only) and dumps the rest with builtins alone.
 # PROMPT_COMMAND ends every command, even one that Ctrl-C cut short: it reads the state back
-# (at top level, where `declare` makes globals) and prints the marker with the status.
+# (at top level, where `declare` makes globals) and prints the marker with the status. The
+# engine then reads the same file (the state `resume` rebuilds) and empties it.
 # The pty's modes are set by the engine itself (no echo, no output processing) before each step.
 _PRELUDE = r"""
 PS0='' PS1='' PS2='' PS3='' PS4='+ '
@@ -85,13 +87,13 @@ __rb_save() {
   fi
   if [ "$__rb_ifs" = __rb_unset ]; then builtin unset -v IFS; else IFS=$__rb_ifs; fi
   builtin unset -v __rb_ifs
-  { builtin declare -p; builtin declare -f
+  { builtin declare -p; builtin printf '%%s\n' '#rb-functions'; builtin declare -f
     [ "$__rb_keep_cwd" = 1 ] && builtin printf '%%s\n' "$__rb_cd"
   } > "$__rb_state" 2>/dev/null
   builtin exit "$1"
 }
 PROMPT_COMMAND='__rb_status=$?
-[ -s "$__rb_state" ] && builtin source "$__rb_state" 2>/dev/null; : > "$__rb_state"
+[ -s "$__rb_state" ] && builtin source "$__rb_state" 2>/dev/null
 builtin printf "\036RB%(token)s:%%d\036" "$__rb_status"'
 """
 
@@ -159,6 +161,7 @@ class ShellSession:
         dimensions: tuple[int, int] = (24, 80),
         kill_grace: float = 2.0,
         secret_variables: tuple[str, ...] = (),
+        track_state: bool = True,
     ) -> None:
         program, options = _shell_command(shell)
         self._workdir = Path(tempfile.mkdtemp(prefix="runbook-", dir=scratch_root()))
@@ -177,6 +180,13 @@ class ShellSession:
         self._count = 0
         self._stray = b""
         self._slave: int | None = None
+        # The session's state as `resume` would rebuild it: what differs from the start.
+        self._cwd = os.path.abspath(cwd or os.getcwd())
+        self._baseline: tuple[dict[str, str], dict[str, str]] = ({}, {})
+        self._variables: dict[str, str] = {}
+        self._functions: dict[str, str] = {}
+        self._left: dict[int, str] = {}  # processes steps left running: pid -> command line
+        self._state_changed = False
         full_env = dict(os.environ if env is None else env)
         full_env.update({"TERM": full_env.get("TERM", "xterm-256color"), "PAGER": "cat"})
 
@@ -222,6 +232,14 @@ class ShellSession:
         self._stray = b""
         if outcome.exit_code is None:
             raise ShellError(f"{shell} did not start properly")
+        if track_state:
+            # What the session starts with: a step's state is recorded as its difference.
+            self._send("__rb_keep_cwd=1; __rb_private=''; ( trap '__rb_save $?' EXIT; : )")
+            self._wait(StepIO(on_output=lambda _: None), _START_SECONDS, time.monotonic(), None)
+            self._stray = b""
+            self._read_dump()
+            self._baseline = (self._variables, self._functions)
+            self._state_changed = False
 
     def _session_modes(self) -> list:  # type: ignore[type-arg]
         """Set the pty's modes the session relies on, and return them: no echo (answers and
@@ -333,11 +351,95 @@ class ShellSession:
         started = time.monotonic()
         self._send(command)
         try:
-            return self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
+            outcome = self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
         finally:
             script.unlink(missing_ok=True)
             if launcher is not None:
                 launcher.unlink(missing_ok=True)
+        if trap:
+            self._read_dump()
+        if interactive or _BACKGROUND.search(body):
+            self._note_left_running(reaper.StepTree(tag, self._child.pid))
+        return outcome
+
+    # -- the state resume rebuilds ------------------------------------------------------------
+
+    def _read_dump(self) -> None:
+        """Take the state the last step wrote (the session has sourced it): its variables and
+        functions that differ from the session's start, and its directory."""
+        try:
+            if os.stat(self._state).st_size == 0:
+                return
+            text = self._state.read_text(encoding="utf-8", errors="surrogateescape")
+            with open(self._state, "w"):
+                pass  # emptied: a later step that saves nothing leaves nothing to source
+        except OSError:
+            return
+        variables, functions, cwd = _parse_dump(text)
+        base_variables, base_functions = self._baseline
+        self._variables = {
+            name: line
+            for name, line in variables.items()
+            if base_variables.get(name) != line
+            and name not in _NOT_RECORDED
+            and not name.startswith("__rb_")
+        }
+        self._functions = {
+            name: body
+            for name, body in functions.items()
+            if base_functions.get(name) != body and not name.startswith("__rb_")
+        }
+        if cwd is not None:
+            self._cwd = cwd
+        self._state_changed = True
+
+    def _note_left_running(self, tree: reaper.StepTree) -> None:
+        """Processes the step left behind (`&`, `ssh -f`): a resumed session cannot have them."""
+        left = {pid: command for pid, command in self._left.items() if _alive(pid)}
+        for pid in reaper.find(tree):
+            left.setdefault(pid, _command_line(pid))
+        if left != self._left:
+            self._left = left
+            self._state_changed = True
+
+    def take_state(self) -> SessionState | None:
+        """The session's state if it may have changed since the last call, else None."""
+        if not self._state_changed:
+            return None
+        self._state_changed = False
+        return SessionState(
+            cwd=self._cwd,
+            variables="".join(self._variables.values()),
+            functions="".join(self._functions.values()),
+            left_running=tuple(c for c in self._left.values() if c),
+        )
+
+    def restore(self, state: SessionState) -> list[str]:
+        """Rebuild a recorded state in this (new) session, before any step runs: variables,
+        functions, directory. Returns what could not be restored, in words."""
+        problems: list[str] = []
+        lines = [state.variables, state.functions]
+        if os.path.isdir(state.cwd):
+            lines.append(f"builtin cd -- {shlex.quote(state.cwd)}\n")
+        else:
+            problems.append(f"the directory {state.cwd} no longer exists")
+        script = self._workdir / "restore"
+        _write_private(script, "".join(lines))
+        said = bytearray()
+        self._send(f"builtin source {shlex.quote(str(script))}")
+        try:
+            self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
+        finally:
+            script.unlink(missing_ok=True)
+        self._stray = b""
+        if said.strip():
+            problems.append(said.decode("utf-8", "replace").strip())
+        # Recorded as this session's own state: the next step's dump starts from it.
+        dump = f"{state.variables}#rb-functions\n{state.functions}"
+        self._variables, self._functions, _ = _parse_dump(dump)
+        if os.path.isdir(state.cwd):
+            self._cwd = state.cwd
+        return problems
 
     def _deliver_stray(self, io: StepIO) -> None:
         """Output written since the last step ended belongs to no step: handed over apart."""
@@ -508,6 +610,81 @@ _STATEFUL = re.compile(
     r"|local|export|readonly|unset|getopts|let|for|select|eval|source|function|alias|set"
     r"|shopt|enable|builtin|command|exec|trap|umask|ulimit|hash)\b|(^|[\s;&|(])\.\s"
 )
+
+
+# Anything that can leave a process running after the step ends: a background job, a
+# daemonising ssh or a detached program. Only such steps are looked at after they end.
+_BACKGROUND = re.compile(r"(?<![&>|])&(?![&>])|\b(ssh|nohup|setsid|disown|daemon\w*)\b")
+# Variables bash sets itself, different in every session: never recorded.
+_NOT_RECORDED = frozenset(
+    {
+        "_",
+        "COLUMNS",
+        "LINES",
+        "BASHOPTS",
+        "SHELLOPTS",
+        "BASH_VERSINFO",
+        "BASH_ARGV0",
+        "EUID",
+        "PPID",
+        "UID",
+        "GROUPS",
+        "EPOCHREALTIME",
+        "EPOCHSECONDS",
+        "SHLVL",
+        "OPTIND",
+        "OPTERR",
+        "BASH_LOADABLES_PATH",
+        "BASH_ARGC",
+        "BASH_ARGV",
+        "BASH_SOURCE",
+        "COMP_WORDBREAKS",
+        "DIRSTACK",
+    }
+)
+_DECLARATION = re.compile(r"^declare -\S+ ([A-Za-z_][A-Za-z0-9_]*)", re.M)
+_FUNCTION = re.compile(r"^(\S+) \(\) $", re.M)
+_CD = "builtin cd -- "
+
+
+def _parse_dump(text: str) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """The variables (one `declare -p` line each: values with line breaks are $'...'),
+    functions and directory in a state file the session wrote."""
+    head, _, rest = text.partition("#rb-functions\n")
+    cwd = None
+    last = rest.rstrip("\n").rpartition("\n")[2]
+    if last.startswith(_CD):
+        rest = rest[: rest.rstrip("\n").rfind(last)]
+        with contextlib.suppress(ValueError):
+            words = shlex.split(last[len(_CD) :])
+            cwd = words[0] if len(words) == 1 else None
+    return _entries(head, _DECLARATION), _entries(rest, _FUNCTION), cwd
+
+
+def _entries(text: str, start: re.Pattern[str]) -> dict[str, str]:
+    found = list(start.finditer(text))
+    return {
+        match.group(1): text[match.start() : found[i + 1].start() if i + 1 < len(found) else None]
+        for i, match in enumerate(found)
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 def may_change_state(body: str) -> bool:
