@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pexpect
 import regex
@@ -137,6 +138,13 @@ class StepIO:
     # Output that arrived between the previous step's end and this one's start (a background
     # job the previous step left running). Without this, it reaches `on_output` behind a note.
     on_stray: Callable[[bytes], None] | None = None
+    # The step seems to wait for input (its output ends without a line break, it went quiet,
+    # and it is reading the terminal): tell the operator; returns a file descriptor whose input
+    # goes to the step from then on (the operator's keyboard), or None.
+    on_waiting: Callable[[str], int | None] | None = None
+    # A word from the engine while the step runs (what the next Ctrl-C does); without it, the
+    # note goes to `on_output` as a `[runbook: ...]` line.
+    on_notice: Callable[[str], None] | None = None
 
 
 class ShellError(Exception):
@@ -148,6 +156,12 @@ class StepRefused(ShellError):
 
 
 STRAY_NOTE = b"\r\n[runbook: output of a process an earlier step left running]\r\n"
+# After this long without output, a step whose last line is unfinished may be asking something.
+QUIET_SECONDS = 0.5
+_CTRL_C_NEXT = {
+    1: "Ctrl-C sent to the step; press Ctrl-C again to stop all its processes (SIGTERM)",
+    2: "SIGTERM sent to the step's processes; press Ctrl-C again to kill them (SIGKILL)",
+}
 
 
 class ShellSession:
@@ -180,6 +194,7 @@ class ShellSession:
         self._count = 0
         self._stray = b""
         self._slave: int | None = None
+        self._pty_name: str | None = None
         # The session's state as `resume` would rebuild it: what differs from the start.
         self._cwd = os.path.abspath(cwd or os.getcwd())
         self._baseline: tuple[dict[str, str], dict[str, str]] = ({}, {})
@@ -263,6 +278,7 @@ class ShellSession:
             name = os.readlink(f"/proc/{self._child.pid}/fd/1")
             if name.startswith("/dev/pts/"):
                 self._slave = os.open(name, os.O_RDWR | os.O_NOCTTY)
+                self._pty_name = name
 
     def _reset_terminal(self, interactive: bool) -> None:
         """Before each step: the session's modes back, whatever an earlier step (`stty`, a
@@ -468,6 +484,9 @@ class ShellSession:
         escalate_at: float | None = None
         deadline = started + timeout if timeout else None
         matchers = [(_timed_pattern(r.prompt), r) for r in io.responders]
+        watch = _InputWatch(self._pty_name) if tree is not None else None
+        keys: int | None = None  # the operator's keys, once the step was found waiting
+        modes = _ModeWatch()
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline and not timed_out:
@@ -480,6 +499,8 @@ class ShellSession:
                 interrupted = True
                 tree, level = self._escalate(tree, level + 1)
                 escalate_at = now + self._kill_grace
+                if level in _CTRL_C_NEXT:
+                    _notice(io, _CTRL_C_NEXT[level])
             if escalate_at is not None and now >= escalate_at and tree is not None:
                 if level >= 3:
                     raise ShellError("the step's processes could not be stopped (even SIGKILL)")
@@ -487,17 +508,27 @@ class ShellSession:
                 escalate_at = now + self._kill_grace
             waits = [t for t in (None if timed_out else deadline, escalate_at) if t is not None]
             wait = max(0.0, min(waits) - now) if waits else 0.2
-            readable = [fd] + ([io.input_fd] if io.input_fd is not None else [])
+            source = io.input_fd if io.input_fd is not None else keys
+            readable = [fd] + ([source] if source is not None else [])
             try:
                 ready, _, _ = select.select(readable, [], [], min(wait, 0.2))
             except InterruptedError:
                 continue
-            if not ready and io.tick is not None:
-                io.tick()
-            if io.input_fd is not None and io.input_fd in ready:
-                data = os.read(io.input_fd, 4096)
+            if not ready:
+                if io.tick is not None:
+                    io.tick()
+                if watch is not None and io.input_fd is None and watch.waiting(now, fd):
+                    found = self._waiting(io, watch)
+                    keys = found if found is not None else keys
+            if source is not None and source in ready:
+                try:
+                    data = os.read(source, 4096)
+                except OSError:
+                    data = b""
                 if data:
                     self._child.send(data)
+                elif source == keys:
+                    keys = None  # the operator's input ended
             if fd not in ready:
                 continue
             chunk = _read_available(fd)
@@ -505,9 +536,15 @@ class ShellSession:
                 raise ShellError("the shell session ended unexpectedly")
             data = pending + chunk
             match = self._marker.search(data)
+            if watch is not None:
+                watch.output(data[: match.start()] if match else data, time.monotonic())
+            if b"\x1b" in data:
+                modes.feed(data)
             if match:
                 if match.start():
                     io.on_output(data[: match.start()])
+                if modes.changed and tree is not None:
+                    io.on_output(modes.reset())  # whatever the step left the terminal in
                 self._stray = data[match.end() :]
                 code = int(match.group(1))
                 if tree is not None and (timed_out or interrupted):
@@ -526,6 +563,13 @@ class ShellSession:
                 if matchers:
                     window = (window + data.decode("utf-8", "replace"))[-4096:]
                     window = self._respond(window, io, matchers)
+
+    def _waiting(self, io: StepIO, watch: _InputWatch) -> int | None:
+        """The step is waiting for input: said once per question; the operator's keys."""
+        if io.on_waiting is not None:
+            return io.on_waiting(watch.last_line())
+        _notice(io, "the step is waiting for input (it reads the terminal): nobody answers it")
+        return None
 
     def _escalate(self, tree: reaper.StepTree, level: int) -> tuple[reaper.StepTree, int]:
         """Go to `level` of stopping the step: Ctrl-C through the terminal, then SIGTERM and
@@ -592,6 +636,128 @@ def _shell_command(shell: str) -> tuple[str, list[str]]:
         f"shell: {shell} is not supported: steps run in a bash session"
         " (`shell: bash`, or `shell: sh` for bash in POSIX mode)"
     )
+
+
+def _notice(io: StepIO, text: str) -> None:
+    if io.on_notice is not None:
+        io.on_notice(text)
+    else:
+        io.on_output(f"\r\n[runbook: {text}]\r\n".encode())
+
+
+# System calls (x86_64, aarch64) a process makes while it waits to read the terminal.
+_READS = {"x86_64": {0, 17, 19, 7, 23, 270, 271}, "aarch64": {63, 65, 67, 72, 73}}.get(
+    os.uname().machine, set()
+)
+
+
+class _InputWatch:
+    """Tells a step that waits for an answer: its output ends without a line break (or it
+    printed nothing), it has been quiet a moment, and a process of its foreground group is
+    blocked reading the terminal (from /proc: its system call and the file it reads)."""
+
+    def __init__(self, pty_name: str | None) -> None:
+        self._pty = pty_name
+        self._last = time.monotonic()
+        self._tail = b""
+        self._said = False  # said for this quiet moment; new output asks again
+        self._checked = 0.0
+
+    def output(self, data: bytes, now: float) -> None:
+        if data:
+            self._last = now
+            self._tail = (self._tail + data)[-200:]
+            self._said = False
+
+    def last_line(self) -> str:
+        return self._tail.rpartition(b"\n")[2].decode("utf-8", "replace")
+
+    def waiting(self, now: float, fd: int) -> bool:
+        if self._said or now - self._last < QUIET_SECONDS or self._tail.endswith(b"\n"):
+            return False
+        if self._pty is None or not _READS or now - self._checked < QUIET_SECONDS:
+            return False
+        self._checked = now
+        try:
+            group = os.tcgetpgrp(fd)
+        except OSError:
+            return False
+        if any(_reads_terminal(pid, self._pty) for pid in _group_members(group)):
+            self._said = True
+        return self._said
+
+
+def _group_members(group: int) -> list[int]:
+    """The processes of a process group: its leader first (a `read` in the step's own shell),
+    then the others, found in /proc."""
+    members = [group]
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) != group:
+                fields = reaper.process_stat(int(name))
+                if fields is not None and fields[2] == group:
+                    members.append(int(name))
+    return members
+
+
+def _reads_terminal(pid: int, pty: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/syscall") as file:
+            words = file.read().split()
+    except OSError:
+        return False
+    if not words or not words[0].isdigit() or int(words[0]) not in _READS:
+        return False
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{int(words[1], 16)}")
+    except (OSError, ValueError, IndexError):
+        return False
+    return target == pty or target == "/dev/tty"
+
+
+class _ModeWatch:
+    """Terminal modes a step's output turned on (the alternate screen, a hidden cursor,
+    application keys, bracketed paste, mouse reports): put back when it ends without doing so."""
+
+    _SET = re.compile(rb"\x1b\[\?([\d;]+)([hl])|\x1b([=>])")
+    _RESET: ClassVar[dict[bytes, bytes]] = {
+        b"1049": b"\x1b[?1049l",
+        b"1047": b"\x1b[?1047l",
+        b"47": b"\x1b[?47l",
+        b"25": b"\x1b[?25h",  # the cursor shown again
+        b"1": b"\x1b[?1l",
+        b"2004": b"\x1b[?2004l",
+        b"1000": b"\x1b[?1000l",
+        b"1002": b"\x1b[?1002l",
+        b"1003": b"\x1b[?1003l",
+        b"1006": b"\x1b[?1006l",
+    }
+
+    def __init__(self) -> None:
+        self._on: dict[bytes, bool] = {}
+
+    def feed(self, data: bytes) -> None:
+        for match in self._SET.finditer(data):
+            if match.group(3):
+                self._on[b"keypad"] = match.group(3) == b"="
+                continue
+            for mode in match.group(1).split(b";"):
+                if mode in self._RESET:
+                    # Set means `h`, except the cursor, hidden by `l`.
+                    self._on[mode] = (match.group(2) == b"l") == (mode == b"25")
+
+    @property
+    def changed(self) -> bool:
+        return any(self._on.values())
+
+    def reset(self) -> bytes:
+        out = b"".join(
+            b"\x1b>" if mode == b"keypad" else self._RESET[mode]
+            for mode, on in self._on.items()
+            if on
+        )
+        self._on.clear()
+        return out
 
 
 def _timed_pattern(prompt: re.Pattern[str]) -> regex.Pattern[str]:
