@@ -143,3 +143,50 @@ def test_operator_marks_the_unfinished_step_done(tmp_path: Path) -> None:
     steps = started_steps(tmp_path)
     assert len(steps) == 3 and steps[1] != steps[2]
     assert (tmp_path / "seen").read_text().startswith(f"pwd={tmp_path / 'work area'} foo=bar")
+
+
+def test_the_recorded_state_holds_no_secret_and_names_what_was_left_running(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "srv").mkdir()
+    write_runbook(
+        tmp_path,
+        f"""---
+title: Rotate the token
+params:
+  token: {{secret: true}}
+---
+1. Keep a copy and a label; start the tunnel:
+
+{FENCE}bash
+cd {tmp_path}/srv
+COPY="prefix-$TOKEN"
+export LABEL=blue
+sleep 300 & echo $! > {tmp_path}/tunnel.pid
+{FENCE}
+
+2. Check the tunnel (fails: it is not there yet):
+
+{FENCE}bash
+false
+{FENCE}
+""",
+    )
+    child = spawn(tmp_path, "run", "rb.md", "--yes", "-p", "token=hunter2-s3cret")
+    code, screen = finish(child)
+    assert code == 1, screen
+    [journal] = tmp_path.glob("**/*.db")
+    with sqlite3.connect(journal) as db:
+        [(data,)] = db.execute(
+            "SELECT data FROM events WHERE kind = 'step-finished' AND data LIKE '%\"state\"%'"
+        ).fetchall()
+    assert "hunter2" not in data and "COPY" not in data
+    assert "LABEL" in data and "sleep 300" in data and f"{tmp_path}/srv" in data
+
+    resumed = spawn(tmp_path, "resume", "--yes", "-p", "token=hunter2-s3cret")
+    code, screen = finish(resumed)
+    with contextlib.suppress(OSError):
+        os.kill(int((tmp_path / "tunnel.pid").read_text()), signal.SIGKILL)
+    assert code == 1, screen  # step 2 fails again
+    assert "cannot restore what earlier steps left running" in screen and "sleep 300" in screen
+    assert "variables LABEL" in screen
