@@ -190,3 +190,36 @@ false
     assert code == 1, screen  # step 2 fails again
     assert "cannot restore what earlier steps left running" in screen and "sleep 300" in screen
     assert "variables LABEL" in screen
+
+
+def test_the_operator_is_asked_before_resuming_without_a_background_job(tmp_path: Path) -> None:
+    write_runbook(
+        tmp_path,
+        f"""# Port-forward and migrate
+
+## Open the tunnel
+
+{FENCE}bash
+sleep 300 & echo $! > {tmp_path}/tunnel.pid
+{FENCE}
+
+## Migrate
+
+{FENCE}bash
+false
+{FENCE}
+""",
+    )
+    code, screen = finish(spawn(tmp_path, "run", "rb.md", "--yes"))
+    assert code == 1, screen
+    child = spawn(tmp_path, "resume")
+    try:
+        child.expect("cannot restore what earlier steps left running")
+        child.expect(r"Resume without them\? \[y/N\]")
+        child.send("n")
+        code, screen = finish(child)
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(int((tmp_path / "tunnel.pid").read_text()), signal.SIGKILL)
+    assert code == 2 and "resume cancelled" in screen
+    assert len(started_steps(tmp_path)) == 2  # nothing ran
