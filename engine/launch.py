@@ -268,10 +268,15 @@ def restored_summary(state: SessionState) -> str:
     functions = [m.group(1) for m in _DEFINED.finditer(state.functions)]
     parts = [f"directory {state.cwd}"]
     if variables:
-        parts.append("variables " + " ".join(variables))
+        parts.append("variables " + _some(variables))
     if functions:
-        parts.append("functions " + " ".join(functions))
+        parts.append("functions " + _some(functions))
     return ", ".join(parts)
+
+
+def _some(names: list[str], shown: int = 12) -> str:
+    more = len(names) - shown
+    return " ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 _DECLARED = re.compile(r"^declare -\S+ ([A-Za-z_][A-Za-z0-9_]*)", re.M)

@@ -528,7 +528,8 @@ class ShellSession:
                 if data:
                     self._child.send(data)
                 elif source == keys:
-                    keys = None  # the operator's input ended
+                    self._child.send(b"\x04")  # Ctrl-D: the end of the step's input
+                    keys = None
             if fd not in ready:
                 continue
             chunk = _read_available(fd)

@@ -8,10 +8,13 @@ import os
 import signal
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pexpect
 
+from engine.events import SessionState, StepFinished, StepStatus, from_data, to_data
+from engine.shell import ShellSession, StepIO
 from tests.conftest import RUNBOOK, environment, write_runbook
 
 FENCE = "```"
@@ -223,3 +226,36 @@ false
             os.kill(int((tmp_path / "tunnel.pid").read_text()), signal.SIGKILL)
     assert code == 2 and "resume cancelled" in screen
     assert len(started_steps(tmp_path)) == 2  # nothing ran
+
+
+def test_the_state_round_trips_and_old_events_read_without_it() -> None:
+    state = SessionState("/srv/app", 'declare -x BAZ="qux"\n', "greet () \n{ \n    :\n}\n", ("x",))
+    event = StepFinished("prepare", 1, StepStatus.SUCCEEDED, state=state)
+    row = to_data(event)
+    assert from_data(row.kind, row.step, row.attempt, row.time, row.data) == event
+    old = {key: value for key, value in row.data.items() if key != "state"}
+    assert "state" not in to_data(replace(event, state=None)).data
+    assert from_data(row.kind, row.step, row.attempt, row.time, old) == replace(event, state=None)
+
+
+def test_restoring_into_a_session_says_what_could_not_come_back(tmp_path: Path) -> None:
+    output = bytearray()
+    io = StepIO(on_output=output.extend)
+    first = ShellSession(cwd=str(tmp_path))
+    try:
+        (tmp_path / "gone").mkdir()
+        first.run_step(f"cd {tmp_path}/gone; declare -a HOSTS=(a 'b c'); N=$'two\\nlines'", io)
+        state = first.take_state()
+        assert first.take_state() is None  # unchanged since
+    finally:
+        first.close()
+    assert state is not None and state.cwd == str(tmp_path / "gone")
+    (tmp_path / "gone").rmdir()
+    second = ShellSession(cwd=str(tmp_path))
+    try:
+        problems = second.restore(state)
+        second.run_step('printf "%s|" "$PWD" "${HOSTS[1]}" "$N"', io)
+    finally:
+        second.close()
+    assert problems == [f"the directory {tmp_path / 'gone'} no longer exists"]
+    assert output.decode() == f"{tmp_path}|b c|two\nlines|"
