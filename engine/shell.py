@@ -197,7 +197,7 @@ class ShellSession:
         self._pty_name: str | None = None
         # The session's state as `resume` would rebuild it: what differs from the start.
         self._cwd = os.path.abspath(cwd or os.getcwd())
-        self._baseline: tuple[dict[str, str], dict[str, str]] = ({}, {})
+        self._baseline: tuple[frozenset[str], dict[str, str]] = (frozenset(), {})
         self._variables: dict[str, str] = {}
         self._functions: dict[str, str] = {}
         self._left: dict[int, str] = {}  # processes steps left running: pid -> command line
@@ -252,9 +252,8 @@ class ShellSession:
             self._send("__rb_keep_cwd=1; __rb_private=''; ( trap '__rb_save $?' EXIT; : )")
             self._wait(StepIO(on_output=lambda _: None), _START_SECONDS, time.monotonic(), None)
             self._stray = b""
-            self._read_dump()
-            self._baseline = (self._variables, self._functions)
-            self._state_changed = False
+            head, functions, _ = _parse_dump(self._take_state_file() or "")
+            self._baseline = (frozenset(head.splitlines(keepends=True)), functions)
 
     def _session_modes(self) -> list:  # type: ignore[type-arg]
         """Set the pty's modes the session relies on, and return them: no echo (answers and
@@ -383,23 +382,12 @@ class ShellSession:
     def _read_dump(self) -> None:
         """Take the state the last step wrote (the session has sourced it): its variables and
         functions that differ from the session's start, and its directory."""
-        try:
-            if os.stat(self._state).st_size == 0:
-                return
-            text = self._state.read_text(encoding="utf-8", errors="surrogateescape")
-            with open(self._state, "w"):
-                pass  # emptied: a later step that saves nothing leaves nothing to source
-        except OSError:
+        text = self._take_state_file()
+        if text is None:
             return
-        variables, functions, cwd = _parse_dump(text)
-        base_variables, base_functions = self._baseline
-        self._variables = {
-            name: line
-            for name, line in variables.items()
-            if base_variables.get(name) != line
-            and name not in _NOT_RECORDED
-            and not name.startswith("__rb_")
-        }
+        head, functions, cwd = _parse_dump(text)
+        base_lines, base_functions = self._baseline
+        self._variables = _changed_variables(head, base_lines)
         self._functions = {
             name: body
             for name, body in functions.items()
@@ -408,6 +396,19 @@ class ShellSession:
         if cwd is not None:
             self._cwd = cwd
         self._state_changed = True
+
+    def _take_state_file(self) -> str | None:
+        """The state file's text, if the last command wrote one; emptied, so a later step that
+        saves nothing leaves nothing to source."""
+        try:
+            if os.stat(self._state).st_size == 0:
+                return None
+            text = self._state.read_text(encoding="utf-8", errors="surrogateescape")
+            with open(self._state, "w"):
+                pass
+        except OSError:
+            return None
+        return text
 
     def _note_left_running(self, tree: reaper.StepTree) -> None:
         """Processes the step left behind (`&`, `ssh -f`): a resumed session cannot have them."""
@@ -451,8 +452,8 @@ class ShellSession:
         if said.strip():
             problems.append(said.decode("utf-8", "replace").strip())
         # Recorded as this session's own state: the next step's dump starts from it.
-        dump = f"{state.variables}#rb-functions\n{state.functions}"
-        self._variables, self._functions, _ = _parse_dump(dump)
+        self._variables = _changed_variables(state.variables, frozenset())
+        self._functions = _entries(state.functions, _FUNCTION)
         if os.path.isdir(state.cwd):
             self._cwd = state.cwd
         return problems
@@ -809,14 +810,13 @@ _NOT_RECORDED = frozenset(
         "DIRSTACK",
     }
 )
-_DECLARATION = re.compile(r"^declare -\S+ ([A-Za-z_][A-Za-z0-9_]*)", re.M)
 _FUNCTION = re.compile(r"^(\S+) \(\) $", re.M)
 _CD = "builtin cd -- "
 
 
-def _parse_dump(text: str) -> tuple[dict[str, str], dict[str, str], str | None]:
-    """The variables (one `declare -p` line each: values with line breaks are $'...'),
-    functions and directory in a state file the session wrote."""
+def _parse_dump(text: str) -> tuple[str, dict[str, str], str | None]:
+    """The variables (`declare -p` lines), functions and directory in a state file the
+    session wrote."""
     head, _, rest = text.partition("#rb-functions\n")
     cwd = None
     last = rest.rstrip("\n").rpartition("\n")[2]
@@ -825,7 +825,28 @@ def _parse_dump(text: str) -> tuple[dict[str, str], dict[str, str], str | None]:
         with contextlib.suppress(ValueError):
             words = shlex.split(last[len(_CD) :])
             cwd = words[0] if len(words) == 1 else None
-    return _entries(head, _DECLARATION), _entries(rest, _FUNCTION), cwd
+    return head, _entries(rest, _FUNCTION), cwd
+
+
+def _changed_variables(head: str, baseline: frozenset[str]) -> dict[str, str]:
+    """Each variable's `declare -p` line (one line each: bash writes a value with a line
+    break as $'...'), but those the session started with and those bash sets itself. Set
+    lookups, not parsing: a dump has hundreds of lines, a step changes a few."""
+    changed: dict[str, str] = {}
+    name = ""
+    for line in head.splitlines(keepends=True):
+        if line in baseline:
+            name = ""
+            continue
+        if line.startswith("declare -"):
+            name = line.split(" ", 2)[2].partition("=")[0].rstrip("\n") if " " in line[9:] else ""
+            if name in _NOT_RECORDED or name.startswith("__rb_"):
+                name = ""
+            elif name:
+                changed[name] = line
+        elif name:  # a value over several lines, from a bash that writes it so
+            changed[name] += line
+    return changed
 
 
 def _entries(text: str, start: re.Pattern[str]) -> dict[str, str]:
