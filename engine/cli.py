@@ -221,6 +221,11 @@ def run(
 @click.option("--yes", is_flag=True, help="Run the remaining steps without asking.")
 @click.option("--allow-danger", is_flag=True, help="With --yes, also run confirm: danger steps.")
 @click.option("--force", is_flag=True, help="Resume even if the runbook changed, or is locked.")
+@click.option(
+    "--rerun-unfinished",
+    is_flag=True,
+    help="With --yes, run again a step that started but whose end was not recorded.",
+)
 @JOURNAL
 def resume(
     run_ref: str,
@@ -228,6 +233,7 @@ def resume(
     yes: bool,
     allow_danger: bool,
     force: bool,
+    rerun_unfinished: bool,
     journal: Path | None,
 ) -> None:
     """Continue an interrupted or failed run where it stopped."""
@@ -240,7 +246,14 @@ def resume(
     try:
         given = launch.parse_param_args(params, None)
         status = resume_run(
-            run_ref, given, yes, allow_danger, force, journal_path(journal), terminal
+            run_ref,
+            given,
+            yes,
+            allow_danger,
+            force,
+            journal_path(journal),
+            terminal,
+            rerun_unfinished=rerun_unfinished,
         )
     except launch.LaunchError as exc:
         raise UserError(str(exc)) from None

@@ -199,8 +199,44 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionState:
+    """The shell session as a step left it, for `resume` to rebuild: what differs from the
+    session's start (variables as `declare -p` lines, functions as `declare -f`), its
+    directory, and what cannot be rebuilt (processes left running). A variable holding a
+    secret's value is never in it."""
+
+    cwd: str
+    variables: str = ""
+    functions: str = ""
+    left_running: tuple[str, ...] = ()
+
+    def to_data(self) -> dict[str, object]:
+        data: dict[str, object] = {"cwd": self.cwd}
+        if self.variables:
+            data["variables"] = self.variables
+        if self.functions:
+            data["functions"] = self.functions
+        if self.left_running:
+            data["left_running"] = list(self.left_running)
+        return data
+
+    @classmethod
+    def from_data(cls, data: object) -> SessionState | None:
+        if not isinstance(data, dict) or not isinstance(data.get("cwd"), str):
+            return None
+        running = data.get("left_running")
+        return cls(
+            cwd=data["cwd"],
+            variables=str(data.get("variables") or ""),
+            functions=str(data.get("functions") or ""),
+            left_running=tuple(str(p) for p in running) if isinstance(running, list) else (),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StepFinished:
-    """A step ends: its status, why (a reason or the operator's note), and how it ran."""
+    """A step ends: its status, why (a reason or the operator's note), and how it ran.
+    `state` is the session after it, recorded when the step may have changed it."""
 
     step: str
     attempt: int
@@ -208,6 +244,7 @@ class StepFinished:
     reason: str | None = None
     note: str | None = None
     result: StepResult | None = None
+    state: SessionState | None = None
     time: float = field(default_factory=_now, kw_only=True)
 
 
@@ -282,6 +319,8 @@ def to_data(event: Event) -> Row:
                     timed_out=result.timed_out,
                     interrupted=result.interrupted,
                 )
+            if event.state is not None:  # a key old journals lack: their chains still verify
+                data["state"] = event.state.to_data()
             return Row(EventKind.STEP_FINISHED, event.step, event.attempt, event.time, data)
         case RunFinished():
             data = {
@@ -361,6 +400,7 @@ def from_data(
                 reason=_str_or_none(data.get("reason")),
                 note=_str_or_none(data.get("note")),
                 result=result,
+                state=SessionState.from_data(data.get("state")),
                 time=at,
             )
         case EventKind.RUN_FINISHED:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -19,7 +20,7 @@ from pathlib import Path
 from engine.console.run import RunConsole, print_dry_run
 from engine.console.terminal import Terminal
 from engine.diagnostics import did_you_mean
-from engine.events import Fanout, Provenance, RunStatus
+from engine.events import Fanout, Provenance, RunStatus, SessionState
 from engine.journal import lock
 from engine.journal.storage import RunWriter, Store, open_store
 from engine.model import Runbook
@@ -54,6 +55,7 @@ class Launch:
     force: bool = False
     captured: Mapping[str, str] = field(default_factory=dict)  # on resume: values kept so far
     quiet: bool = False  # --quiet: the prose between steps is not shown
+    restore: SessionState | None = None  # on resume: the shell session to rebuild first
 
 
 def parse_param_args(pairs: tuple[str, ...], params_file: Path | None) -> dict[str, str]:
@@ -255,6 +257,37 @@ def acquire_lock(
     return replaced
 
 
+def restore_session(session: ShellSession, state: SessionState, terminal: Terminal) -> None:
+    """On resume: the recorded session back before anything runs, and say what came back."""
+    problems = session.restore(state)
+    terminal.warning(
+        "restored the shell session of the last finished step: " + restored_summary(state)
+    )
+    for problem in problems:
+        terminal.warning(f"could not restore: {problem}")
+
+
+def restored_summary(state: SessionState) -> str:
+    """`directory /srv, variables FOO BAZ, functions myfn`: what a resume brings back."""
+    variables = [m.group(1) for m in _DECLARED.finditer(state.variables)]
+    functions = [m.group(1) for m in _DEFINED.finditer(state.functions)]
+    parts = [f"directory {state.cwd}"]
+    if variables:
+        parts.append("variables " + _some(variables))
+    if functions:
+        parts.append("functions " + _some(functions))
+    return ", ".join(parts)
+
+
+def _some(names: list[str], shown: int = 12) -> str:
+    more = len(names) - shown
+    return " ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+_DECLARED = re.compile(r"^declare -\S+ ([A-Za-z_][A-Za-z0-9_]*)", re.M)
+_DEFINED = re.compile(r"^(\S+) \(\) $", re.M)
+
+
 def run_in_session(
     launch: Launch, writer: RunWriter, facts: Provenance, resumed: bool = False
 ) -> int:
@@ -279,6 +312,8 @@ def run_in_session(
     console = RunConsole(terminal, plan, launch.interactive, launch.quiet)
     sink = Fanout(writer, console)
     try:
+        if launch.restore is not None:
+            restore_session(session, launch.restore, terminal)
         runner = Runner(
             plan, launch.params, session, console, sink, launch.options, facts, launch.captured
         )

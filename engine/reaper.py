@@ -85,6 +85,11 @@ def stop(tree: StepTree, grace: float, first: int = signal.SIGTERM) -> set[int]:
     return left
 
 
+def process_stat(pid: int) -> tuple[str, int, int] | None:
+    """State, parent and process group of a process (None when it is gone)."""
+    return _stat(pid)
+
+
 def _stat(pid: int) -> tuple[str, int, int] | None:
     """State, parent and process group of a process, from /proc/PID/stat."""
     try:

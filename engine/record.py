@@ -16,6 +16,7 @@ from engine.events import (
     RunFinished,
     RunResumed,
     RunStarted,
+    SessionState,
     StepFinished,
     StepStarted,
 )
@@ -109,6 +110,14 @@ class RunDetail:
     @property
     def started(self) -> RunStarted | None:
         return next((e for e in self.events if isinstance(e, RunStarted)), None)
+
+    @property
+    def session_state(self) -> SessionState | None:
+        """The shell session as the last step that recorded it left it: what resume rebuilds."""
+        for event in reversed(self.events):
+            if isinstance(event, StepFinished) and event.state is not None:
+                return event.state
+        return None
 
 
 def run_detail(summary: RunSummary, events: Iterable[Event]) -> RunDetail:

@@ -1,7 +1,8 @@
 """resume: continue a failed or interrupted run, from what its journal recorded.
 
-Finished steps are not run again; parameters (secret ones asked again) and captured values
-come back from the events; a step started without a result is offered again.
+Finished steps are not run again; parameters (secret ones asked again), captured values and
+the shell session (directory, variables, functions) come back from the events. A step started
+without a result may have run: it is never run again without the operator's word.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def resume_run(
     force: bool,
     journal: Path,
     terminal: Terminal,
+    rerun_unfinished: bool = False,
 ) -> int:
     """Continue an interrupted or failed run at its first unfinished step."""
     if not journal.exists():
@@ -77,6 +79,7 @@ def resume_run(
         detail = store.read_run(summary)
         old_text, abspath = store.runbook_text(summary.id)
         asked = _Resume(given, yes, allow_danger, force, journal, terminal)
+        asked.rerun_unfinished = rerun_unfinished
         return _resume(store, detail, old_text, Path(abspath), asked)
     finally:
         store.close()
@@ -96,6 +99,7 @@ class _Resume:
     ) -> None:
         self.given, self.yes, self.allow_danger, self.force = given, yes, allow_danger, force
         self.journal, self.terminal = journal, terminal
+        self.rerun_unfinished = False
 
 
 def recorded_params(runbook: Runbook, recorded: dict[str, object]) -> dict[str, str]:
@@ -143,10 +147,13 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
         if record.status is not None and StepStatus(record.status).finished:
             done.add(record.id)
         elif record.status is None and record.id in selection:
-            choice = Choice.RUN if yes else console.ask_unfinished(record.id)
+            choice = _unfinished(record.id, summary.id, asked, console)
             decisions.append((record.id, choice))
             if choice in (Choice.DONE, Choice.SKIP):
                 done.add(record.id)
+    state = detail.session_state
+    if state is not None and state.left_running:
+        _confirm_left_running(state.left_running, asked, console)
     options = RunOptions(
         assume_yes=yes,
         allow_danger=asked.allow_danger,
@@ -165,8 +172,49 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
                 status = StepStatus.DONE if choice is Choice.DONE else StepStatus.SKIPPED
                 writer.emit(StepFinished(step_id, 0, status, reason="on resume"))
         launch = Launch(
-            plan, params, options, terminal, interactive, asked.journal, asked.force, captured
+            plan,
+            params,
+            options,
+            terminal,
+            interactive,
+            asked.journal,
+            asked.force,
+            captured,
+            restore=state,
         )
         return run_in_session(launch, writer, facts, resumed=True)
     finally:
         store.unlock(str(abspath), summary.id)
+
+
+def _unfinished(step_id: str, run_id: str, asked: _Resume, console: RunConsole) -> Choice:
+    """A step whose start is recorded but not its end: it may have run (its side effect done,
+    the engine killed before it recorded the end). Never run again without a word."""
+    may_have_run = (
+        f"step {step_id} of run {run_id} started but its end was not recorded:"
+        " it may have run, in part or in full"
+    )
+    if asked.yes:
+        if not asked.rerun_unfinished:
+            raise LaunchError(
+                f"{may_have_run}; resume without --yes to choose (run it again, mark it done,"
+                " or abort), or give --rerun-unfinished to run it again"
+            )
+        asked.terminal.warning(f"{may_have_run}; running it again (--rerun-unfinished)")
+        return Choice.RUN
+    asked.terminal.warning(may_have_run)
+    choice = console.ask_unfinished(step_id)
+    if choice is Choice.ABORT:
+        raise LaunchError("resume cancelled")
+    return choice
+
+
+def _confirm_left_running(commands: tuple[str, ...], asked: _Resume, console: RunConsole) -> None:
+    """Processes an earlier step left running (a background job, an open ssh) are gone with
+    the old session: a new one cannot bring them back. Said, and confirmed."""
+    listed = "; ".join(commands)
+    asked.terminal.warning(
+        f"cannot restore what earlier steps left running, later steps may need it: {listed}"
+    )
+    if not asked.yes and not console.confirm_without(commands):
+        raise LaunchError("resume cancelled")

@@ -9,6 +9,7 @@ import codecs
 import functools
 import re
 import signal
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from engine.events import (
     RunResumed,
     RunStarted,
     RunStatus,
+    SessionState,
     StepFinished,
     StepResult,
     StepStarted,
@@ -522,6 +524,8 @@ class Runner:
                 input_fd=terminal.input_fd,
                 interrupt_requested=interrupts.take,
                 tick=functools.partial(_both, terminal.tick, self._tick),
+                on_waiting=self._on_waiting(step, attempt, terminal),
+                on_notice=self._on_notice(step, attempt, terminal),
             )
             try:
                 outcome = self.session.run_step(
@@ -564,9 +568,51 @@ class Runner:
                     interrupted=outcome.interrupted,
                     captured=kept,
                 ),
+                state=self._session_state(),
             )
         )
         return outcome, ok
+
+    def _on_notice(
+        self, step: Step, attempt: int, terminal: StepIOContext
+    ) -> Callable[[str], None]:
+        """The engine's word while a step runs (what the next Ctrl-C does): the console's own
+        look where it has one, else a `[runbook: ...]` line in the step's output (recorded,
+        never part of a captured value)."""
+        notice: Callable[[str], None] | None = getattr(terminal, "notice", None)
+        if notice is not None:
+            return notice
+
+        def as_output(text: str) -> None:
+            self.sink.emit(Output(step.id, attempt, f"\r\n[runbook: {text}]\r\n"))
+
+        return as_output
+
+    def _on_waiting(
+        self, step: Step, attempt: int, terminal: StepIOContext
+    ) -> Callable[[str], int | None] | None:
+        """A step found waiting for input (no `interactive`, no `expect`): the operator is told
+        and types the answer, a line at a time, on the keyboard the engine reads."""
+        if self.options.assume_yes:
+            return None  # nobody is there to answer: the shell says so
+        waiting: Callable[[str], int | None] | None = getattr(terminal, "waiting_for_input", None)
+        if waiting is not None:
+            return waiting
+        notice = self._on_notice(step, attempt, terminal)
+
+        def operator_keys(question: str) -> int | None:
+            if not sys.stdin.isatty():
+                notice("the step is waiting for input, and there is no terminal to answer on")
+                return None
+            notice("the step is waiting for input: type the answer and press Enter")
+            return sys.stdin.fileno()
+
+        return operator_keys
+
+    def _session_state(self) -> SessionState | None:
+        """The session as the step left it, when it may have changed: what resume rebuilds."""
+        take = getattr(self.session, "take_state", None)
+        return take() if take is not None else None
 
     def _debug_shell(self, step: Step, rendered: RenderedStep) -> None:
         env = dict(rendered.env)
@@ -760,11 +806,21 @@ def _masked(event: Event, mask: Callable[[str], str]) -> Event:
             if result is not None and result.captured:
                 captured = {k: mask(v) for k, v in result.captured.items()}
                 result = replace(result, captured=captured)
+            state = event.state
+            if state is not None:  # defence in depth: the session already drops secrets
+                state = replace(
+                    state,
+                    cwd=mask(state.cwd),
+                    variables=mask(state.variables),
+                    functions=mask(state.functions),
+                    left_running=tuple(mask(c) for c in state.left_running),
+                )
             return replace(
                 event,
                 reason=None if event.reason is None else mask(event.reason),
                 note=None if event.note is None else mask(event.note),
                 result=result,
+                state=state,
             )
         case _:
             return event

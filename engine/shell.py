@@ -28,11 +28,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pexpect
 import regex
 
 from engine import reaper
+from engine.events import SessionState
 
 # Interpreters that take the script file as their argument; any other reads it on stdin.
 _FILE_ARGUMENT = frozenset(
@@ -55,7 +57,8 @@ _STOPPED = frozenset({signal.SIGTSTP, signal.SIGSTOP, signal.SIGTTIN, signal.SIG
 # Runs once when the session starts. __rb_save runs as the step's subshell exits: it drops
 # the special variables (in that dying subshell only) and dumps the rest with builtins alone.
 # PROMPT_COMMAND ends every command, even one that Ctrl-C cut short: it reads the state back
-# (at top level, where `declare` makes globals) and prints the marker with the status.
+# (at top level, where `declare` makes globals) and prints the marker with the status. The
+# engine then reads the same file (the state `resume` rebuilds) and empties it.
 # The pty's modes are set by the engine itself (no echo, no output processing) before each step.
 _PRELUDE = r"""
 PS0='' PS1='' PS2='' PS3='' PS4='+ '
@@ -87,13 +90,13 @@ __rb_save() {
   fi
   if [ "$__rb_ifs" = __rb_unset ]; then builtin unset -v IFS; else IFS=$__rb_ifs; fi
   builtin unset -v __rb_ifs
-  { builtin declare -p; builtin declare -f
+  { builtin declare -p; builtin printf '%%s\n' '#rb-functions'; builtin declare -f
     [ "$__rb_keep_cwd" = 1 ] && builtin printf '%%s\n' "$__rb_cd"
   } > "$__rb_state" 2>/dev/null
   builtin exit "$1"
 }
 PROMPT_COMMAND='__rb_status=$?
-[ -s "$__rb_state" ] && builtin source "$__rb_state" 2>/dev/null; : > "$__rb_state"
+[ -s "$__rb_state" ] && builtin source "$__rb_state" 2>/dev/null
 builtin printf "\036RB%(token)s:%%d\036" "$__rb_status"'
 """
 
@@ -137,6 +140,13 @@ class StepIO:
     # Output that arrived between the previous step's end and this one's start (a background
     # job the previous step left running). Without this, it reaches `on_output` behind a note.
     on_stray: Callable[[bytes], None] | None = None
+    # The step seems to wait for input (its output ends without a line break, it went quiet,
+    # and it is reading the terminal): tell the operator; returns a file descriptor whose input
+    # goes to the step from then on (the operator's keyboard), or None.
+    on_waiting: Callable[[str], int | None] | None = None
+    # A word from the engine while the step runs (what the next Ctrl-C does); without it, the
+    # note goes to `on_output` as a `[runbook: ...]` line.
+    on_notice: Callable[[str], None] | None = None
 
 
 class ShellError(Exception):
@@ -148,6 +158,12 @@ class StepRefused(ShellError):
 
 
 STRAY_NOTE = b"\r\n[runbook: output of a process an earlier step left running]\r\n"
+# After this long without output, a step whose last line is unfinished may be asking something.
+QUIET_SECONDS = 0.5
+_CTRL_C_NEXT = {
+    1: "Ctrl-C sent to the step; press Ctrl-C again to stop all its processes (SIGTERM)",
+    2: "SIGTERM sent to the step's processes; press Ctrl-C again to kill them (SIGKILL)",
+}
 
 
 class ShellSession:
@@ -161,6 +177,7 @@ class ShellSession:
         dimensions: tuple[int, int] = (24, 80),
         kill_grace: float = 2.0,
         secret_variables: tuple[str, ...] = (),
+        track_state: bool = True,
     ) -> None:
         program, options = _shell_command(shell)
         self._workdir = Path(tempfile.mkdtemp(prefix="runbook-", dir=scratch_root()))
@@ -179,6 +196,14 @@ class ShellSession:
         self._count = 0
         self._stray = b""
         self._slave: int | None = None
+        self._pty_name: str | None = None
+        # The session's state as `resume` would rebuild it: what differs from the start.
+        self._cwd = os.path.abspath(cwd or os.getcwd())
+        self._baseline: tuple[frozenset[str], dict[str, str]] = (frozenset(), {})
+        self._variables: dict[str, str] = {}
+        self._functions: dict[str, str] = {}
+        self._left: dict[int, str] = {}  # processes steps left running: pid -> command line
+        self._state_changed = False
         full_env = dict(os.environ if env is None else env)
         full_env.update({"TERM": full_env.get("TERM", "xterm-256color"), "PAGER": "cat"})
 
@@ -224,6 +249,13 @@ class ShellSession:
         self._stray = b""
         if outcome.exit_code is None:
             raise ShellError(f"{shell} did not start properly")
+        if track_state:
+            # What the session starts with: a step's state is recorded as its difference.
+            self._send("__rb_keep_cwd=1; __rb_private=''; ( trap '__rb_save $?' EXIT; : )")
+            self._wait(StepIO(on_output=lambda _: None), _START_SECONDS, time.monotonic(), None)
+            self._stray = b""
+            head, functions, _ = _parse_dump(self._take_state_file() or "")
+            self._baseline = (frozenset(head.splitlines(keepends=True)), functions)
 
     def _session_modes(self) -> list:  # type: ignore[type-arg]
         """Set the pty's modes the session relies on, and return them: no echo (answers and
@@ -247,6 +279,7 @@ class ShellSession:
             name = os.readlink(f"/proc/{self._child.pid}/fd/1")
             if name.startswith("/dev/pts/"):
                 self._slave = os.open(name, os.O_RDWR | os.O_NOCTTY)
+                self._pty_name = name
 
     def _reset_terminal(self, interactive: bool) -> None:
         """Before each step: the session's modes back, whatever an earlier step (`stty`, a
@@ -335,11 +368,97 @@ class ShellSession:
         started = time.monotonic()
         self._send(command)
         try:
-            return self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
+            outcome = self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
         finally:
             script.unlink(missing_ok=True)
             if launcher is not None:
                 launcher.unlink(missing_ok=True)
+        if trap:
+            self._read_dump()
+        if interactive or _BACKGROUND.search(body):
+            self._note_left_running(reaper.StepTree(tag, self._child.pid))
+        return outcome
+
+    # -- the state resume rebuilds ------------------------------------------------------------
+
+    def _read_dump(self) -> None:
+        """Take the state the last step wrote (the session has sourced it): its variables and
+        functions that differ from the session's start, and its directory."""
+        text = self._take_state_file()
+        if text is None:
+            return
+        head, functions, cwd = _parse_dump(text)
+        base_lines, base_functions = self._baseline
+        self._variables = _changed_variables(head, base_lines)
+        self._functions = {
+            name: body
+            for name, body in functions.items()
+            if base_functions.get(name) != body and not name.startswith("__rb_")
+        }
+        if cwd is not None:
+            self._cwd = cwd
+        self._state_changed = True
+
+    def _take_state_file(self) -> str | None:
+        """The state file's text, if the last command wrote one; emptied, so a later step that
+        saves nothing leaves nothing to source."""
+        try:
+            if os.stat(self._state).st_size == 0:
+                return None
+            text = self._state.read_text(encoding="utf-8", errors="surrogateescape")
+            with open(self._state, "w"):
+                pass
+        except OSError:
+            return None
+        return text
+
+    def _note_left_running(self, tree: reaper.StepTree) -> None:
+        """Processes the step left behind (`&`, `ssh -f`): a resumed session cannot have them."""
+        left = {pid: command for pid, command in self._left.items() if _alive(pid)}
+        for pid in reaper.find(tree):
+            left.setdefault(pid, _command_line(pid))
+        if left != self._left:
+            self._left = left
+            self._state_changed = True
+
+    def take_state(self) -> SessionState | None:
+        """The session's state if it may have changed since the last call, else None."""
+        if not self._state_changed:
+            return None
+        self._state_changed = False
+        return SessionState(
+            cwd=self._cwd,
+            variables="".join(self._variables.values()),
+            functions="".join(self._functions.values()),
+            left_running=tuple(c for c in self._left.values() if c),
+        )
+
+    def restore(self, state: SessionState) -> list[str]:
+        """Rebuild a recorded state in this (new) session, before any step runs: variables,
+        functions, directory. Returns what could not be restored, in words."""
+        problems: list[str] = []
+        lines = [state.variables, state.functions]
+        if os.path.isdir(state.cwd):
+            lines.append(f"builtin cd -- {shlex.quote(state.cwd)}\n")
+        else:
+            problems.append(f"the directory {state.cwd} no longer exists")
+        script = self._workdir / "restore"
+        _write_private(script, "".join(lines))
+        said = bytearray()
+        self._send(f"builtin source {shlex.quote(str(script))}")
+        try:
+            self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
+        finally:
+            script.unlink(missing_ok=True)
+        self._stray = b""
+        if said.strip():
+            problems.append(said.decode("utf-8", "replace").strip())
+        # Recorded as this session's own state: the next step's dump starts from it.
+        self._variables = _changed_variables(state.variables, frozenset())
+        self._functions = _entries(state.functions, _FUNCTION)
+        if os.path.isdir(state.cwd):
+            self._cwd = state.cwd
+        return problems
 
     def _deliver_stray(self, io: StepIO) -> None:
         """Output written since the last step ended belongs to no step: handed over apart."""
@@ -368,6 +487,9 @@ class ShellSession:
         escalate_at: float | None = None
         deadline = started + timeout if timeout else None
         matchers = [(_timed_pattern(r.prompt), r) for r in io.responders]
+        watch = _InputWatch(self._pty_name) if tree is not None else None
+        keys: int | None = None  # the operator's keys, once the step was found waiting
+        modes = _ModeWatch()
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline and not timed_out:
@@ -380,6 +502,8 @@ class ShellSession:
                 interrupted = True
                 tree, level = self._escalate(tree, level + 1)
                 escalate_at = now + self._kill_grace
+                if level in _CTRL_C_NEXT:
+                    _notice(io, _CTRL_C_NEXT[level])
             if escalate_at is not None and now >= escalate_at and tree is not None:
                 if level >= 3:
                     raise ShellError("the step's processes could not be stopped (even SIGKILL)")
@@ -387,17 +511,28 @@ class ShellSession:
                 escalate_at = now + self._kill_grace
             waits = [t for t in (None if timed_out else deadline, escalate_at) if t is not None]
             wait = max(0.0, min(waits) - now) if waits else 0.2
-            readable = [fd] + ([io.input_fd] if io.input_fd is not None else [])
+            source = io.input_fd if io.input_fd is not None else keys
+            readable = [fd] + ([source] if source is not None else [])
             try:
                 ready, _, _ = select.select(readable, [], [], min(wait, 0.2))
             except InterruptedError:
                 continue
-            if not ready and io.tick is not None:
-                io.tick()
-            if io.input_fd is not None and io.input_fd in ready:
-                data = os.read(io.input_fd, 4096)
+            if not ready:
+                if io.tick is not None:
+                    io.tick()
+                if watch is not None and io.input_fd is None and watch.waiting(now, fd):
+                    found = self._waiting(io, watch)
+                    keys = found if found is not None else keys
+            if source is not None and source in ready:
+                try:
+                    data = os.read(source, 4096)
+                except OSError:
+                    data = b""
                 if data:
                     self._child.send(data)
+                elif source == keys:
+                    self._child.send(b"\x04")  # Ctrl-D: the end of the step's input
+                    keys = None
             if fd not in ready:
                 continue
             chunk = _read_available(fd)
@@ -405,9 +540,15 @@ class ShellSession:
                 raise ShellError("the shell session ended unexpectedly")
             data = pending + chunk
             match = self._marker.search(data)
+            if watch is not None:
+                watch.output(data[: match.start()] if match else data, time.monotonic())
+            if b"\x1b" in data:
+                modes.feed(data)
             if match:
                 if match.start():
                     io.on_output(data[: match.start()])
+                if modes.changed and tree is not None:
+                    io.on_output(modes.reset())  # whatever the step left the terminal in
                 self._stray = data[match.end() :]
                 code = int(match.group(1))
                 if tree is not None and (timed_out or interrupted):
@@ -433,6 +574,13 @@ class ShellSession:
                 if matchers:
                     window = (window + data.decode("utf-8", "replace"))[-4096:]
                     window = self._respond(window, io, matchers)
+
+    def _waiting(self, io: StepIO, watch: _InputWatch) -> int | None:
+        """The step is waiting for input: said once per question; the operator's keys."""
+        if io.on_waiting is not None:
+            return io.on_waiting(watch.last_line())
+        _notice(io, "the step is waiting for input (it reads the terminal): nobody answers it")
+        return None
 
     def _escalate(self, tree: reaper.StepTree, level: int) -> tuple[reaper.StepTree, int]:
         """Go to `level` of stopping the step: Ctrl-C through the terminal, then SIGTERM and
@@ -501,6 +649,128 @@ def _shell_command(shell: str) -> tuple[str, list[str]]:
     )
 
 
+def _notice(io: StepIO, text: str) -> None:
+    if io.on_notice is not None:
+        io.on_notice(text)
+    else:
+        io.on_output(f"\r\n[runbook: {text}]\r\n".encode())
+
+
+# System calls (x86_64, aarch64) a process makes while it waits to read the terminal.
+_READS = {"x86_64": {0, 17, 19, 7, 23, 270, 271}, "aarch64": {63, 65, 67, 72, 73}}.get(
+    os.uname().machine, set()
+)
+
+
+class _InputWatch:
+    """Tells a step that waits for an answer: its output ends without a line break (or it
+    printed nothing), it has been quiet a moment, and a process of its foreground group is
+    blocked reading the terminal (from /proc: its system call and the file it reads)."""
+
+    def __init__(self, pty_name: str | None) -> None:
+        self._pty = pty_name
+        self._last = time.monotonic()
+        self._tail = b""
+        self._said = False  # said for this quiet moment; new output asks again
+        self._checked = 0.0
+
+    def output(self, data: bytes, now: float) -> None:
+        if data:
+            self._last = now
+            self._tail = (self._tail + data)[-200:]
+            self._said = False
+
+    def last_line(self) -> str:
+        return self._tail.rpartition(b"\n")[2].decode("utf-8", "replace")
+
+    def waiting(self, now: float, fd: int) -> bool:
+        if self._said or now - self._last < QUIET_SECONDS or self._tail.endswith(b"\n"):
+            return False
+        if self._pty is None or not _READS or now - self._checked < QUIET_SECONDS:
+            return False
+        self._checked = now
+        try:
+            group = os.tcgetpgrp(fd)
+        except OSError:
+            return False
+        if any(_reads_terminal(pid, self._pty) for pid in _group_members(group)):
+            self._said = True
+        return self._said
+
+
+def _group_members(group: int) -> list[int]:
+    """The processes of a process group: its leader first (a `read` in the step's own shell),
+    then the others, found in /proc."""
+    members = [group]
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) != group:
+                fields = reaper.process_stat(int(name))
+                if fields is not None and fields[2] == group:
+                    members.append(int(name))
+    return members
+
+
+def _reads_terminal(pid: int, pty: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/syscall") as file:
+            words = file.read().split()
+    except OSError:
+        return False
+    if not words or not words[0].isdigit() or int(words[0]) not in _READS:
+        return False
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{int(words[1], 16)}")
+    except (OSError, ValueError, IndexError):
+        return False
+    return target == pty or target == "/dev/tty"
+
+
+class _ModeWatch:
+    """Terminal modes a step's output turned on (the alternate screen, a hidden cursor,
+    application keys, bracketed paste, mouse reports): put back when it ends without doing so."""
+
+    _SET = re.compile(rb"\x1b\[\?([\d;]+)([hl])|\x1b([=>])")
+    _RESET: ClassVar[dict[bytes, bytes]] = {
+        b"1049": b"\x1b[?1049l",
+        b"1047": b"\x1b[?1047l",
+        b"47": b"\x1b[?47l",
+        b"25": b"\x1b[?25h",  # the cursor shown again
+        b"1": b"\x1b[?1l",
+        b"2004": b"\x1b[?2004l",
+        b"1000": b"\x1b[?1000l",
+        b"1002": b"\x1b[?1002l",
+        b"1003": b"\x1b[?1003l",
+        b"1006": b"\x1b[?1006l",
+    }
+
+    def __init__(self) -> None:
+        self._on: dict[bytes, bool] = {}
+
+    def feed(self, data: bytes) -> None:
+        for match in self._SET.finditer(data):
+            if match.group(3):
+                self._on[b"keypad"] = match.group(3) == b"="
+                continue
+            for mode in match.group(1).split(b";"):
+                if mode in self._RESET:
+                    # Set means `h`, except the cursor, hidden by `l`.
+                    self._on[mode] = (match.group(2) == b"l") == (mode == b"25")
+
+    @property
+    def changed(self) -> bool:
+        return any(self._on.values())
+
+    def reset(self) -> bytes:
+        out = b"".join(
+            b"\x1b>" if mode == b"keypad" else self._RESET[mode]
+            for mode, on in self._on.items()
+            if on
+        )
+        self._on.clear()
+        return out
+
+
 def _timed_pattern(prompt: re.Pattern[str]) -> regex.Pattern[str]:
     """The prompt compiled by `regex`, whose searches take a time limit (`re`'s cannot)."""
     try:
@@ -517,6 +787,101 @@ _STATEFUL = re.compile(
     r"|local|export|readonly|unset|getopts|let|for|select|eval|source|function|alias|set"
     r"|shopt|enable|builtin|command|exec|trap|umask|ulimit|hash)\b|(^|[\s;&|(])\.\s"
 )
+
+
+# Anything that can leave a process running after the step ends: a background job, a
+# daemonising ssh or a detached program. Only such steps are looked at after they end.
+_BACKGROUND = re.compile(r"(?<![&>|])&(?![&>])|\b(ssh|nohup|setsid|disown|daemon\w*)\b")
+# Variables bash sets itself, different in every session: never recorded.
+_NOT_RECORDED = frozenset(
+    {
+        "_",
+        "COLUMNS",
+        "LINES",
+        "BASHOPTS",
+        "SHELLOPTS",
+        "BASH_VERSINFO",
+        "BASH_ARGV0",
+        "EUID",
+        "PPID",
+        "UID",
+        "GROUPS",
+        "EPOCHREALTIME",
+        "EPOCHSECONDS",
+        "SHLVL",
+        "OPTIND",
+        "OPTERR",
+        "BASH_LOADABLES_PATH",
+        "BASH_ARGC",
+        "BASH_ARGV",
+        "BASH_SOURCE",
+        "COMP_WORDBREAKS",
+        "DIRSTACK",
+    }
+)
+_FUNCTION = re.compile(r"^(\S+) \(\) $", re.M)
+_CD = "builtin cd -- "
+
+
+def _parse_dump(text: str) -> tuple[str, dict[str, str], str | None]:
+    """The variables (`declare -p` lines), functions and directory in a state file the
+    session wrote."""
+    head, _, rest = text.partition("#rb-functions\n")
+    cwd = None
+    last = rest.rstrip("\n").rpartition("\n")[2]
+    if last.startswith(_CD):
+        rest = rest[: rest.rstrip("\n").rfind(last)]
+        with contextlib.suppress(ValueError):
+            words = shlex.split(last[len(_CD) :])
+            cwd = words[0] if len(words) == 1 else None
+    return head, _entries(rest, _FUNCTION), cwd
+
+
+def _changed_variables(head: str, baseline: frozenset[str]) -> dict[str, str]:
+    """Each variable's `declare -p` line (one line each: bash writes a value with a line
+    break as $'...'), but those the session started with and those bash sets itself. Set
+    lookups, not parsing: a dump has hundreds of lines, a step changes a few."""
+    changed: dict[str, str] = {}
+    name = ""
+    for line in head.splitlines(keepends=True):
+        if line in baseline:
+            name = ""
+            continue
+        if line.startswith("declare -"):
+            name = line.split(" ", 2)[2].partition("=")[0].rstrip("\n") if " " in line[9:] else ""
+            if name in _NOT_RECORDED or name.startswith("__rb_"):
+                name = ""
+            elif name:
+                changed[name] = line
+        elif name:  # a value over several lines, from a bash that writes it so
+            changed[name] += line
+    return changed
+
+
+def _entries(text: str, start: re.Pattern[str]) -> dict[str, str]:
+    found = list(start.finditer(text))
+    return {
+        match.group(1): text[match.start() : found[i + 1].start() if i + 1 < len(found) else None]
+        for i, match in enumerate(found)
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 def may_change_state(body: str) -> bool:

@@ -328,7 +328,12 @@ def test_kill_9_then_verify_and_resume(tmp_path: Path, point: str) -> None:
         [attempt] = shown[step]["attempts"]
         assert attempt["exit_code"] is None and attempt["status"] is None
 
-    resumed = cli(tmp_path, "resume", "--yes")
+    if started - finished:  # it may have run: never again without a word (issue 18, item 8)
+        refused = cli(tmp_path, "resume", "--yes")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "may have run" in refused.stderr and "--rerun-unfinished" in refused.stderr
+        assert collections.Counter(trace(tmp_path)) == before  # nothing ran
+    resumed = cli(tmp_path, "resume", "--yes", "--rerun-unfinished")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "its process is gone" in resumed.stderr  # the killed engine's lock: stale
     after = collections.Counter(trace(tmp_path))

@@ -155,7 +155,7 @@ def _reused_pid(tmp_path: Path, pid: int) -> None:
     assert run["status"] == "interrupted"
 
     (tmp_path / "rotated.txt").touch()
-    resumed = cli(tmp_path, "resume", "--yes", "--force")
+    resumed = cli(tmp_path, "resume", "--yes", "--force", "--rerun-unfinished")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert (tmp_path / "finished.txt").exists()
 

@@ -416,9 +416,10 @@ class RunConsole:
             "\n": Choice.RUN,
             "d": Choice.DONE,
             "s": Choice.SKIP,
+            "a": Choice.ABORT,
         }
         while True:
-            key = self._key("[R]un it again / mark it [d]one / [s]kip it ")
+            key = self._key("[R]un it again / mark it [d]one / [s]kip it / [a]bort ")
             if key in keys:
                 return keys[key]
 
@@ -427,6 +428,10 @@ class RunConsole:
         for change in changes or ["(text outside the steps)"]:
             self.out.print(Text(f"  {change}"))
         return self._key("Resume with the new version? [y/N] ") == "y"
+
+    def confirm_without(self, commands: tuple[str, ...]) -> bool:
+        """Resume although what earlier steps left running is gone."""
+        return self._key("Resume without them? [y/N] ") == "y"
 
     def ask_param(self, param: Param) -> str:
         label = param.description or param.name
