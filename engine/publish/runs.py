@@ -362,9 +362,8 @@ def timeline_svg(detail: RunDetail) -> str:
         name = step_id + (f" #{number}" if number > 1 else "")
         shown = name if len(name) <= TIMELINE_LABEL else name[: TIMELINE_LABEL - 1] + "…"
         parts.append(
-            f'<a href="#step-{esc(step_id)}">'
             f'<text x="0" y="{y + 14}" font-size="14" fill="currentColor">{esc(shown)}'
-            f"<title>{esc(name)}</title></text></a>"
+            f"<title>{esc(name)}</title></text>"
             f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="16" rx="3" fill="{colour}">'
             f"<title>{esc(name)}: {esc(status or '')},"
             f" {esc(duration_text(finished - began))}</title></rect>"
