@@ -42,7 +42,7 @@ printf '\\033[38;5;208morange\\033[0m \\033[48;2;0;95;135mteal\\033[0m \\033[7mr
 Wait for the canary:
 
 ```bash
-for i in 1 2 3; do echo "canary tick $i"; sleep 0.4; done
+for i in 1 2 3; do echo "canary tick $i"; sleep 0.8; done
 ```
 
 ## Budget
@@ -134,20 +134,23 @@ def make_site(root: Path) -> Built:
     return Built(root, root / "site", runs, journal)
 
 
-def tamper(journal: Path, copy: Path, old: str, new: str) -> None:
-    """A copy of the journal with one output changed in place, as an intruder would."""
+def tamper(journal: Path, copy: Path, old: str, new: str) -> int:
+    """A copy of the journal with one output changed in place, as an intruder would; the
+    changed event's number."""
     source = sqlite3.connect(journal)
     target = sqlite3.connect(copy)
     with target:
         source.backup(target)
     source.close()
     with target:
-        changed = target.execute(
-            "UPDATE events SET data = replace(data, ?, ?) WHERE kind = 'output' AND data LIKE ?",
+        rows = target.execute(
+            "UPDATE events SET data = replace(data, ?, ?) WHERE kind = 'output' AND data LIKE ?"
+            " RETURNING seq",
             (old, new, f"%{old}%"),
-        ).rowcount
+        ).fetchall()
     target.close()
-    assert changed == 1
+    assert len(rows) == 1
+    return int(rows[0][0])
 
 
 @pytest.fixture(scope="module")
@@ -195,9 +198,11 @@ def test_each_output_carries_its_recorded_timing(built: Built) -> None:
     match = re.search(r'data-rb-replay="([^"]*)"', canary)
     assert match
     chunks = json.loads(html.unescape(match.group(1)))
-    assert [text for _, text in chunks] == [f"canary tick {i}\n" for i in (1, 2, 3)]
+    # Chunks as the terminal gave them (a busy machine may join two), with their times.
+    assert "".join(text for _, text in chunks) == "".join(f"canary tick {i}\n" for i in (1, 2, 3))
+    assert len(chunks) >= 2
     times = [at for at, _ in chunks]
-    assert times == sorted(times) and times[-1] - times[0] >= 0.6
+    assert times == sorted(times) and times[-1] - times[0] >= 0.7
 
 
 def test_a_large_output_is_capped_and_written_whole_beside_the_page(built: Built) -> None:
@@ -220,19 +225,25 @@ def test_a_tampered_journal_fails_a_strict_build_and_is_shown_red(
     built: Built, tmp_path: Path
 ) -> None:
     forged = tmp_path / "forged.db"
-    tamper(built.journal, forged, "canary tick 2", "canary tick 9")
+    seq = tamper(built.journal, forged, "canary tick 2", "canary tick 9")
     strict = build(built.root, forged, tmp_path / "strict", strict=True)
     assert strict.returncode != 0
     assert f"run {built.runs['failed']} does not verify" in strict.stderr
-    assert "event 7 (output, step canary-1) was changed" in strict.stderr
+    assert f"event {seq} (output, step canary-1) was changed" in strict.stderr
     result = build(built.root, forged, tmp_path / "site", strict=False)
     assert result.returncode == 0, result.stderr
     page = article(tmp_path / "site" / "runs" / built.runs["failed"] / "index.html")
     banner = re.search(r'<div class="rb-banner rb-banner-tampered"[^>]*>(.*?)</div>', page, re.S)
-    assert banner and "event 7 (output, step canary-1) was changed" in text_of(banner.group(1))
+    assert banner and f"event {seq} (output, step canary-1) was changed" in text_of(banner.group(1))
     index = article(tmp_path / "site" / "runs" / "index.html")
     assert "The journal does not verify" in text_of(index)
     assert "1 of 2 run(s)" in text_of(index)
     # The untouched build says the journal verified.
     intact = article(built.site / "runs" / "index.html")
     assert "Journal verified when this site was built: all 2 run(s)" in text_of(intact)
+    # Every page's footer says so too, linking to the runs index.
+    for site, state in ((built.site, "Journal verified: 2 run(s)"), (tmp_path / "site", None)):
+        footer = (site / "release" / "index.html").read_text("utf-8")
+        found = re.search(r'<div class="rb-footer-verify[^"]*"><a href="([^"]*)">(.*?)</a>', footer)
+        assert found and found.group(1) == "../runs/"
+        assert found.group(2) == (state or "Journal: 1 of 2 run(s) do not verify")

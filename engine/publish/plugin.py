@@ -300,6 +300,32 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             html = f'<script src="{src}"></script>' + html
         return html
 
+    def on_post_page(self, output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:
+        """The journal's verification state in the footer of every page (mkdocs-material's
+        copyright area; other themes have none and are left alone)."""
+        if not self._verified or not self._index_url:
+            return None
+        marker = '<div class="md-copyright">'
+        at = output.find(marker)
+        if at == -1:
+            return None
+        at += len(marker)
+        return output[:at] + self._footer(page) + output[at:]
+
+    def _footer(self, page: Page) -> str:
+        bad = sum(not v.ok for v in self._verified.values())
+        total = len(self._verified)
+        href = esc(get_relative_url(self._index_url, page.url))
+        if bad:
+            text = f"Journal: {bad} of {total} run(s) do not verify"
+        else:
+            text = f"Journal verified: {total} run(s)"
+        state = "bad" if bad else "ok"
+        return (
+            f'<div class="rb-footer-verify rb-footer-verify-{state}">'
+            f'<a href="{href}">{text}</a></div>'
+        )
+
     def on_nav(self, nav: Navigation, /, *, config: MkDocsConfig, files: Files) -> Navigation:
         """The runs index as one entry "Runs", not a section "Runs" holding a page "Runs"."""
         for index, item in enumerate(nav.items):
