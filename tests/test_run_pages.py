@@ -193,11 +193,12 @@ def test_a_failed_run_names_its_step_and_shows_its_output(built: Built) -> None:
 
 
 def test_each_output_carries_its_recorded_timing(built: Built) -> None:
-    page = article(built.site / "runs" / built.runs["failed"] / "index.html")
+    folder = built.site / "runs" / built.runs["failed"]
+    page = article(folder / "index.html")
     canary = page[page.index('id="step-canary-1"') : page.index('id="step-budget-1"')]
-    match = re.search(r'data-rb-replay="([^"]*)"', canary)
-    assert match
-    chunks = json.loads(html.unescape(match.group(1)))
+    player = re.search(r'data-rb-replay="([^"]*)" data-rb-src="([^"]*)"', canary)
+    assert player and player.groups() == ("canary-1/1", "replay.json")
+    chunks = json.loads((folder / "replay.json").read_text("utf-8"))["canary-1/1"]
     # Chunks as the terminal gave them (a busy machine may join two), with their times.
     assert "".join(text for _, text in chunks) == "".join(f"canary tick {i}\n" for i in (1, 2, 3))
     assert len(chunks) >= 2

@@ -10,6 +10,7 @@ plugins:
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import tempfile
@@ -39,7 +40,14 @@ from engine.publish.decorate import Decoration, decorate
 from engine.publish.home import HOME_TITLE, HomeEntry, home_html
 from engine.publish.page import esc, runbook_markdown, strip_front_matter
 from engine.publish.prefetch import Prefetch, read_and_plan
-from engine.publish.runs import RunLinks, large_outputs, run_page, runs_index
+from engine.publish.runs import (
+    REPLAY_FILE,
+    RunLinks,
+    large_outputs,
+    replay_data,
+    run_page,
+    runs_index,
+)
 from engine.publish.stash import Stash
 from engine.publish.watch import JournalWatch
 
@@ -136,15 +144,23 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
                 inclusion=InclusionLevel.NOT_IN_NAV,
             )
             target = self._pages_by_path.get(summary.abspath)
+            beside = f"{runs_dir}/{summary.id}/"  # its outputs and replays
             links = RunLinks(
                 get_relative_url(target.url, generated.url) if target else None,
                 get_relative_url(index.url, generated.url),
+                get_relative_url(beside + "-", generated.url)[:-1],
             )
             detail = run_detail(self._db, summary)
             checked = self._verified.get(summary.id)
             problem = checked.problem if checked is not None and not checked.ok else ""
             generated.content_string = run_page(detail, links, self._stash, problem)
             files.append(generated)
+            replays = replay_data(detail)
+            if replays:
+                data = json.dumps(replays, ensure_ascii=False, separators=(",", ":"))
+                # No markup in the file even as text, should it ever be served as HTML.
+                data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+                files.append(File.generated(config, beside + REPLAY_FILE, content=data))
             for name, attempt in large_outputs(detail):
                 files.append(
                     self._whole_output(config, f"{runs_dir}/{summary.id}/{name}", attempt.output)

@@ -38,6 +38,9 @@ EDGE = 256 * 1024
 # Shown without a box to open: a few lines say more than "Output (3 lines)".
 SHORT_LINES, SHORT_CHARS = 8, 1200
 REPLAY_MAX = 256 * 1024  # characters of output a replay carries; beyond, no replay
+# The chunks of a run's replays, in one file beside its page, fetched when one is played: in
+# the page they would double its size and its search indexing.
+REPLAY_FILE = "replay.json"
 TIMELINE_LABEL = 26  # characters of a step id beside its bar in the timeline
 
 
@@ -47,6 +50,7 @@ class RunLinks:
 
     runbook: str | None
     index: str
+    beside: str = ""  # prefix of the files written beside the page (its outputs, replays)
 
     def step(self, step_id: str) -> str | None:
         return f"{self.runbook}#step-{step_id}" if self.runbook else None
@@ -129,11 +133,12 @@ def run_page(detail: RunDetail, links: RunLinks, stash: Stash, problem: str = ""
         lines += ["## Parameters", stash.block(_table(("Name", "Value"), rows))]
     lines += ["## Timeline", stash.block(f"<p>{timeline_svg(detail)}</p>"), "## Steps", ""]
     chunks = _chunks(detail)
+    replayed = {key for key, played in chunks.items() if _replayable(played)}
     for step in detail.steps:
         lines += [
             stash.block(f'<span class="rb-anchor" id="step-{esc(step.id)}"></span>'),
             f"### {_mark(step.status)} {esc(step.id)}: {esc(step.status or 'unfinished')}",
-            stash.block(_step_section(step, links.step(step.id), chunks)),
+            stash.block(_step_section(step, links, replayed)),
         ]
     return "\n".join(lines) + "\n"
 
@@ -248,7 +253,23 @@ def _chunks(detail: RunDetail) -> Chunks:
     return chunks
 
 
-def _step_section(step: StepRecord, step_link: str | None, chunks: Chunks) -> str:
+def replay_data(detail: RunDetail) -> dict[str, list[tuple[float, str]]]:
+    """What REPLAY_FILE holds: by `step/attempt`, (seconds from the attempt's start, text)."""
+    starts = {(s.id, a.number): a.started for s in detail.steps for a in s.attempts}
+    data = {}
+    for (step, number), played in _chunks(detail).items():
+        if _replayable(played):
+            start = starts.get((step, number)) or played[0][0]
+            data[f"{step}/{number}"] = [(round(max(t - start, 0.0), 3), c) for t, c in played]
+    return data
+
+
+def _replayable(played: list[tuple[float, str]]) -> bool:
+    return len(played) > 1 and sum(len(t) for _, t in played) <= REPLAY_MAX
+
+
+def _step_section(step: StepRecord, links: RunLinks, replayed: set[tuple[str, int]]) -> str:
+    step_link = links.step(step.id)
     status = step.status or "started, no result"
     lines = [
         f'<p><span class="rb-status rb-status-{esc(step.status or "running")}">{esc(status)}</span>'
@@ -281,19 +302,24 @@ def _step_section(step: StepRecord, step_link: str | None, chunks: Chunks) -> st
         ]
         if attempt.output:
             opened = step.status in FAILED and attempt.number == last
-            played = chunks.get((step.id, attempt.number), [])
-            lines += [_output(step.id, attempt, opened, played), ""]
+            replay = (
+                f'<div class="rb-replay" data-rb-replay="{esc(step.id)}/{attempt.number}"'
+                f' data-rb-src="{esc(links.beside + REPLAY_FILE)}"></div>'
+                if (step.id, attempt.number) in replayed
+                else ""
+            )
+            lines += [_output(step.id, attempt, opened, replay, links.beside), ""]
     return "\n".join(lines)
 
 
-def _output(step_id: str, attempt: Attempt, opened: bool, played: list[tuple[float, str]]) -> str:
+def _output(step_id: str, attempt: Attempt, opened: bool, replay: str, beside: str) -> str:
     """An attempt's output: inline when short, else in a box (open when it failed); capped
-    at its first and last EDGE characters with a link to the whole; with a replay."""
+    at its first and last EDGE characters with a link to the whole; with its replay's player."""
     text = attempt.output
     count = text.count("\n") + (0 if text.endswith("\n") else 1)
     if len(text) > 2 * EDGE:
         skipped = len(text) - 2 * EDGE
-        name = output_file(step_id, attempt.number)
+        name = beside + output_file(step_id, attempt.number)
         body = (
             _term(text[:EDGE])
             + '<p class="rb-output-cut">… '
@@ -303,16 +329,6 @@ def _output(step_id: str, attempt: Attempt, opened: bool, played: list[tuple[flo
         )
     else:
         body = _term(text)
-    replay = ""
-    size = sum(len(t) for _, t in played)
-    if len(played) > 1 and size <= REPLAY_MAX:
-        start = attempt.started if attempt.started is not None else played[0][0]
-        data = json.dumps(
-            [[round(max(t - start, 0.0), 3), chunk] for t, chunk in played],
-            ensure_ascii=True,
-            separators=(",", ":"),
-        )
-        replay = f'<div class="rb-replay" data-rb-replay="{html.escape(data, quote=True)}"></div>'
     if count <= SHORT_LINES and len(text) <= SHORT_CHARS:
         return f'<div class="rb-output rb-output-inline">{replay}{body}</div>'
     lines = _lines(count)

@@ -122,14 +122,27 @@
   }
 
   // Run pages: a step's output replayed with its recorded timing. The chunks are (seconds
-  // from the attempt's start, text); the text is written with textContent only, never as
-  // HTML. Control sequences are dropped, `\r` and `\b` move back on the line; pauses longer
+  // from the attempt's start, text), fetched from the run's replay.json (beside the page) on
+  // the first play; the text is written with textContent only, never as HTML. Control sequences are dropped, `\r` and `\b` move back on the line; pauses longer
   // than IDLE seconds are shortened. When the replay ends the full rendering comes back.
   var IDLE = 2;
   var CONTROL = /\x1b\[[0-?]*[ -\/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P_^X][^\x1b]*(?:\x1b\\)?|\x1b[ -\/]*[0-~]?|[\x00-\x07\x0b\x0c\x0e-\x1f\x7f]/g;
 
+  var replays = {};  // replay.json URL -> a promise of its contents
+
+  function fetchReplays(src) {
+    if (!replays[src]) {
+      replays[src] = fetch(src).then(function (response) {
+        if (!response.ok) { throw new Error(response.status + " " + response.statusText); }
+        return response.json();
+      });
+      replays[src].catch(function () { delete replays[src]; });
+    }
+    return replays[src];
+  }
+
   function Player(box) {
-    var chunks = JSON.parse(box.getAttribute("data-rb-replay"));
+    var chunks = null;
     var pre = box.parentNode.querySelector("pre.rb-term");
     var button = document.createElement("button");
     var clock = document.createElement("span");
@@ -177,13 +190,7 @@
       clock.textContent = "";
     }
 
-    button.addEventListener("click", function () {
-      if (timer) {  // playing: pause
-        clearTimeout(timer); timer = null;
-        box.setAttribute("data-playing", "paused");
-        button.textContent = "▶ Resume";
-        return;
-      }
+    function play() {
       if (saved === null) {
         saved = pre.innerHTML;
         pre.textContent = "";
@@ -193,6 +200,25 @@
       box.setAttribute("data-playing", "playing");
       button.textContent = "❚❚ Pause";
       step();
+    }
+
+    button.addEventListener("click", function () {
+      if (timer) {  // playing: pause
+        clearTimeout(timer); timer = null;
+        box.setAttribute("data-playing", "paused");
+        button.textContent = "▶ Resume";
+        return;
+      }
+      if (chunks) { play(); return; }
+      button.disabled = true;
+      fetchReplays(box.getAttribute("data-rb-src")).then(function (all) {
+        chunks = all[box.getAttribute("data-rb-replay")] || [];
+        button.disabled = false;
+        play();
+      }).catch(function (error) {
+        button.disabled = false;
+        clock.textContent = "The replay could not be loaded (" + error.message + ").";
+      });
     });
   }
 
