@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.events import StepFinished, StepStarted, StepStatus
+from engine.publish.runs import timeline_svg
+from engine.record import RunSummary, run_detail
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -248,3 +252,21 @@ def test_a_tampered_journal_fails_a_strict_build_and_is_shown_red(
         found = re.search(r'<div class="rb-footer-verify[^"]*"><a href="([^"]*)">(.*?)</a>', footer)
         assert found and found.group(1) == "../runs/"
         assert found.group(2) == (state or "Journal: 1 of 2 run(s) do not verify")
+
+
+def test_the_timeline_cuts_long_step_ids_with_an_ellipsis_and_keeps_them_whole() -> None:
+    long_id = "drain-the-primary-database-and-wait-for-replicas"
+    summary = RunSummary(
+        "20260101-000000-abcdef", "rb.md", "Drain", "ops", None, "bastion", 7, 0.0, 10.0,
+        "succeeded", {}, "ab" * 32, None, None,
+    )  # fmt: skip
+    events = [
+        StepStarted(long_id, 1, "command", "true", time=1.0),
+        StepFinished(long_id, 1, StepStatus.SUCCEEDED, time=4.0),
+    ]
+    svg = timeline_svg(run_detail(summary, events))
+    label = re.search(r'<text x="0"[^>]*>([^<]*)<title>([^<]*)</title>', svg)
+    assert label, svg
+    assert label.group(1).endswith("…") and len(label.group(1)) <= 26
+    assert long_id.startswith(label.group(1)[:-1])
+    assert label.group(2) == long_id
