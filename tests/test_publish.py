@@ -296,10 +296,11 @@ def mermaid_of(fragment: str) -> str:
 
 
 def section_of(page: str, step_id: str) -> str:
-    """A run page's section for one step: from its <h3> to the next <h3> or the end."""
+    """A run page's section for one step: from its anchor (its heading carries its status)
+    to the next step's anchor or the end."""
     body = article(page)
-    start = body.index(f'<h3 id="{step_id}"')
-    end = body.find("<h3 ", start + 1)
+    start = body.index(f'<span class="rb-anchor" id="step-{step_id}">')
+    end = body.find('<span class="rb-anchor"', start + 1)
     return body[start : end if end != -1 else len(body)]
 
 
@@ -611,7 +612,7 @@ def test_a_run_page(site: Site) -> None:
     assert f"pg_restore --clean -d app {site.root / 'good.dump'}" in text_of(restore)
     assert "confirm → run (--yes --allow-danger)" in text_of(restore)
     assert "exit code 0" in text_of(restore)
-    output = re.search(r'<details class="rb-output">(.*?)</details>', restore, flags=re.S)
+    output = re.search(r'class="rb-output[^"]*"[^>]*>(.*?)</pre>', restore, flags=re.S)
     assert output and "restored 42 tables" in text_of(output.group(1))
     manual = text_of(section_of(page, "prepare-1"))
     assert "Manual step: Announce the restore in #ops" in manual
@@ -628,11 +629,11 @@ def test_a_failed_run_page(site: Site) -> None:
     assert 'rb-status-failed">failed' in page
     restore = section_of(page, "restore-db")
     assert "exit code 1" in text_of(restore)
-    output = re.search(r'<details class="rb-output">(.*?)</details>', restore, flags=re.S)
+    output = re.search(r'class="rb-output[^"]*"[^>]*>(.*?)</pre>', restore, flags=re.S)
     assert output and ERROR_TEXT in text_of(output.group(1))
     # The failure handler ran; the step after the failure did not.
     assert "reopening the api" in text_of(section_of(page, "reopen-api"))
-    assert '<h3 id="report"' not in page
+    assert 'id="step-report"' not in page
     assert values_of_param(page, "backup_file") == "/backups/missing.dump"
     # Not given: either not shown or masked, never an empty value that looks like one.
     assert values_of_param(page, "db_password") in {None, "", "<secret>"}
@@ -649,7 +650,8 @@ def test_a_run_of_a_runbook_outside_docs_dir_gets_a_page(site: Site) -> None:
     page = article(site.page(f"runs/{site.runs['elsewhere']}"))
     assert "Clean the scratch disk" in text_of(page)
     assert "outside/elsewhere.md" in text_of(page)
-    assert "#step-" not in page  # there is no page of it to link to
+    # There is no page of it to link to (links within the run page are to its own steps).
+    assert not re.search(r'href="[^"#]+#step-', page)
     assert "cleaned" in text_of(section_of(page, "clean-scratch"))
 
 

@@ -10,8 +10,10 @@ plugins:
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
+import tempfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -30,14 +32,22 @@ from mkdocs.utils import get_relative_url
 
 from engine.journal.location import journal_path
 from engine.journal.query import RunSummary, list_runs, run_detail
+from engine.journal.verify import Verification, verify_all
 from engine.loader import RunbookNotFound
 from engine.model import Runbook
 from engine.plan import Plan
 from engine.publish.decorate import Decoration, decorate
 from engine.publish.home import HOME_TITLE, HomeEntry, home_html
-from engine.publish.page import runbook_markdown, strip_front_matter
+from engine.publish.page import esc, runbook_markdown, strip_front_matter
 from engine.publish.prefetch import Prefetch, read_and_plan
-from engine.publish.runs import RunLinks, run_page, runs_index
+from engine.publish.runs import (
+    REPLAY_FILE,
+    RunLinks,
+    large_outputs,
+    replay_data,
+    run_page,
+    runs_index,
+)
 from engine.publish.stash import Stash
 from engine.publish.watch import JournalWatch
 
@@ -75,6 +85,8 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         self._watch: JournalWatch | None = None  # under `mkdocs serve`
         self._home: File | None = None  # the generated home page, when the docs have none
         self._listed: dict[str, HomeEntry] = {}  # abspath -> the runbook as the home lists it
+        self._verified: dict[str, Verification] = {}  # run id -> its journal verification
+        self._outputs: tempfile.TemporaryDirectory[str] | None = None  # large outputs, whole
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
         self._root = Path(config.config_file_path or ".").resolve().parent
@@ -118,7 +130,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         index = File.generated(
             config,
             f"{runs_dir}/index.md",
-            content=runs_index(self._runs, detailed_ids, self._stash),
+            content=runs_index(self._runs, detailed_ids, self._stash, self._verification_html()),
         )
         files.append(index)
         self._index_url = index.url
@@ -132,20 +144,73 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
                 inclusion=InclusionLevel.NOT_IN_NAV,
             )
             target = self._pages_by_path.get(summary.abspath)
+            beside = f"{runs_dir}/{summary.id}/"  # its outputs and replays
             links = RunLinks(
                 get_relative_url(target.url, generated.url) if target else None,
                 get_relative_url(index.url, generated.url),
+                get_relative_url(beside + "-", generated.url)[:-1],
             )
-            generated.content_string = run_page(run_detail(self._db, summary), links, self._stash)
+            detail = run_detail(self._db, summary)
+            checked = self._verified.get(summary.id)
+            problem = checked.problem if checked is not None and not checked.ok else ""
+            generated.content_string = run_page(detail, links, self._stash, problem)
             files.append(generated)
+            replays = replay_data(detail)
+            if replays:
+                data = json.dumps(replays, ensure_ascii=False, separators=(",", ":"))
+                # No markup in the file even as text, should it ever be served as HTML.
+                data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+                files.append(File.generated(config, beside + REPLAY_FILE, content=data))
+            for name, attempt in large_outputs(detail):
+                files.append(
+                    self._whole_output(config, f"{runs_dir}/{summary.id}/{name}", attempt.output)
+                )
             self._run_urls[summary.id] = generated.url
         return files
+
+    def _whole_output(self, config: MkDocsConfig, uri: str, text: str) -> File:
+        """A step's whole output, beside its run page: written to a temporary file in pieces
+        and copied into the site from there, never held twice in memory."""
+        if self._outputs is None:
+            self._outputs = tempfile.TemporaryDirectory(prefix="runbook-outputs-")
+        path = Path(self._outputs.name) / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as out:
+            for start in range(0, len(text), 1 << 20):
+                out.write(text[start : start + (1 << 20)].encode("utf-8", "replace"))
+        return File.generated(config, uri, abs_src_path=str(path))
+
+    def _verify(self, db: sqlite3.Connection) -> None:
+        """Every run's hash chain, checked at each build: a run that does not verify is a
+        WARNING (so `mkdocs build --strict` fails) and gets a red banner on its page."""
+        self._verified = {v.run_id: v for v in verify_all(db)}
+        for result in self._verified.values():
+            if not result.ok:
+                log.warning("runbook: run %s does not verify: %s", result.run_id, result.problem)
+
+    def _verification_html(self) -> str:
+        """The journal's verification state, as the runs index shows it."""
+        results = list(self._verified.values())
+        bad = [r for r in results if not r.ok]
+        events = sum(r.events for r in results)
+        if not bad:
+            return (
+                f'<p class="rb-verify rb-verify-ok">Journal verified when this site was built:'
+                f" all {len(results)} run(s), {events:,} events, hash chains intact.</p>"
+            )
+        first = bad[0]
+        return (
+            '<p class="rb-verify rb-verify-bad"><strong>The journal does not verify:</strong>'
+            f" {len(bad)} of {len(results)} run(s) have changed or missing events; the first,"
+            f" run <code>{esc(first.run_id)}</code>: {esc(first.problem)}.</p>"
+        )
 
     def _open_journal(self) -> None:
         path = journal_path(self.config.journal, self._root)
         if not path.is_absolute():
             path = self._root / path
         self._runs, self._runs_by_path, self._db, self._run_urls = [], {}, None, {}
+        self._verified = {}
         self._index_url = ""
         if not path.exists():
             log.info("no journal at %s: the site has no run pages", path)
@@ -156,6 +221,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
         except sqlite3.Error as exc:
             raise PluginError(f"runbook: cannot read the journal {path}: {exc}") from None
         self._db = db
+        self._verify(db)
         for run in self._runs:
             self._runs_by_path.setdefault(run.abspath, []).append(run)
 
@@ -250,6 +316,32 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             html = f'<script src="{src}"></script>' + html
         return html
 
+    def on_post_page(self, output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:
+        """The journal's verification state in the footer of every page (mkdocs-material's
+        copyright area; other themes have none and are left alone)."""
+        if not self._verified or not self._index_url:
+            return None
+        marker = '<div class="md-copyright">'
+        at = output.find(marker)
+        if at == -1:
+            return None
+        at += len(marker)
+        return output[:at] + self._footer(page) + output[at:]
+
+    def _footer(self, page: Page) -> str:
+        bad = sum(not v.ok for v in self._verified.values())
+        total = len(self._verified)
+        href = esc(get_relative_url(self._index_url, page.url))
+        if bad:
+            text = f"Journal: {bad} of {total} run(s) do not verify"
+        else:
+            text = f"Journal verified: {total} run(s)"
+        state = "bad" if bad else "ok"
+        return (
+            f'<div class="rb-footer-verify rb-footer-verify-{state}">'
+            f'<a href="{href}">{text}</a></div>'
+        )
+
     def on_nav(self, nav: Navigation, /, *, config: MkDocsConfig, files: Files) -> Navigation:
         """The runs index as one entry "Runs", not a section "Runs" holding a page "Runs"."""
         for index, item in enumerate(nav.items):
@@ -288,6 +380,9 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
 
     def _close(self) -> None:
         self._prefetch.close()
+        if self._outputs is not None:
+            self._outputs.cleanup()
+            self._outputs = None
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -121,6 +121,115 @@
     if (first) { first.scrollIntoView({ block: "center" }); }
   }
 
+  // Run pages: a step's output replayed with its recorded timing. The chunks are (seconds
+  // from the attempt's start, text), fetched from the run's replay.json (beside the page) on
+  // the first play; the text is written with textContent only, never as HTML. Control sequences are dropped, `\r` and `\b` move back on the line; pauses longer
+  // than IDLE seconds are shortened. When the replay ends the full rendering comes back.
+  var IDLE = 2;
+  var CONTROL = /\x1b\[[0-?]*[ -\/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P_^X][^\x1b]*(?:\x1b\\)?|\x1b[ -\/]*[0-~]?|[\x00-\x07\x0b\x0c\x0e-\x1f\x7f]/g;
+
+  var replays = {};  // replay.json URL -> a promise of its contents
+
+  function fetchReplays(src) {
+    if (!replays[src]) {
+      replays[src] = fetch(src).then(function (response) {
+        if (!response.ok) { throw new Error(response.status + " " + response.statusText); }
+        return response.json();
+      });
+      replays[src].catch(function () { delete replays[src]; });
+    }
+    return replays[src];
+  }
+
+  function Player(box) {
+    var chunks = null;
+    var pre = box.parentNode.querySelector("pre.rb-term");
+    var button = document.createElement("button");
+    var clock = document.createElement("span");
+    var saved = null, lines = [""], col = 0, index = 0, timer = null, at = 0;
+    button.type = "button";
+    button.textContent = "▶ Replay";
+    clock.className = "rb-replay-time";
+    box.appendChild(button);
+    box.appendChild(clock);
+
+    function write(text) {
+      text = text.replace(CONTROL, "");
+      for (var i = 0; i < text.length; i++) {
+        var ch = text[i];
+        if (ch === "\n") { lines.push(""); col = 0; }
+        else if (ch === "\r") { col = 0; }
+        else if (ch === "\b") { col = Math.max(col - 1, 0); }
+        else {
+          var line = lines[lines.length - 1];
+          lines[lines.length - 1] = line.slice(0, col) + ch + line.slice(col + 1);
+          col++;
+        }
+      }
+      pre.textContent = lines.join("\n");
+    }
+
+    function step() {
+      timer = null;
+      if (index >= chunks.length) { finish(); return; }
+      write(chunks[index][1]);
+      at = chunks[index][0];
+      clock.textContent = at.toFixed(1) + "s";
+      index++;
+      if (index >= chunks.length) { timer = setTimeout(finish, 600); return; }
+      var wait = Math.min(Math.max(chunks[index][0] - at, 0), IDLE);
+      timer = setTimeout(step, wait * 1000);
+    }
+
+    function finish() {
+      if (timer) { clearTimeout(timer); timer = null; }
+      if (saved !== null) { pre.innerHTML = saved; }
+      saved = null; index = 0; lines = [""]; col = 0;
+      box.removeAttribute("data-playing");
+      button.textContent = "▶ Replay";
+      clock.textContent = "";
+    }
+
+    function play() {
+      if (saved === null) {
+        saved = pre.innerHTML;
+        pre.textContent = "";
+        var details = box.closest("details");
+        if (details) { details.open = true; }
+      }
+      box.setAttribute("data-playing", "playing");
+      button.textContent = "❚❚ Pause";
+      step();
+    }
+
+    button.addEventListener("click", function () {
+      if (timer) {  // playing: pause
+        clearTimeout(timer); timer = null;
+        box.setAttribute("data-playing", "paused");
+        button.textContent = "▶ Resume";
+        return;
+      }
+      if (chunks) { play(); return; }
+      button.disabled = true;
+      fetchReplays(box.getAttribute("data-rb-src")).then(function (all) {
+        chunks = all[box.getAttribute("data-rb-replay")] || [];
+        button.disabled = false;
+        play();
+      }).catch(function (error) {
+        button.disabled = false;
+        clock.textContent = "The replay could not be loaded (" + error.message + ").";
+      });
+    });
+  }
+
+  function bindReplays() {
+    document.querySelectorAll("[data-rb-replay]").forEach(function (box) {
+      if (box.getAttribute("data-bound")) { return; }
+      box.setAttribute("data-bound", "1");
+      try { new Player(box); } catch (error) { box.textContent = ""; }
+    });
+  }
+
   function bind() {
     document.querySelectorAll("[data-rb-filter]").forEach(function (select) {
       select.addEventListener("change", applyRunFilters);
@@ -131,6 +240,7 @@
     });
     applyHomeFilter();
     bindGraphs();
+    bindReplays();
     // Material marks the words found a moment after the page is shown: look a few times.
     [0, 100, 300, 1000].forEach(function (ms) { setTimeout(revealSearchMatch, ms); });
   }
