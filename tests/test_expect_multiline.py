@@ -29,7 +29,8 @@ def test_without_multiline_the_answer_is_refused(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "run", book, "--yes", RUNBOOK_JOURNAL=str(tmp_path / "j.db"))
     assert result.returncode != 0
     assert "multiline: true" in result.stdout + result.stderr
-    assert "registered" not in result.stdout
+    assert "registered web1" not in result.stdout
+    assert "exit status None" not in result.stdout
 
 
 def test_check_knows_the_multiline_key(tmp_path: Path) -> None:

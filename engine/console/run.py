@@ -29,6 +29,7 @@ from engine.model import Param, Step, StepKind
 from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
 from engine.record import format_seconds, step_flags
+from engine.regexes import PatternError, fullmatch
 from engine.run import Choice, plural
 from engine.shell import Outcome
 
@@ -505,15 +506,19 @@ def _param_problem(param: Param, value: str) -> str | None:
         return f"{param.name} is required"
     if param.choices and value not in param.choices:
         return f"choose one of: {', '.join(param.choices)}"
-    if param.pattern and not re.fullmatch(param.pattern, value):
-        return f"must match {param.pattern}"
+    if param.pattern:
+        try:
+            if not fullmatch(param.pattern, value):
+                return f"must match {param.pattern}"
+        except PatternError as exc:
+            return str(exc)
     return None
 
 
 def _outcome_text(event: StepFinished) -> str:
     result = event.result
     if result is None:
-        return f"exit status {None}"
+        return event.reason or "did not run to its end"
     if result.timed_out:
         return "timed out, its processes were stopped"
     if result.interrupted:
