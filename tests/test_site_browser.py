@@ -102,6 +102,45 @@ echo "approved by the on-call"
 """
 
 
+# A Hugo-style page: two alternatives, a destructive command, a guessed block, a follow.
+RESTART = """\
+---
+title: "Restart the API"
+weight: 20
+aliases: [/ops/api-restart/]
+tags: [api]
+---
+
+When the API stops answering, look first:
+
+```bash
+kubectl -n api get pods
+```
+
+## Option 1: rolling restart
+
+```bash
+kubectl -n api rollout restart deploy/api
+```
+
+## Option 2: delete the pods
+
+```bash
+kubectl -n api delete pod -l app=api
+```
+
+## Verify
+
+```
+curl -fsS https://api.example.com/healthz
+```
+
+```bash
+kubectl -n api logs -f deploy/api
+```
+"""
+
+
 def big_runbook(sections: int = 6, per_section: int = 7) -> str:
     """A long procedure, like a datacentre move: many sections of small steps."""
     parts = [
@@ -122,13 +161,14 @@ def big_runbook(sections: int = 6, per_section: int = 7) -> str:
 
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A site with no index.md, three runbooks, and a few runs of the health check."""
+    """A site with no index.md, four runbooks, and a few runs of the health check."""
     root = tmp_path_factory.mktemp("site-browser")
     docs = root / "docs"
     docs.mkdir()
     (docs / "deploy.md").write_text(DEPLOY, encoding="utf-8")
     (docs / "health.md").write_text(HEALTH, encoding="utf-8")
     (docs / "move.md").write_text(big_runbook(), encoding="utf-8")
+    (docs / "restart.md").write_text(RESTART, encoding="utf-8")
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     config = re.sub(r"(?m)^docs_dir:.*$", "docs_dir: docs", config)
     (root / "mkdocs.yml").write_text(config, encoding="utf-8")
@@ -244,7 +284,7 @@ def test_the_home_page_lists_and_filters_the_runbooks(browser: Any, server: str)
     tab.page.goto(server)
     rows = tab.page.locator(".rb-home tbody tr")
     rows.first.wait_for(state="visible")
-    assert rows.count() == 3
+    assert rows.count() == 4
     health = rows.filter(has_text="Check the service health")
     text = health.inner_text()
     assert "sre@example.com" in text and "What to run when the health alert fires." in text
@@ -344,6 +384,33 @@ def test_a_large_graph_is_collapsed_and_its_nodes_link_to_steps(browser: Any, se
         """() => { const top = document.getElementById('step-rack3-node4')
             .getBoundingClientRect().top; return top >= 0 && top < innerHeight; }"""
     )
+    assert tab.errors == []
+
+
+def test_the_graph_forks_at_alternatives_and_marks_what_the_engine_judged(
+    browser: Any, server: str
+) -> None:
+    tab = Tab(browser, server, DESKTOP)
+    tab.page.goto(server + "restart/")
+    svg = tab.page.locator("details.rb-graph .rb-graph-draw svg")
+    svg.wait_for(state="visible")  # five steps: open from the start
+    text = svg.text_content() or ""
+    assert "Option 1: rolling restart" in text and "Option 2: delete the pods" in text
+    # The dangerous step's node has the red border; the follow step is filled.
+    danger = svg.locator("g.node.danger")
+    assert danger.count() == 1
+    assert "delete-the-pods" in (danger.text_content() or "")
+    stroke = danger.locator("rect, path, polygon").first.evaluate("e => getComputedStyle(e).stroke")
+    assert stroke == "rgb(198, 40, 40)", stroke
+    assert svg.locator("g.node.follow").count() == 1
+    assert svg.locator("g.node.guessed").count() == 1
+    legend = tab.page.locator(".rb-graph-legend").inner_text()
+    assert legend.split() == ["danger", "guessed", "follow"]
+    # Step headers carry the same judgements as badges.
+    assert tab.page.locator("h6.rb-step .rb-badge-danger").count() == 1
+    assert tab.page.locator("h6.rb-step .rb-badge-guessed").count() == 1
+    assert tab.page.locator("h6.rb-step .rb-badge-option").count() == 2
+    tab.shot("graph-alternatives.png")
     assert tab.errors == []
 
 

@@ -163,3 +163,73 @@ def test_steps_in_admonitions_and_tabs_get_their_headers_by_source_line() -> Non
     out = decorate(page, Decoration("", "", headers), source)
     assert '</p><h6>A</h6><div class="language-bash highlight"><pre><span></span><code>echo' in out
     assert '<div class="tabbed-block"><h6>B</h6><div class="language-bash' in out
+
+
+def test_alternatives_fork_from_the_step_before_and_join_at_the_step_after() -> None:
+    text = """\
+    # Free disk space
+
+    ```bash
+    df -h /var
+    ```
+
+    ## Option A: clear the journal
+
+    ```bash
+    journalctl --vacuum-size=200M
+    ```
+
+    ```bash
+    df -h /var
+    ```
+
+    ## Option B: drop old images
+
+    ```bash
+    docker image prune -af
+    ```
+
+    ## Afterwards
+
+    ```bash
+    df -h /var
+    ```
+    """
+    source = mermaid_source(plan(text))
+    node = dict(re.findall(r'^\s*(s\d+)\["([^"]+)"\]$', source, flags=re.M))
+    by_label = {label: name for name, label in node.items()}
+    first, a1, a2 = (
+        by_label[i]
+        for i in (
+            "free-disk-space-1",
+            "option-a-clear-the-journal-1",
+            "option-a-clear-the-journal-2",
+        )
+    )
+    b1, after = by_label["option-b-drop-old-images-1"], by_label["afterwards-1"]
+    assert f'{first} -->|"Option A: clear the journal"| {a1}' in source
+    assert f'{first} -->|"Option B: drop old images"| {b1}' in source
+    assert f"{a1} --> {a2}" in source
+    assert f"{a2} --> {after}" in source and f"{b1} --> {after}" in source
+    assert f"{a2} --> {b1}" not in source  # the options are not one after the other
+
+
+def test_nodes_are_styled_by_what_the_engine_judged_and_the_legend_names_only_those() -> None:
+    text = """\
+    # Rotate
+
+    ```bash
+    kubectl delete secret tls-old
+    ```
+
+    ```bash
+    vim /etc/app.conf
+    ```
+    """
+    drawn = graph_html(plan(text))
+    source = mermaid_source(plan(text))
+    assert "classDef danger" in source and "class s0 danger" in source
+    assert "class s1 interactive" in source
+    assert "follow" not in source
+    assert "rb-legend-danger" in drawn and "rb-legend-interactive" in drawn
+    assert "rb-legend-follow" not in drawn

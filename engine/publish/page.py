@@ -229,9 +229,9 @@ def graph_html(plan: Plan) -> str:
     if not ids:
         return ""
     source = mermaid_source(plan)
+    by_id = {s.id: s for s in plan.runbook.steps}
     count = f"{len(ids)} step{'s' if len(ids) != 1 else ''}"
     if len(source) > MERMAID_MAX_TEXT:
-        by_id = {s.id: s for s in plan.runbook.steps}
         items = "".join(
             f'<li><a href="#step-{esc(i)}"><code>{esc(i)}</code></a>'
             + (f" {esc(_node_label(by_id[i]))}" if by_id[i].kind is StepKind.MANUAL else "")
@@ -243,10 +243,18 @@ def graph_html(plan: Plan) -> str:
             f' to draw as a graph)</summary><ol class="rb-step-list">{items}</ol></details>'
         )
     opened = " open" if len(ids) <= GRAPH_OPEN_STEPS else ""
+    shown = {flag for i in ids for flag in step_flags(by_id[i])} & _NODE_STYLES.keys()
+    legend = " ".join(
+        f'<span class="rb-legend rb-legend-{flag}">{flag}</span>'
+        for flag in _NODE_STYLES
+        if flag in shown
+    )
+    if legend:
+        legend = f'<p class="rb-graph-legend">{legend}</p>'
     return (
         f'<details class="rb-graph" data-search-exclude{opened}><summary>Step graph'
         f' ({count})</summary><div class="rb-graph-draw" data-graph="{html.escape(source)}">'
-        "</div></details>"
+        f"</div>{legend}</details>"
     )
 
 
@@ -273,9 +281,11 @@ def mermaid_source(plan: Plan) -> str:
             lines.append(f"    {node[step_id]}{shape}")
         if section is not None:
             lines.append("  end")
-    for before, after in itertools.pairwise(plan.order):
-        lines.append(f"  {node[before]} --> {node[after]}")
-    consecutive = set(itertools.pairwise(plan.order))
+    flow = _flow_edges(plan.order, by_id)
+    for before, after, label in flow:
+        arrow = f'-->|"{_node_label_text(label)}"|' if label else "-->"
+        lines.append(f"  {node[before]} {arrow} {node[after]}")
+    consecutive = {(before, after) for before, after, _ in flow}
     for edge in plan.edges:
         if (edge.source, edge.target) in consecutive:
             continue  # already drawn as an edge of the flow
@@ -290,7 +300,56 @@ def mermaid_source(plan: Plan) -> str:
     for step_id in ids:
         if re.fullmatch(r"[\w.-]+", step_id):
             lines.append(f'  click {node[step_id]} href "#step-{step_id}"')
+    lines.extend(_node_classes(ids, by_id, node))
     return "\n".join(lines) + "\n"
+
+
+# What the engine judged about a step, drawn on its node (the legend is in runbook.css).
+_NODE_STYLES = {
+    "danger": "stroke:#c62828,stroke-width:3px",
+    "guessed": "stroke-dasharray:6 4",
+    "interactive": "fill:#e3f2fd",
+    "follow": "fill:#fff8e1",
+}
+
+
+def _node_classes(ids: Sequence[str], by_id: dict[str, Step], node: dict[str, str]) -> list[str]:
+    """`class` lines giving danger, guessed, interactive and follow steps their look."""
+    members: dict[str, list[str]] = {}
+    for step_id in ids:
+        step = by_id[step_id]
+        for flag in step_flags(step):
+            if flag in _NODE_STYLES:
+                members.setdefault(flag, []).append(node[step_id])
+    lines = [f"  classDef {flag} {_NODE_STYLES[flag]}" for flag in members]
+    return lines + [f"  class {','.join(nodes)} {flag}" for flag, nodes in members.items()]
+
+
+def _flow_edges(order: Sequence[str], by_id: dict[str, Step]) -> list[tuple[str, str, str | None]]:
+    """The run's flow as edges; alternatives fork from the step before them, each edge
+    labelled with its option, and join again at the step after them."""
+    edges: list[tuple[str, str, str | None]] = []
+    tails: list[str] = []  # the steps the next one follows
+    entry: list[str] = []  # the steps before the current choice
+    last: dict[str, str] = {}  # the current choice's options, each to its latest step
+    choice: str | None = None
+    for step_id in order:
+        branch = by_id[step_id].branch
+        if branch is None or branch.choice != choice:
+            if choice is not None:
+                tails = list(last.values())
+            choice, last, entry = None, {}, tails
+        if branch is None:
+            edges.extend((tail, step_id, None) for tail in tails)
+            tails = [step_id]
+            continue
+        choice = branch.choice
+        if branch.label in last:
+            edges.append((last[branch.label], step_id, None))
+        else:
+            edges.extend((tail, step_id, branch.label) for tail in entry)
+        last[branch.label] = step_id
+    return edges
 
 
 def _node_label_text(text: str) -> str:
