@@ -40,12 +40,14 @@ ANNOTATION_KEYS = (
     "on_failure",
     "expect",
     "interactive",
+    "follow",
     "cwd",
     "env",
     "capture",
     "interpreter",
 )
-# Runme cell attributes: `name` and `excludeFromRunAll` are translated, the rest are Runme's own.
+# Runme cell attributes: `name`, `excludeFromRunAll`, `background` (a process left running: a
+# follow step) and `promptEnv` are translated, the rest are Runme's own.
 RUNME_KEYS = frozenset(
     {
         "name",
@@ -181,6 +183,8 @@ class StepAttributes:
     on_failure: str = "abort"
     expect: tuple[Expect, ...] = ()
     interactive: bool = False
+    follow: bool = False
+    prompt_env: bool | None = None  # Runme's promptEnv: exported values asked (True) or never
     cwd: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     capture: str | None = None
@@ -249,6 +253,7 @@ def _apply(
                 bad(key, f"expected true or false, got {value!r}")
             else:
                 run_given = (not flag) if key == "excludeFromRunAll" else flag
+                attrs.key_columns.setdefault("run", col(key))
         elif key == "needs":
             needs = [value] if isinstance(value, str) else value
             if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
@@ -293,12 +298,19 @@ def _apply(
                 attrs.on_failure = value.strip()
         elif key == "expect":
             attrs.expect = _read_expect(value, line, bad)
-        elif key == "interactive":
+        elif key == "promptEnv" and str(value).strip().lower() == "auto":
+            continue  # Runme's default: the engine's own way (placeholders and unset $VARS)
+        elif key in ("interactive", "follow", "background", "promptEnv"):
             flag = _as_bool(value)
             if flag is None:
                 bad(key, f"expected true or false, got {value!r}")
-            else:
+            elif key == "promptEnv":
+                attrs.prompt_env = flag
+            elif key == "interactive":
                 attrs.interactive = flag
+            else:
+                attrs.follow = flag
+                attrs.key_columns.setdefault("follow", col(key))  # an inference keeps off
         elif key == "env":
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and NAME_PATTERN.match(k) for k in value

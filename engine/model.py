@@ -145,6 +145,7 @@ class Step:
     command_lines: tuple[int, ...] = ()
     session: tuple[SessionCommand, ...] = ()
     classes: tuple[str, ...] = ()  # fence classes kept for the site: {.line-numbers}
+    prompt_env: bool | None = None  # Runme's promptEnv: exports asked (True), never asked (False)
 
     def __post_init__(self) -> None:
         if not self.command and self.kind is StepKind.COMMAND:

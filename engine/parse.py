@@ -434,6 +434,8 @@ def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
         on_failure=attrs.on_failure,
         expect=attrs.expect,
         interactive=attrs.interactive,
+        follow=attrs.follow,
+        prompt_env=attrs.prompt_env,
         cwd=attrs.cwd,
         env=attrs.env,
         capture=attrs.capture,

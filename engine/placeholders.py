@@ -4,6 +4,9 @@
     TOKEN='<your api token>'                           → TOKEN={{ token }}
     curl -H "Authorization: Bearer YOUR_TOKEN" ...     → {{ your_token }}
     kubectl -n $NAMESPACE get pods                     → NAMESPACE, asked and exported
+    export REGION=eu-west-1   (Runme's promptEnv: yes) → REGION={{ region }}, default eu-west-1
+
+A step with Runme's `promptEnv: no` is left as written: nothing in it is asked.
 
 Pure: the steps' commands in, the implicit parameters, the rewritten commands and one note per
 parameter out. A command is read by a small scanner that knows quotes, comments, here-documents
@@ -99,6 +102,7 @@ class _Found:
     column: int
     description: str
     origin: str  # what the text said: `<node-name>`, `$NAMESPACE`, `YOUR_TOKEN`
+    default: str | None = None  # the value an export wrote (promptEnv)
 
 
 @dataclass(slots=True)
@@ -134,6 +138,10 @@ def find_implicit(
             continue
         known |= {name for name, _ in step.env}
         command = step.command or step.body
+        if step.prompt_env is False:
+            known |= set(_assignments(_masks(command)[0]))
+            result.steps.append(step)  # Runme's promptEnv: no: never asked
+            continue
         if not _ANYTHING.search(command):
             result.steps.append(step)  # no variable, placeholder, token or assignment
             continue
@@ -161,6 +169,8 @@ def find_implicit(
             )
         known |= set(assigned)
         edits = _placeholder_edits(command, plain, step, params, found, placeholder_names)
+        if step.prompt_env:
+            edits = sorted(edits + _export_edits(command, code, step, params, found, edits))
         if edits:
             step = replace(step, command=_edited(command, edits))
         result.steps.append(step)
@@ -177,6 +187,8 @@ def find_implicit(
                 name=item.name,
                 line=item.line,
                 description=item.description,
+                default=item.default,
+                required=item.default is None,
                 secret=bool(_SECRET_NAME.search(item.name)),
                 implicit=True,
             )
@@ -228,6 +240,49 @@ def _placeholder_edits(
             found[name] = _Found(name, line, column, _describe(content, origin), origin)
         edits.append((start, end, "{{ " + name + " }}"))
     return edits
+
+
+_EXPORT = re.compile(r"(?:^|(?<=[\s;&|(]))export[ \t]+([A-Za-z_]\w*)=")
+_EXPORT_VALUE = re.compile(r"(?:'[^']*'|\"(?:[^\"\\$`]|\\.)*\"|[^\s;&|'\"$`<>(){}\\])+")
+
+
+def _export_edits(
+    command: str,
+    code: str,
+    step: Step,
+    params: dict[str, Param],
+    found: dict[str, _Found],
+    taken: list[tuple[int, int, str]],
+) -> list[tuple[int, int, str]]:
+    """Runme's promptEnv: each `export NAME=VALUE` with a literal value asks for NAME, the
+    written value as its default. Computed values (`$( )`, `$VAR`) are left to run."""
+    edits: list[tuple[int, int, str]] = []
+    for match in _EXPORT.finditer(code):
+        value = _EXPORT_VALUE.match(command, match.end())
+        end = value.end() if value else match.end()
+        if end < len(command) and command[end] not in " \t\n;&|)":
+            continue  # the value goes on with something computed
+        if any(start < end and match.end() < stop for start, stop, _ in taken):
+            continue  # a placeholder already asks for it
+        name = match.group(1).lower()
+        name = name + "_value" if name in _JINJA_WORDS else name
+        written = shlex_unquote(value.group(0)) if value else ""
+        if name not in params and name not in found:
+            line, column = _position(step, command, match.start())
+            origin = f"export {match.group(1)}"
+            found[name] = _Found(name, line, column, f"{origin} (promptEnv)", origin, written)
+        edits.append((match.end(), end, "{{ " + name + " }}"))
+    return edits
+
+
+def shlex_unquote(word: str) -> str:
+    """A shell word's value: quotes removed, backslash escapes resolved."""
+    import shlex
+
+    try:
+        return "".join(shlex.split(word)) if word else ""
+    except ValueError:
+        return word
 
 
 def _edited(command: str, edits: list[tuple[int, int, str]]) -> str:
