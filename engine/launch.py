@@ -23,6 +23,7 @@ from engine.diagnostics import did_you_mean
 from engine.events import Fanout, Provenance, RunStatus, SessionState
 from engine.journal import lock
 from engine.journal.storage import RunWriter, Store, open_store
+from engine.loader import read_regular_file
 from engine.model import Runbook
 from engine.parameters import Parameters
 from engine.plan import Plan, resolve_params
@@ -63,8 +64,10 @@ def parse_param_args(pairs: tuple[str, ...], params_file: Path | None) -> dict[s
     values: dict[str, str] = {}
     if params_file is not None:
         try:
-            text = params_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_regular_file(params_file).decode("utf-8")
+        except OSError as exc:
+            raise LaunchError(f"{params_file}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
             raise LaunchError(f"{params_file}: cannot read: {exc}") from None
         loaded = load_yaml(text)
         if isinstance(loaded, YamlError):

@@ -6,6 +6,8 @@ The one place the CLI turns a path into a Runbook, so check, show and run read f
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +27,7 @@ def read_runbook(path: Path, display: str | None = None) -> Runbook:
     """Read, decode and parse one runbook; encoding problems join its diagnostics."""
     shown = display or str(path)
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path)
     except IsADirectoryError:
         raise RunbookNotFound(f"{shown}: is a directory, not a runbook file") from None
     except FileNotFoundError:
@@ -43,6 +45,21 @@ def read_runbook(path: Path, display: str | None = None) -> Runbook:
         text=text,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
+
+
+def read_regular_file(path: Path) -> bytes:
+    """A regular file's bytes. A FIFO, a device or a socket would block or never end:
+    opened without blocking and refused, as an OSError naming what it is."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as file:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory")
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise OSError(0, f"{kind}, not a file that can be read to its end")
+        os.set_blocking(descriptor, True)
+        return file.read()
 
 
 def find_runbooks(paths: list[Path]) -> list[Path]:

@@ -24,7 +24,7 @@ from engine.infer import infer_steps
 from engine.model import Branch, Runbook, Section, SessionCommand, Step, StepKind
 from engine.placeholders import find_implicit
 from engine.sessions import prompt_lines, read_session
-from engine.slugs import slugify, unique_slug
+from engine.slugs import UniqueSlugs, slugify
 
 _TASK = re.compile(r"^\[([ xX])\](?:[ \t]+|$)")
 _FENCE_OPEN = re.compile(r"^(\s*)(`{3,}|~{3,})")
@@ -93,7 +93,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
     front = FrontMatter()
     sections: list[Section] = []
     drafts: list[_Draft] = []
-    taken_slugs: set[str] = set()
+    section_slug = UniqueSlugs()
     stack: list[Section] = []
     first_heading = ""
 
@@ -119,7 +119,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
             first_heading = first_heading or (title if level == 1 else "")
             while stack and stack[-1].level >= level:
                 stack.pop()
-            slug = unique_slug(slugify(title) or "section", taken_slugs)
+            slug = section_slug(slugify(title) or "section")
             heading = Section(slug, title, level, _line(token), stack[-1].slug if stack else None)
             sections.append(heading)
             stack.append(heading)
@@ -383,7 +383,7 @@ def _settle_ids(drafts: list[_Draft], front: FrontMatter, sink: DiagnosticSink) 
                 )
             else:
                 explicit[draft.attrs.id] = draft.line
-    taken = set(explicit)
+    step_id_for = UniqueSlugs(set(explicit))
     position: dict[str | None, int] = {}
     steps = []
     for draft in drafts:
@@ -392,7 +392,7 @@ def _settle_ids(drafts: list[_Draft], front: FrontMatter, sink: DiagnosticSink) 
             step_id, is_explicit = draft.attrs.id, True
         else:
             base = f"{draft.section or 'step'}-{position[draft.section]}"
-            step_id, is_explicit = unique_slug(base, taken), False
+            step_id, is_explicit = step_id_for(base), False
         steps.append(_make_step(draft, step_id, is_explicit))
     return tuple(steps)
 

@@ -20,11 +20,21 @@ def slugify(text: str) -> str:
     return _SPACES.sub("-", text).strip("-_")
 
 
-def unique_slug(slug: str, taken: set[str]) -> str:
-    """`slug`, or `slug_1`, `slug_2`... when already taken (as mkdocs' table of contents does)."""
-    candidate, n = slug, 0
-    while candidate in taken:
-        n += 1
-        candidate = f"{slug}_{n}"
-    taken.add(candidate)
-    return candidate
+class UniqueSlugs:
+    """Slugs handed out once each: `slug`, then `slug_1`, `slug_2`... (as mkdocs' table of
+    contents does). Each base remembers its last suffix, so 50,000 equal headings stay linear."""
+
+    def __init__(self, taken: set[str] | None = None) -> None:
+        self._taken = set(taken or ())
+        self._suffix: dict[str, int] = {}
+
+    def __call__(self, slug: str) -> str:
+        candidate, n = slug, self._suffix.get(slug, 0)
+        if n:
+            candidate = f"{slug}_{n}"
+        while candidate in self._taken:
+            n += 1
+            candidate = f"{slug}_{n}"
+        self._suffix[slug] = n
+        self._taken.add(candidate)
+        return candidate
