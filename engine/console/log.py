@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from rich.console import Console
 from rich.text import Text
 
 from engine.console.terminal import Terminal
@@ -115,8 +116,20 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             for line, starts in _command_lines(attempt.command):
                 out.print(Text(f"    {'$ ' if starts else '  '}{line}", style="bold"))
             output = attempt.output if out.is_terminal else _plain(attempt.output)
-            for line in output.rstrip("\n").splitlines():
-                out.print(Text(f"    {line}"))
+            _write_indented(out, output)
+
+
+def _write_indented(out: Console, output: str) -> None:
+    """A step's recorded output, indented, written as it is: one write, not a rich print per
+    line (40 MB of output took 74 s that way), its colours kept on a terminal."""
+    if not output.strip("\n"):
+        return
+    block = "".join(f"    {line}\n" for line in output.rstrip("\n").split("\n"))
+    if out.record:  # a console that keeps what it printed (tests, exports) gets it as text
+        out.print(Text(block.rstrip("\n")))
+        return
+    out.file.write(block)
+    out.file.flush()
 
 
 def search_hits(terminal: Terminal, hits: list[SearchHit]) -> None:
