@@ -226,6 +226,15 @@ def run(
     is_flag=True,
     help="With --yes, run again a step that started but whose end was not recorded.",
 )
+@click.option(
+    "--run-guessed", is_flag=True, help="With --yes, also run blocks guessed to be commands."
+)
+@click.option(
+    "--choose",
+    multiple=True,
+    metavar="LABEL",
+    help="Take this option where a choice was not made yet (repeatable).",
+)
 @JOURNAL
 def resume(
     run_ref: str,
@@ -234,6 +243,8 @@ def resume(
     allow_danger: bool,
     force: bool,
     rerun_unfinished: bool,
+    run_guessed: bool,
+    choose: tuple[str, ...],
     journal: Path | None,
 ) -> None:
     """Continue an interrupted or failed run where it stopped."""
@@ -254,6 +265,8 @@ def resume(
             journal_path(journal),
             terminal,
             rerun_unfinished=rerun_unfinished,
+            run_guessed=run_guessed,
+            choose=choose,
         )
     except launch.LaunchError as exc:
         raise UserError(str(exc)) from None

@@ -28,7 +28,7 @@ from engine.loader import RunbookNotFound, read_runbook
 from engine.model import Runbook
 from engine.parameters import Parameters
 from engine.parse import parse_runbook
-from engine.plan import plan_runbook
+from engine.plan import Plan, plan_runbook
 from engine.record import RunDetail
 from engine.run import Choice, RunOptions
 
@@ -60,6 +60,8 @@ def resume_run(
     journal: Path,
     terminal: Terminal,
     rerun_unfinished: bool = False,
+    run_guessed: bool = False,
+    choose: tuple[str, ...] = (),
 ) -> int:
     """Continue an interrupted or failed run at its first unfinished step."""
     if not journal.exists():
@@ -80,6 +82,7 @@ def resume_run(
         old_text, abspath = store.runbook_text(summary.id)
         asked = _Resume(given, yes, allow_danger, force, journal, terminal)
         asked.rerun_unfinished = rerun_unfinished
+        asked.run_guessed, asked.choose = run_guessed, choose
         return _resume(store, detail, old_text, Path(abspath), asked)
     finally:
         store.close()
@@ -100,6 +103,8 @@ class _Resume:
         self.given, self.yes, self.allow_danger, self.force = given, yes, allow_danger, force
         self.journal, self.terminal = journal, terminal
         self.rerun_unfinished = False
+        self.run_guessed = False
+        self.choose: tuple[str, ...] = ()
 
 
 def recorded_params(runbook: Runbook, recorded: dict[str, object]) -> dict[str, str]:
@@ -159,6 +164,9 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
         allow_danger=asked.allow_danger,
         only=frozenset(selection),
         done=frozenset(done),
+        run_guessed=asked.run_guessed,
+        choose=asked.choose,
+        chosen=tuple(choices_made(plan, detail).items()),
     )
     params = Parameters.of(plan, values)
     check_before_running(plan, params, options)
@@ -185,6 +193,21 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
         return run_in_session(launch, writer, facts, resumed=True)
     finally:
         store.unlock(str(abspath), summary.id)
+
+
+def choices_made(plan: Plan, detail: RunDetail) -> dict[str, str | None]:
+    """The options the run took at its choices, from its journalled answers: a resumed run
+    goes on down the same branch, and is not asked again."""
+    by_id = {step.id: step for step in plan.runbook.steps}
+    made: dict[str, str | None] = {}
+    for record in detail.steps:
+        step = by_id.get(record.id)
+        if step is None or step.branch is None:
+            continue
+        for answer in record.answers:
+            if answer.question == Question.BRANCH:
+                made[step.branch.choice] = None if answer.answer == "none" else answer.answer
+    return made
 
 
 def _unfinished(step_id: str, run_id: str, asked: _Resume, console: RunConsole) -> Choice:

@@ -116,6 +116,8 @@ class RunOptions:
     done: frozenset[str] = frozenset()  # finished in the run being resumed: not run again
     run_guessed: bool = False  # with --yes, also run blocks the engine guessed are commands
     choose: tuple[str, ...] = ()  # --choose LABEL: the options taken, matched case-insensitively
+    # On resume: the choices the run already made (choice -> option, None for none): kept.
+    chosen: tuple[tuple[str, str | None], ...] = ()
 
     def select(self, plan: Plan) -> list[str]:
         """The steps of the flow this run takes, in order: the one selection used by the
@@ -189,7 +191,8 @@ class Runner:
         self.by_id = {s.id: s for s in runbook.steps}
         self.failed: list[str] = []
         self.go_on: set[str] = set()  # failed steps the operator chose to continue past
-        self.chosen: dict[str, str | None] = {}  # choice -> the option taken (None: none)
+        # choice -> the option taken (None: none); on resume, what the run chose before
+        self.chosen: dict[str, str | None] = dict(options.chosen)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -753,7 +756,7 @@ def unattended_problems(plan: Plan, options: RunOptions) -> list[str]:
     by_id = {s.id: s for s in plan.runbook.steps}
     ids = options.select(plan)
     ids += [i for s in ids for i in plan.handler(by_id[s].on_failure) if i not in ids]
-    choices: set[str] = set()
+    choices = {choice for choice, _ in options.chosen}  # made before this resume
     for step_id in ids:
         step = by_id[step_id]
         branch = step.branch
