@@ -345,17 +345,17 @@ def _check_arithmetic_flow(
     shell = [s for s in steps if s.kind is StepKind.COMMAND and not s.interpreter]
     # Cheap first: the shell is parsed only where a template may be assigned to a variable
     # and that variable's name appears in a later step.
-    candidates = {m.group(1) for s in shell for m in _ASSIGNED.finditer(s.body)}
+    candidates = {m.group(1) for s in shell for m in _ASSIGNED.finditer(s.command)}
     if not candidates:
         return
-    shell = [s for s in shell if "{{" in s.body or any(c in s.body for c in candidates)]
+    shell = [s for s in shell if "{{" in s.command or any(c in s.command for c in candidates)]
     integers = {p.name for p in runbook.params if p.pattern and _integers_only(p.pattern)}
     assigned: dict[str, Step] = {}
     for step in shell:
-        set_here, evaluated = shell_variables(step.body, names)
+        set_here, evaluated = shell_variables(step.command, names)
         for variable in sorted(evaluated & assigned.keys() - set_here):
             source = assigned[variable]
-            reads = {u.name for u in _safe_names(source.body, names)}
+            reads = {u.name for u in _safe_names(source.command, names)}
             if reads and reads <= integers:
                 continue
             sink.warning(
@@ -384,39 +384,40 @@ def _safe_names(body: str, names: set[str]) -> list[NameUse]:
 def _check_step_templates(
     step: Step, known: set[str], everything: set[str], sink: DiagnosticSink
 ) -> None:
-    if step.kind is StepKind.COMMAND and "{{" in step.body:
-        for literal in literal_templates(step.body, everything):
+    body = step.command or step.body  # what runs: a session's sample output left out
+    if step.kind is StepKind.COMMAND and "{{" in body:
+        for literal in literal_templates(body, everything):
             sink.info(
-                step.body_line + literal.line - 1,
+                step.source_line(literal.line),
                 "literal-template",
                 f"{literal.name} is not a Jinja template for this runbook (it names nothing the"
                 " runbook defines); it is passed to the command as written",
                 "this is right for Go and Helm templates; declare the name under `params:` if"
                 " it is a parameter",
-                column=literal.column,
+                column=step.source_column(literal.line, literal.column),
             )
         language = _language(step.interpreter)
         # In a shell step only `...` and quotes across {% if %} branches can hold no value at
         # all: other steps need no parse here.
-        risky = language != "shell" or "`" in step.body or "{%" in step.body
-        for line, message in placement_problems(step.body, language, everything) if risky else ():
+        risky = language != "shell" or "`" in body or "{%" in body
+        for line, message in placement_problems(body, language, everything) if risky else ():
             sink.error(
-                step.body_line + line - 1,
+                step.source_line(line),
                 "template-context",
                 message,
                 "pass the value through `env:` and read it from the environment",
             )
-    texts: list[tuple[str, int, int]] = [(step.body, step.body_line, 0)]
+    texts: list[tuple[str, int, int]] = [(body, 0, 0)]  # line 0: the body's own lines
     texts += [(v, step.line, step.column_of("env")) for _, v in step.env]
     texts += [(e.send, step.line, step.column_of("expect")) for e in step.expect]
     if step.cwd:
         texts.append((step.cwd, step.line, step.column_of("cwd")))
     for text, first_line, fixed_column in texts:
         try:
-            uses = template_names(text, everything if text is step.body else None)
+            uses = template_names(text, everything if text is body else None)
         except TemplateProblem as problem:
             sink.error(
-                first_line + problem.line - 1,
+                first_line or step.source_line(problem.line),
                 "template",
                 problem.message,
                 problem.hint,
@@ -427,8 +428,8 @@ def _check_step_templates(
             _check_name(
                 step,
                 use.name,
-                first_line + use.line - 1,
-                fixed_column or use.column,
+                first_line or step.source_line(use.line),
+                fixed_column or step.source_column(use.line, use.column),
                 known,
                 everything,
                 sink,

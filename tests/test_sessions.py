@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import found, parse
+from conftest import found, parse, plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runbook_cli import assert_no_prompt_runs, check_json, codes, run_in_pty, show_json
@@ -334,3 +334,22 @@ def test_an_annotation_on_a_session_applies_to_its_step() -> None:
     )
     assert (example.run, example.expected) == (False, "node/worker-1 drained")
     assert runbook.params == ()  # a display-only example asks nothing
+
+
+def test_templates_are_checked_in_the_commands_not_in_the_sample_output() -> None:
+    text = """\
+# Values
+
+```console
+$ helm get values web
+image: {{ .Values.image
+replicas: 3
+$ kubectl -n {{ namspace }} get pods
+NAME   READY
+```
+"""
+    result = plan(text)
+    assert not [d for d in result.diagnostics if d.is_error]
+    # The output's unclosed `{{` is not read; the command's template is, at its own place.
+    notes = [(d.code, d.location.line, d.location.column) for d in result.diagnostics]
+    assert notes == [("literal-template", 7, 14)]
