@@ -49,7 +49,7 @@ PARAM_KEYS = ("description", "default", "choices", "pattern", "secret", "require
 PARAM_TYPES = ("str", "int", "float", "bool")
 _TRUE = frozenset({"true", "yes", "on", "y"})
 _FALSE = frozenset({"false", "no", "off", "n"})
-SHELLS = ("bash", "sh", "zsh")
+SHELLS = ("bash", "sh")  # sh: bash in POSIX mode; steps run in a bash session
 
 
 @dataclass(slots=True)
@@ -133,7 +133,8 @@ def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> Front
                 sink.error(
                     line(key),
                     "front-matter-value",
-                    f"'shell' must be one of {', '.join(SHELLS)}, got {value!r}",
+                    f"'shell' must be one of {', '.join(SHELLS)}, got {value!r}: steps run in"
+                    " a bash session (`sh` is bash in POSIX mode)",
                     did_you_mean(str(value), SHELLS),
                 )
             else:

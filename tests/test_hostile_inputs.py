@@ -45,3 +45,10 @@ def test_equal_headings_get_numbered_slugs_in_order() -> None:
 def test_a_taken_suffix_is_skipped() -> None:
     slugs = UniqueSlugs({"a_1"})
     assert [slugs("a"), slugs("a"), slugs("a"), slugs("b")] == ["a", "a_2", "a_3", "b"]
+
+
+def test_a_shell_the_session_cannot_be_is_an_error_of_check(tmp_path: Path) -> None:
+    book = write_runbook(tmp_path, "---\nshell: zsh\n---\n# T\n\n```bash\necho hi\n```\n")
+    result = run_cli(tmp_path, "check", book)
+    assert result.returncode != 0
+    assert "rb.md:2:1: error: 'shell' must be one of bash, sh, got 'zsh'" in result.stdout
