@@ -1165,12 +1165,13 @@ def test_missing_parameters_are_asked_for(tmp_path: Path, operator) -> None:
         params:
           environment: {description: Where to deploy, choices: [staging, production]}
           release: {pattern: 'v[0-9]+'}
+          replicas: {type: int}
           token: {secret: true}
         ---
         # Deploy
 
         ```bash {id: deploy}
-        echo "env="{{ environment }}" release=$RELEASE token=$TOKEN" | tee params.txt
+        echo "env="{{ environment }}" release=$RELEASE x$REPLICAS token=$TOKEN" | tee params.txt
         echo "again" {{ token }}
         ```
         """,
@@ -1186,13 +1187,18 @@ def test_missing_parameters_are_asked_for(tmp_path: Path, operator) -> None:
     op.expect("must match v[0-9]+")
     op.expect("release: ")
     op.type_line("v42")
+    op.expect("replicas: ")
+    op.type_line("three")
+    op.expect("replicas must be a whole number")
+    op.expect("replicas: ")
+    op.type_line("3")
     op.expect("token: ")
     op.type_line(secret)
     op.expect("[1/1]")
     op.answer_step("r")
     op.expect("✓ deploy succeeded")
     assert op.finish() == 0
-    assert (tmp_path / "params.txt").read_text() == f"env=production release=v42 token={secret}\n"
+    assert (tmp_path / "params.txt").read_text() == f"env=production release=v42 x3 token={secret}\n"
     screen = op.screen
     assert secret not in screen, "the secret reached the operator's screen"
     assert "token=[secret:token]" in screen

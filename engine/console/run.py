@@ -25,6 +25,7 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
+from engine.front_matter import TYPE_NAMES, typed_value
 from engine.model import Param, Step, StepKind
 from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
@@ -504,6 +505,8 @@ class StepTerminal:
 def _param_problem(param: Param, value: str) -> str | None:
     if not value and param.required:
         return f"{param.name} is required"
+    if value and param.type != "str" and typed_value(value, param.type) is None:
+        return f"{param.name} must be a {TYPE_NAMES[param.type]}"
     if param.choices and value not in param.choices:
         return f"choose one of: {', '.join(param.choices)}"
     if param.pattern:
