@@ -37,7 +37,7 @@ def _content_tab(state: StateBlock, start_line: int, end_line: int, silent: bool
         return True
 
     old_parent, old_line_max, old_indent = state.parentType, state.lineMax, state.blkIndent
-    state.parentType = "content_tab"  # type: ignore[assignment]
+    state.parentType = "content_tab"
     state.blkIndent = state.sCount[start_line] + _INDENT
     next_line = start_line
     was_empty = False

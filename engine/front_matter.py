@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.annotation import MAX_TIMEOUT, NAME_PATTERN
@@ -228,12 +230,19 @@ def _read_params(
             written = {"default": loaded.text_of("params", name)}
             spec = {} if spec is None else {"default": spec}
         params.append(
-            _read_param(name, spec, written, at, lambda k, n=name: line("params", n, k), sink)
+            _read_param(name, spec, written, at, functools.partial(line, "params", name), sink)
         )
     return tuple(params)
 
 
-def _read_param(name, spec: dict, written: dict, at: int, key_line, sink: DiagnosticSink) -> Param:  # type: ignore[no-untyped-def]
+def _read_param(
+    name: str,
+    spec: dict[str, object],
+    written: dict[str, str | None],
+    at: int,
+    key_line: Callable[[str], int],
+    sink: DiagnosticSink,
+) -> Param:
     """One parameter's settings; values are read as the author wrote them, typed by `type`."""
     kind = spec.get("type", "str")
     if kind not in PARAM_TYPES:

@@ -320,12 +320,14 @@ def _check_templates(
         # earliest step naming it is sure to exist, plus what its own steps capture.
         failing = [n for n, i in enumerate(order) if by_id[i].on_failure == target]
         known = set(base) | {
-            by_id[i].capture for i in order[: min(failing, default=0)] if by_id[i].capture
+            capture
+            for i in order[: min(failing, default=0)]
+            if (capture := by_id[i].capture) is not None
         }
         for step_id in ids:
             _check_step_templates(by_id[step_id], known, all_captures, sink)
-            if by_id[step_id].capture:
-                known.add(by_id[step_id].capture)
+            if (capture := by_id[step_id].capture) is not None:
+                known.add(capture)
     for step in runbook.steps:
         if not step.run:
             _check_step_templates(step, all_captures, all_captures, sink)

@@ -100,7 +100,7 @@ def variables(text: bytes, spans: Sequence[tuple[int, int]]) -> tuple[set[str], 
     arithmetic) in `text`: a template that reaches arithmetic through a variable set in one
     step and used in another is invisible to one step's escaping."""
     root = _parser().parse(text).root_node
-    assigned = set()
+    assigned: set[str] = set()
     for start, end in spans:
         node = root.descendant_for_byte_range(start, end)
         if node is not None:
@@ -212,7 +212,7 @@ def _after_colon(expansion: Node, child: Node) -> bool:
 
 
 def _is_arithmetic_test(node: Node) -> bool:
-    parent = node
+    parent: Node | None = node
     while parent is not None and parent.type == "binary_expression":
         parent = parent.parent
     if parent is None or parent.type != "test_command":

@@ -124,9 +124,9 @@ def _mojibake(lines: list[str]) -> dict[int, str]:
         if number in found or line.isascii():
             continue
         for codec in codecs:
-            fixed = _round_trip(line, codec)
-            if fixed is not None:
-                found[number] = fixed
+            trip = _round_trip(line, codec)
+            if trip is not None:
+                found[number] = trip
                 break
     return found
 

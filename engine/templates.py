@@ -321,20 +321,25 @@ def _names_in(tree: nodes.Template, source: str) -> list[NameUse]:
                 "a computed subscript is not allowed in a template (it could escape the sandbox)",
                 item.lineno,
             )
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)
+    for access in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(access, nodes.Getattr):
+            attr: object = access.attr
+        else:
+            assert isinstance(access, nodes.Getitem)
+            attr = _constant(access.arg)
         if isinstance(attr, str) and attr.startswith("_"):
             raise TemplateProblem(
-                f"'{attr}' is not allowed in a template (it could escape the sandbox)", node.lineno
+                f"'{attr}' is not allowed in a template (it could escape the sandbox)",
+                access.lineno,
             )
     undeclared = meta.find_undeclared_variables(tree)
     lines = source.splitlines() or [""]
     uses: dict[str, NameUse] = {}
-    for node in tree.find_all(nodes.Name):
-        if node.name in undeclared and node.name not in uses:
-            text = lines[node.lineno - 1] if node.lineno <= len(lines) else ""
-            match = re.search(r"(?<![\w.])" + re.escape(node.name) + r"(?!\w)", text)
-            uses[node.name] = NameUse(node.name, node.lineno, match.start() + 1 if match else 1)
+    for name in tree.find_all(nodes.Name):
+        if name.name in undeclared and name.name not in uses:
+            text = lines[name.lineno - 1] if name.lineno <= len(lines) else ""
+            match = re.search(r"(?<![\w.])" + re.escape(name.name) + r"(?!\w)", text)
+            uses[name.name] = NameUse(name.name, name.lineno, match.start() + 1 if match else 1)
     return sorted(uses.values(), key=lambda use: (use.line, use.column))
 
 

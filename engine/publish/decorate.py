@@ -101,9 +101,9 @@ def decorate(page_html: str, decoration: Decoration, source: Sequence[str]) -> s
     grouped: dict[int, list[str]] = {}
     unfenced: list[tuple[str, str]] = []
     for line, command, header in decoration.headers:
-        fence = fence_of(all_fences, line)
-        if fence is not None:
-            grouped.setdefault(fence.start, []).append(header)
+        holder = fence_of(all_fences, line)
+        if holder is not None:
+            grouped.setdefault(holder.start, []).append(header)
         elif normalise(command):
             unfenced.append((normalise(command), header))
     placed: list[tuple[int, str]] = []

@@ -282,8 +282,8 @@ def mermaid_source(plan: Plan) -> str:
         if section is not None:
             lines.append("  end")
     flow = _flow_edges(plan.order, by_id)
-    for before, after, label in flow:
-        arrow = f'-->|"{_node_label_text(label)}"|' if label else "-->"
+    for before, after, option in flow:
+        arrow = f'-->|"{_node_label_text(option)}"|' if option else "-->"
         lines.append(f"  {node[before]} {arrow} {node[after]}")
     consecutive = {(before, after) for before, after, _ in flow}
     for edge in plan.edges:

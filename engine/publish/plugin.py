@@ -60,14 +60,14 @@ ASSETS = ("runbook.css", "vendor/mermaid.min.js", "runbook.js")
 LINKED = ("runbook.css", "runbook.js")
 
 
-class RunbookConfig(base.Config):
+class RunbookConfig(base.Config):  # type: ignore[no-untyped-call]
     journal = c.Optional(c.Type(str))
     runs_max = c.Type(int, default=200)
     runs_dir = c.Type(str, default="runs")
     recent = c.Type(int, default=5)
 
 
-class RunbookPlugin(BasePlugin[RunbookConfig]):
+class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
     """Turns runbook pages into readable procedures and adds pages for past runs."""
 
     def __init__(self) -> None:
