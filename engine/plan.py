@@ -335,6 +335,12 @@ def _check_templates(
 
 
 _ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)=[^\s;&|]*\{\{")
+# Where bash may evaluate arithmetic (a superset, read before any parse): $(( )), (( )), for
+# (( )), $[ ], an array subscript, -eq and the other tests, let, ${v:offset}, declare -i.
+_ARITHMETIC_HINT = re.compile(
+    r"\(\(|\$\[|\w\[|-(?:eq|ne|lt|le|gt|ge)\b|\blet\b|\$\{\w+:(?![-=+?])|\b(?:declare|typeset|local|readonly)\b"
+)
+_SINGLE_QUOTED = re.compile(r"'[^'\n]*'")  # nothing in single quotes is arithmetic (jq's .a[])
 _PROBES = ("a", "a[$(id)]", "$(id)", "x[0]", "1+1")
 
 
@@ -351,6 +357,18 @@ def _check_arithmetic_flow(
     if not candidates:
         return
     shell = [s for s in shell if "{{" in s.command or any(c in s.command for c in candidates)]
+    # Only a step with some arithmetic can evaluate a variable: none after the steps that
+    # assign, no parse at all (most runbooks); the steps after the last such one are not read.
+    arithmetic = [
+        n
+        for n, s in enumerate(shell)
+        if n
+        and _ARITHMETIC_HINT.search(_SINGLE_QUOTED.sub("''", s.command))
+        and any(c in s.command for c in candidates)
+    ]
+    if not arithmetic:
+        return
+    shell = shell[: arithmetic[-1] + 1]
     integers = {p.name for p in runbook.params if p.pattern and _integers_only(p.pattern)}
     assigned: dict[str, Step] = {}
     for step in shell:
