@@ -1198,7 +1198,8 @@ def test_missing_parameters_are_asked_for(tmp_path: Path, operator) -> None:
     op.answer_step("r")
     op.expect("✓ deploy succeeded")
     assert op.finish() == 0
-    assert (tmp_path / "params.txt").read_text() == f"env=production release=v42 x3 token={secret}\n"
+    written = (tmp_path / "params.txt").read_text()
+    assert written == f"env=production release=v42 x3 token={secret}\n"
     screen = op.screen
     assert secret not in screen, "the secret reached the operator's screen"
     assert "token=[secret:token]" in screen
