@@ -11,8 +11,6 @@ from pathlib import Path
 
 from engine.diagnostics import DiagnosticSink
 from engine.model import Runbook
-from engine.parse import parse_runbook
-from engine.source import decode_source, report_mojibake
 
 SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "site", "__pycache__"})
 
@@ -23,6 +21,10 @@ class RunbookNotFound(Exception):
 
 def read_runbook(path: Path, display: str | None = None) -> Runbook:
     """Read, decode and parse one runbook; encoding problems join its diagnostics."""
+    # Imported here: `run` of a planned file (engine/plan_cache.py) never loads the parser.
+    from engine.parse import parse_runbook
+    from engine.source import decode_source, report_mojibake
+
     shown = display or str(path)
     try:
         data = path.read_bytes()

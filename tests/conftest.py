@@ -32,12 +32,19 @@ ENGINE_VARIABLES = (
 )
 
 
+@pytest.fixture(scope="session")
+def plan_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tests' own plan cache (engine/plan_cache.py), never the user's."""
+    return tmp_path_factory.mktemp("plan-cache")
+
+
 @pytest.fixture(autouse=True)
-def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
+def hermetic(monkeypatch: pytest.MonkeyPatch, plan_cache: Path) -> None:
     """Every test starts without the variables the engine reads (for in-process code and for
-    every process a test starts from `os.environ`)."""
+    every process a test starts from `os.environ`), and with a plan cache of its session's."""
     for name in ENGINE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNBOOK_PLAN_CACHE", str(plan_cache))
 
 
 def parse(text: str) -> Runbook:
