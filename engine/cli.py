@@ -119,12 +119,12 @@ def check(paths: tuple[Path, ...], output_format: str, fix: bool) -> None:
 @FORMAT
 def show(path: Path, output_format: str) -> None:
     """Show a runbook's plan: sections, steps, graph and parameters."""
-    from engine.loader import RunbookNotFound, read_runbook
-    from engine.plan import plan_runbook
+    from engine.loader import RunbookNotFound
+    from engine.plan_cache import load_plan
 
     terminal = _terminal()
     try:
-        plan = plan_runbook(read_runbook(path))
+        _, plan = load_plan(path)
     except RunbookNotFound as exc:
         raise UserError(str(exc)) from None
     if output_format == "json":
