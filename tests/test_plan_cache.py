@@ -3,6 +3,8 @@ broken entry means parsing again, never an error."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,23 @@ def test_a_missing_file_is_reported_as_before(tmp_path: Path, cache: Path) -> No
 
     with pytest.raises(RunbookNotFound, match="no such file"):
         plan_cache.load_plan(tmp_path / "missing.md")
+
+
+def test_a_planned_run_loads_no_parser(tmp_path: Path, cache: Path) -> None:
+    """Start-up (issue 17): a cached plan is read without markdown-it or the parser."""
+    path = tmp_path / "rb.md"
+    path.write_text(TEXT, encoding="utf-8")
+    plan_cache.load_plan(path)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from engine.plan_cache import load_plan\n"
+        f"runbook, plan = load_plan(Path({str(path)!r}))\n"
+        "assert runbook.steps[0].id == 'hello'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'markdown_it'\n"
+        "    or m == 'engine.parse'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
