@@ -15,7 +15,11 @@ several alternating passes, each a real process with stdout and stderr to pipes:
   `bash {name=sK}`, and only from a relative path), installed from the package registry into
   a throw-away virtualenv; when the registry cannot be reached it is skipped with a note;
 - the engine's ShellSession driven in this process, N `run_step` calls (session start not
-  included): the pty shell's own cost per step.
+  included): the pty shell's own cost per step;
+- the installed command of a fresh clone (the branch's last commit, `git clone`, installed with
+  pip, not editable, into a throw-away virtualenv that borrows this one's dependencies): its
+  first one-step run (no plan cache yet), then its median; skipped with a note when it cannot
+  be built.
 
 Every engine run is journalled as usual, into a database in the temporary directory
 ($RUNBOOK_JOURNAL), with its plan cache there too ($RUNBOOK_PLAN_CACHE). Targets (issue 17):
@@ -117,6 +121,60 @@ def install_peer(venv: Path) -> tuple[Path | None, str]:
     )
 
 
+def install_clone(work: Path) -> tuple[Path | None, str]:
+    """`runbook` of a fresh clone of this repository's HEAD, installed as a user would."""
+    repo = Path(__file__).resolve().parent.parent
+    clone, venv = work / "clone", work / "clone-venv"
+    try:
+        subprocess.run(
+            ["git", "clone", "--quiet", "--depth", "1", f"file://{repo}", str(clone)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        # The dependencies from this virtualenv (a path line: its own .pth files, the
+        # editable install among them, are not run), the engine from the clone.
+        site = next((venv / "lib").glob("python*/site-packages"))
+        here = next(p for p in sys.path if p.endswith("site-packages"))
+        (site / "dependencies.pth").write_text(here + "\n", encoding="utf-8")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(venv / "bin" / "python"),
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                str(clone),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    except (OSError, StopIteration, subprocess.SubprocessError) as exc:
+        stderr = getattr(exc, "stderr", b"") or b""
+        why = stderr.decode(errors="replace").strip().splitlines()[-1:] or [repr(exc)]
+        return None, f"fresh clone skipped: could not install it ({why[0][:160]})"
+    command = venv / "bin" / "runbook"
+    return (
+        (command, "fresh clone installed (pip, not editable)")
+        if command.exists()
+        else (
+            None,
+            "fresh clone skipped: installed, but no runbook command",
+        )
+    )
+
+
 def timed(reps: int, passes: dict[str, Callable[[], object]]) -> dict[str, list[float]]:
     """Each pass run `reps` times, the passes alternating; every duration kept."""
     times: dict[str, list[float]] = {name: [] for name in passes}
@@ -134,6 +192,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=9, help="timed passes (default 9)")
     parser.add_argument("--no-peer", action="store_true", help=f"do not install {PEER}")
     parser.add_argument("--peer-venv", type=Path, help=f"a virtualenv holding {PEER} to reuse")
+    parser.add_argument("--no-clone", action="store_true", help="skip the fresh clone's rows")
     args = parser.parse_args()
     steps, runbook = args.steps, runbook_command()
     problems: list[str] = []
@@ -198,6 +257,20 @@ def main() -> int:
             shell_session(steps)
         )
 
+        clone_note = "fresh clone skipped (--no-clone)"
+        clone_first: float | None = None
+        if not args.no_clone:
+            fresh, clone_note = install_clone(work)
+            if fresh is not None:
+                clean = dict(env, RUNBOOK_PLAN_CACHE=str(work / "clone-plans"))
+                clean["PYTHONDONTWRITEBYTECODE"] = "1"  # what it has is what its install wrote
+                start = time.perf_counter()
+                check("clone", [str(fresh), "run", str(one), "--yes"], clean, "step 0\n")
+                clone_first = time.perf_counter() - start
+                passes["fresh clone installed, 1 step"] = lambda: check(
+                    "clone", [str(fresh), "run", str(one), "--yes"], clean, "step 0\n"
+                )
+
         compile_engine()  # warm-up: .pyc files, the page cache, the journal, the plan cache
         for work_pass in passes.values():
             work_pass()
@@ -220,7 +293,9 @@ def main() -> int:
     print(f"runbooks: 1 and {steps} echo steps; {args.reps} passes, alternating, after a warm-up")
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}  cli: {runbook}")
     print(f"load average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}")
-    print(f"peer: {note}\n")
+    print(f"peer: {note}")
+    first = f"; its first run: {clone_first:.3f} s" if clone_first is not None else ""
+    print(f"{clone_note}{first}\n")
     header = ("", "median s", "best s", "x python", "target s", "")
     print(f"{header[0]:<40}" + "".join(f"{cell:>10}" for cell in header[1:]))
     for name, values in times.items():
