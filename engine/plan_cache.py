@@ -2,8 +2,9 @@
 skips the parser (markdown-it and its regular expressions are a third of the start-up).
 
 The key covers everything the plan is a function of: the bytes, the path as given, the
-Python version and the engine's own source (each module's size and modification time), so
-an edited runbook or an upgraded engine is parsed afresh. Entries live in the user's cache
+Python version, the engine's own source (each module's size and modification time) and the
+installed packages (their directory's modification time), so an edited runbook, an upgraded
+engine or an upgraded markdown-it is parsed afresh. Entries live in the user's cache
 directory (mode 0700; pickles are trusted like the engine's own code, so nobody else may
 write there); any problem with the cache falls back to parsing, never to an error.
 """
@@ -14,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import pickle
+import site
 import sys
 import tempfile
 from pathlib import Path
@@ -37,8 +39,12 @@ def cache_dir() -> Path | None:
 
 
 def _engine_fingerprint() -> bytes:
-    """The engine's parsing code as it is now: the top-level modules' names, sizes, mtimes."""
+    """The engine's parsing code as it is now: the top-level modules' names, sizes, mtimes,
+    and the installed packages' directories (an upgraded markdown-it changes their mtime)."""
     parts = [sys.version.encode()]
+    for directory in site.getsitepackages():
+        with contextlib.suppress(OSError):
+            parts.append(f"{directory}:{os.stat(directory).st_mtime_ns}".encode())
     with os.scandir(_ENGINE) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             if entry.name.endswith(".py"):
