@@ -21,19 +21,28 @@ class RunbookNotFound(Exception):
 
 def read_runbook(path: Path, display: str | None = None) -> Runbook:
     """Read, decode and parse one runbook; encoding problems join its diagnostics."""
-    # Imported here: `run` of a planned file (engine/plan_cache.py) never loads the parser.
-    from engine.parse import parse_runbook
-    from engine.source import decode_source, report_mojibake
-
     shown = display or str(path)
+    return runbook_of(read_bytes(path, shown), shown)
+
+
+def read_bytes(path: Path, shown: str) -> bytes:
+    """A runbook file's bytes, read once (it may be a pipe: `runbook run <(...)`)."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except IsADirectoryError:
         raise RunbookNotFound(f"{shown}: is a directory, not a runbook file") from None
     except FileNotFoundError:
         raise RunbookNotFound(f"{shown}: no such file") from None
     except OSError as exc:
         raise RunbookNotFound(f"{shown}: cannot read: {exc.strerror}") from None
+
+
+def runbook_of(data: bytes, shown: str) -> Runbook:
+    """Decode and parse a runbook's bytes."""
+    # Imported here: `run` of a planned file (engine/plan_cache.py) never loads the parser.
+    from engine.parse import parse_runbook
+    from engine.source import decode_source, report_mojibake
+
     sink = DiagnosticSink(shown)
     text = decode_source(data, sink)
     if not sink.items:

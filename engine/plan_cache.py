@@ -61,23 +61,22 @@ def _key(data: bytes, shown: str) -> str:
 
 
 def load_plan(path: Path) -> tuple[Runbook, Plan]:
-    """The runbook at `path` and its plan: from the cache when its bytes were planned before."""
-    from engine.loader import read_runbook
+    """The runbook at `path` and its plan: from the cache when its bytes were planned before.
+    The file is read once (it may be a pipe)."""
+    from engine.loader import read_bytes, runbook_of
 
+    shown = str(path)
+    data = read_bytes(path, shown)
     directory = cache_dir()
     if directory is None:
-        return _planned(read_runbook(path))
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return _planned(read_runbook(path))  # read_runbook says what is wrong
-    entry = directory / (_key(data, str(path)) + ".pickle")
+        return _planned(runbook_of(data, shown))
+    entry = directory / (_key(data, shown) + ".pickle")
     with contextlib.suppress(Exception):
         if _private(entry.parent):
             plan = pickle.loads(entry.read_bytes())
             if isinstance(plan, Plan):
                 return plan.runbook, plan
-    runbook, plan = _planned(read_runbook(path))
+    runbook, plan = _planned(runbook_of(data, shown))
     if runbook.text and runbook.digest:
         _store(entry, plan)
     return runbook, plan

@@ -3,8 +3,10 @@ broken entry means parsing again, never an error."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,7 @@ def test_a_second_load_comes_from_the_cache_and_equals_parsing(
     def no_parsing(*_: object) -> None:
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr("engine.loader.read_runbook", no_parsing)
+    monkeypatch.setattr("engine.loader.runbook_of", no_parsing)
     cached_runbook, cached_plan = plan_cache.load_plan(path)
     assert cached_plan == plan == expected
     assert cached_runbook == runbook == expected.runbook
@@ -104,3 +106,20 @@ def test_a_planned_run_loads_no_parser(tmp_path: Path, cache: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_pipe_is_read_once(tmp_path: Path, cache: Path) -> None:
+    """`runbook run <(...)`: the bytes read for the key are the bytes parsed."""
+    fifo = tmp_path / "fifo.md"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "w", encoding="utf-8") as handle:
+            handle.write(TEXT)
+
+    for _ in range(2):  # parsed, then from the cache
+        writer = threading.Thread(target=write)
+        writer.start()
+        runbook, plan = plan_cache.load_plan(fifo)
+        writer.join(timeout=10)
+        assert plan.ok and runbook.steps[0].id == "hello"
