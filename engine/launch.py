@@ -216,10 +216,12 @@ def provenance(runbook: Runbook, run_id: str, journal: Path) -> Provenance:
             return None
         return out.strip() if process.returncode == 0 else None
 
-    # The three questions at once: each git costs a process start, and none waits on another.
+    # The questions at once: each git costs a process start, and none waits on another. Out
+    # of any repository only the operator's email is asked.
+    tracked = _maybe_in_repository(directory)
     asked = [
-        git("rev-parse", "HEAD"),
-        git("status", "--porcelain", "--", str(path.resolve())),
+        git("rev-parse", "HEAD") if tracked else None,
+        git("status", "--porcelain", "--", str(path.resolve())) if tracked else None,
         git("config", "user.email"),
     ]
     commit, status, email = (answer(process) for process in asked)
@@ -234,6 +236,15 @@ def provenance(runbook: Runbook, run_id: str, journal: Path) -> Provenance:
         git_dirty=bool(status) if commit else None,
         email=email or None,
     )
+
+
+def _maybe_in_repository(directory: str) -> bool:
+    """Whether git could find a repository for `directory`: a `.git` in it or above, or
+    $GIT_DIR set (git itself still decides)."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    current = Path(directory)
+    return any((folder / ".git").exists() for folder in (current, *current.parents))
 
 
 def run_plan(launch: Launch) -> int:
