@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 
 
 def _terminal(keyboard: bool = False) -> Terminal:
-    """The terminal, imported on first use (rich is a third of the start-up)."""
+    """The terminal, imported on first use: it brings the model and the record, which
+    `--help` needs neither of."""
     from engine.console.terminal import Terminal
 
     return Terminal(keyboard=ClickKeyboard() if keyboard else None)
 
 
 def _journal_path(journal: Path | None) -> Path:
+    """The journal's path, imported on first use (the journal package loads SQLite)."""
     from engine.journal.location import journal_path
 
     return journal_path(journal)
