@@ -34,7 +34,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 ## Lint, format check, check the project's runbooks, build the site, run the whole test suite.
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) bytecode $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/runbook check runbooks
