@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,14 @@ ENGINE_VARIABLES = (
 )
 
 
-@pytest.fixture(scope="session")
-def plan_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tests' own plan cache (engine/plan_cache.py), never the user's."""
-    return tmp_path_factory.mktemp("plan-cache")
+@pytest.fixture(scope="session", autouse=True)
+def plan_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' own plan cache (engine/plan_cache.py), never the user's: set for the whole
+    session, so module fixtures that run the CLI before `hermetic` use it too."""
+    directory = tmp_path_factory.mktemp("plan-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RUNBOOK_PLAN_CACHE", str(directory))
+        yield directory
 
 
 @pytest.fixture(autouse=True)
