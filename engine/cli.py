@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from engine.console.terminal import EditorFailed, Terminal
-from engine.diagnostics import did_you_mean
-from engine.journal import JournalError, journal_path
-
 if TYPE_CHECKING:
+    from engine.console.terminal import Terminal
     from engine.journal.storage import Store
     from engine.record import RunDetail
 
 # Each command imports what only it uses: the parser, planner and runner (markdown-it, Jinja,
-# ftfy, pexpect) for `run`, the journal's queries and views for `log`, so each starts quickly.
+# ftfy, pexpect) for `run`, the journal's queries and views for `log`, the terminal (rich)
+# once there is something to print, so `runbook --help` loads click and nothing else.
+
+
+def _terminal(keyboard: bool = False) -> Terminal:
+    """The terminal, imported on first use: it brings the model and the record, which
+    `--help` needs neither of."""
+    from engine.console.terminal import Terminal
+
+    return Terminal(keyboard=ClickKeyboard() if keyboard else None)
+
+
+def _journal_path(journal: Path | None) -> Path:
+    """The journal's path, imported on first use (the journal package loads SQLite)."""
+    from engine.journal.location import journal_path
+
+    return journal_path(journal)
+
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
@@ -47,7 +59,7 @@ class UserError(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file: IO[Any] | None = None) -> None:
-        Terminal().error(self.message)
+        _terminal().error(self.message)
 
 
 class ClickKeyboard:
@@ -57,6 +69,8 @@ class ClickKeyboard:
         return click.getchar()
 
     def edit(self, text: str, extension: str) -> str | None:
+        from engine.console.terminal import EditorFailed
+
         if not (os.environ.get("VISUAL") or os.environ.get("EDITOR")):
             # Not the system's fallback (Debian's select-editor writes to the home directory).
             raise EditorFailed("no editor: set $EDITOR (or $VISUAL) to edit the command")
@@ -81,7 +95,7 @@ def check(paths: tuple[Path, ...], output_format: str, fix: bool) -> None:
     from engine.check import CheckResult, check_runbook, fix_file
     from engine.loader import RunbookNotFound
 
-    terminal = Terminal()
+    terminal = _terminal()
     files = _runbook_files(paths)
     results: list[CheckResult] = []
     unreadable = 0
@@ -107,12 +121,12 @@ def check(paths: tuple[Path, ...], output_format: str, fix: bool) -> None:
 @FORMAT
 def show(path: Path, output_format: str) -> None:
     """Show a runbook's plan: sections, steps, graph and parameters."""
-    from engine.loader import RunbookNotFound, read_runbook
-    from engine.plan import plan_runbook
+    from engine.loader import RunbookNotFound
+    from engine.plan_cache import load_plan
 
-    terminal = Terminal()
+    terminal = _terminal()
     try:
-        plan = plan_runbook(read_runbook(path))
+        _, plan = load_plan(path)
     except RunbookNotFound as exc:
         raise UserError(str(exc)) from None
     if output_format == "json":
@@ -168,14 +182,13 @@ def run(
 ) -> None:
     """Run a runbook step by step, asking before each step."""
     from engine import launch
-    from engine.loader import RunbookNotFound, read_runbook
+    from engine.loader import RunbookNotFound
     from engine.parameters import Parameters
-    from engine.plan import plan_runbook
+    from engine.plan_cache import load_plan
 
-    terminal = Terminal(keyboard=ClickKeyboard())
+    terminal = _terminal(keyboard=True)
     try:
-        runbook = read_runbook(path)
-        plan = plan_runbook(runbook)
+        runbook, plan = load_plan(path)
         if not runbook.steps:
             raise UserError(
                 f"{path}: no steps to run (is it an empty or non-Markdown file?);"
@@ -203,7 +216,7 @@ def run(
                 options,
                 terminal,
                 interactive,
-                journal_path(journal),
+                _journal_path(journal),
                 force,
                 quiet=quiet,
             )
@@ -251,7 +264,7 @@ def resume(
     from engine import launch
     from engine.resume import resume_run
 
-    terminal = Terminal(keyboard=ClickKeyboard())
+    terminal = _terminal(keyboard=True)
     if not yes and not sys.stdin.isatty():
         raise UserError("no terminal to ask on: use --yes to resume unattended")
     try:
@@ -262,7 +275,7 @@ def resume(
             yes,
             allow_danger,
             force,
-            journal_path(journal),
+            _journal_path(journal),
             terminal,
             rerun_unfinished=rerun_unfinished,
             run_guessed=run_guessed,
@@ -281,9 +294,9 @@ def log() -> None:
 def _open_journal(journal: Path | None) -> Store | None:
     from engine.journal.storage import open_store
 
-    path = journal_path(journal)
+    path = _journal_path(journal)
     if not path.exists():
-        Terminal().err.print(f"No runs recorded yet (no journal at {path}).")
+        _terminal().err.print(f"No runs recorded yet (no journal at {path}).")
         return None
     return open_store(path)
 
@@ -314,7 +327,7 @@ def log_list(
     from engine.duration import parse_duration
     from engine.publish.export import summary_dict
 
-    terminal = Terminal()
+    terminal = _terminal()
     seconds = None
     if since:
         seconds = parse_duration(since)
@@ -346,9 +359,11 @@ def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Pat
     from engine.console import log as log_view
     from engine.publish.export import detail_dict
 
-    terminal = Terminal()
+    terminal = _terminal()
     detail = _detail(journal, run_ref)
     if step_id and detail.step(step_id) is None:
+        from engine.diagnostics import did_you_mean
+
         hint = did_you_mean(step_id, [s.id for s in detail.steps])
         raise UserError(
             f"run {detail.summary.id} has no step {step_id!r}" + (f"; {hint}" if hint else "")
@@ -374,7 +389,7 @@ def log_search(text: str, limit: int, output_format: str, journal: Path | None) 
     """Search the commands and outputs of past runs."""
     from engine.console import log as log_view
 
-    terminal = Terminal()
+    terminal = _terminal()
     store = _open_journal(journal)
     hits = store.search(text, limit) if store else []
     if output_format == "json":
@@ -403,7 +418,7 @@ def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
     from engine.console import log as log_view
     from engine.journal.query import RunNotFound
 
-    terminal = Terminal()
+    terminal = _terminal()
     store = _open_journal(journal)
     if store is None:
         return
@@ -469,31 +484,36 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        Terminal().error("interrupted")
+        _terminal().error("interrupted")
         sys.exit(130)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "runbook"
-        Terminal().error(f"{exc.format_message()} (see `{command} --help`)")
+        _terminal().error(f"{exc.format_message()} (see `{command} --help`)")
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        Terminal().error("interrupted")
+        _terminal().error("interrupted")
         sys.exit(130)
-    except JournalError as exc:
-        Terminal().error(str(exc))
-        sys.exit(1)
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:
+        from engine.journal.store import JournalError
+
+        if isinstance(exc, JournalError):
+            _terminal().error(str(exc))
+            sys.exit(1)
         sys.exit(_report_internal_error(exc))
 
 
 def _report_internal_error(exc: BaseException) -> int:
+    import tempfile
+    import traceback
+
     with tempfile.NamedTemporaryFile(
         "w", prefix="runbook-crash-", suffix=".txt", delete=False, encoding="utf-8"
     ) as handle:
         traceback.print_exception(exc, file=handle)
-    Terminal().internal_error(f"{type(exc).__name__}: {exc}", handle.name)
+    _terminal().internal_error(f"{type(exc).__name__}: {exc}", handle.name)
     return EXIT_INTERNAL

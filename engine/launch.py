@@ -197,17 +197,37 @@ def provenance(runbook: Runbook, run_id: str, journal: Path) -> Provenance:
     path = Path(runbook.path)
     directory = str(path.resolve().parent)
 
-    def git(*args: str) -> str | None:
+    def git(*args: str) -> subprocess.Popen[str] | None:
         try:
-            done = subprocess.run(
-                ["git", "-C", directory, *args], capture_output=True, text=True, timeout=5
+            return subprocess.Popen(
+                ["git", "-C", directory, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
             )
-        except (OSError, subprocess.TimeoutExpired):
+        except OSError:
             return None
-        return done.stdout.strip() if done.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--", str(path.resolve()))) if commit else None
+    def answer(process: subprocess.Popen[str] | None) -> str | None:
+        if process is None:
+            return None
+        try:
+            out, _ = process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return None
+        return out.strip() if process.returncode == 0 else None
+
+    # The questions at once: each git costs a process start, and none waits on another. Out
+    # of any repository only the operator's email is asked.
+    tracked = _maybe_in_repository(directory)
+    asked = [
+        git("rev-parse", "HEAD") if tracked else None,
+        git("status", "--porcelain", "--", str(path.resolve())) if tracked else None,
+        git("config", "user.email"),
+    ]
+    commit, status, email = (answer(process) for process in asked)
     return Provenance(
         run_id=run_id,
         journal=str(journal),
@@ -216,9 +236,18 @@ def provenance(runbook: Runbook, run_id: str, journal: Path) -> Provenance:
         host=socket.gethostname(),
         pid=os.getpid(),
         git_commit=commit or None,
-        git_dirty=dirty,
-        email=git("config", "user.email") or None,
+        git_dirty=bool(status) if commit else None,
+        email=email or None,
     )
+
+
+def _maybe_in_repository(directory: str) -> bool:
+    """Whether git could find a repository for `directory`: a `.git` in it or above, or
+    $GIT_DIR set (git itself still decides)."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    current = Path(directory)
+    return any((folder / ".git").exists() for folder in (current, *current.parents))
 
 
 def run_plan(launch: Launch) -> int:

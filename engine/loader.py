@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import stat
 from dataclasses import replace
 from pathlib import Path
 
 from engine.diagnostics import DiagnosticSink
 from engine.model import Runbook
-from engine.parse import parse_runbook
-from engine.source import decode_source, report_mojibake
 
+PIPE_WAIT = 10.0  # seconds a named pipe may take to bring its first byte
 SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "site", "__pycache__"})
 
 
@@ -26,14 +26,27 @@ class RunbookNotFound(Exception):
 def read_runbook(path: Path, display: str | None = None) -> Runbook:
     """Read, decode and parse one runbook; encoding problems join its diagnostics."""
     shown = display or str(path)
+    return runbook_of(read_bytes(path, shown), shown)
+
+
+def read_bytes(path: Path, shown: str) -> bytes:
+    """A runbook file's bytes, read once (it may be a pipe: `runbook run <(...)`)."""
     try:
-        data = read_regular_file(path)
+        return read_regular_file(path)
     except IsADirectoryError:
         raise RunbookNotFound(f"{shown}: is a directory, not a runbook file") from None
     except FileNotFoundError:
         raise RunbookNotFound(f"{shown}: no such file") from None
     except OSError as exc:
         raise RunbookNotFound(f"{shown}: cannot read: {exc.strerror}") from None
+
+
+def runbook_of(data: bytes, shown: str) -> Runbook:
+    """Decode and parse a runbook's bytes."""
+    # Imported here: `run` of a planned file (engine/plan_cache.py) never loads the parser.
+    from engine.parse import parse_runbook
+    from engine.source import decode_source, report_mojibake
+
     sink = DiagnosticSink(shown)
     text = decode_source(data, sink)
     if not sink.items:
@@ -48,16 +61,20 @@ def read_runbook(path: Path, display: str | None = None) -> Runbook:
 
 
 def read_regular_file(path: Path) -> bytes:
-    """A regular file's bytes. A FIFO, a device or a socket would block or never end:
-    opened without blocking and refused, as an OSError naming what it is."""
+    """A file's bytes, or a pipe's (`runbook run <(...)`). Opened without blocking: a FIFO
+    nobody writes to within PIPE_WAIT seconds is refused instead of waited on for ever, and a
+    device or a socket, which would never end, is refused; both as an OSError saying why."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(descriptor, "rb") as file:
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(21, "Is a directory")
-        if not stat.S_ISREG(mode):
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
-            raise OSError(0, f"{kind}, not a file that can be read to its end")
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise OSError(0, "a device or a socket, not a file that can be read to its end")
+        if stat.S_ISFIFO(mode):
+            ready, _, _ = select.select([descriptor], [], [], PIPE_WAIT)
+            if not ready:
+                raise OSError(0, f"a pipe nothing was written to in {PIPE_WAIT:g} s")
         os.set_blocking(descriptor, True)
         return file.read()
 

@@ -28,13 +28,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pexpect
-import regex
 
 from engine import reaper
 from engine.events import SessionState
+
+if TYPE_CHECKING:
+    import regex
 
 # Interpreters that take the script file as their argument; any other reads it on stdin.
 _FILE_ARGUMENT = frozenset(
@@ -772,7 +774,10 @@ class _ModeWatch:
 
 
 def _timed_pattern(prompt: re.Pattern[str]) -> regex.Pattern[str]:
-    """The prompt compiled by `regex`, whose searches take a time limit (`re`'s cannot)."""
+    """The prompt compiled by `regex`, whose searches take a time limit (`re`'s cannot).
+    Imported here: only steps with `expect` answers need it (10 ms of start-up)."""
+    import regex
+
     try:
         return regex.compile(prompt.pattern, prompt.flags)
     except (regex.error, ValueError):

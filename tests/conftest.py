@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,23 @@ ENGINE_VARIABLES = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def plan_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' own plan cache (engine/plan_cache.py), never the user's: set for the whole
+    session, so module fixtures that run the CLI before `hermetic` use it too."""
+    directory = tmp_path_factory.mktemp("plan-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RUNBOOK_PLAN_CACHE", str(directory))
+        yield directory
+
+
 @pytest.fixture(autouse=True)
-def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
+def hermetic(monkeypatch: pytest.MonkeyPatch, plan_cache: Path) -> None:
     """Every test starts without the variables the engine reads (for in-process code and for
-    every process a test starts from `os.environ`)."""
+    every process a test starts from `os.environ`), and with a plan cache of its session's."""
     for name in ENGINE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNBOOK_PLAN_CACHE", str(plan_cache))
 
 
 def parse(text: str) -> Runbook:

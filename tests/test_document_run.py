@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from rich.text import Text
 
 from engine.console.run import RunConsole
 from engine.console.terminal import Terminal
+from engine.console.text import Text
 from engine.events import (
     Answer,
     Output,

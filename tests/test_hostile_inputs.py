@@ -1,35 +1,49 @@
-"""Inputs that used to hang: a FIFO given as the runbook or the params file, and tens of
-thousands of equal headings (their slugs were found one suffix at a time)."""
+"""Inputs that used to hang: a FIFO nobody writes to given as the runbook, a device, and
+tens of thousands of equal headings (their slugs were found one suffix at a time); a shell
+the session cannot be."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
-from conftest import parse, run_cli, write_runbook
+from conftest import RUNBOOK, environment, parse, run_cli, write_runbook
 
 from engine.slugs import UniqueSlugs
 
 
-def test_a_fifo_as_the_runbook_is_refused_not_waited_on(tmp_path: Path) -> None:
+def test_a_fifo_nobody_writes_to_is_refused_not_waited_on(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.md"
     os.mkfifo(fifo)
-    for command in ("check", "show", "run"):
-        result = run_cli(tmp_path, command, fifo, RUNBOOK_JOURNAL=str(tmp_path / "j.db"))
-        assert result.returncode != 0
-        assert "pipe.md: cannot read: a FIFO" in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
-
-
-def test_a_fifo_as_the_params_file_is_refused(tmp_path: Path) -> None:
-    book = write_runbook(tmp_path, "# T\n\n```bash\necho hi\n```\n")
-    fifo = tmp_path / "params.yml"
-    os.mkfifo(fifo)
-    result = run_cli(
-        tmp_path, "run", book, "--yes", "--params-file", fifo, RUNBOOK_JOURNAL=str(tmp_path / "j")
-    )
+    result = run_cli(tmp_path, "run", fifo, "--yes", RUNBOOK_JOURNAL=str(tmp_path / "j.db"))
     assert result.returncode == 2
-    assert "params.yml: cannot read: a FIFO" in result.stderr
+    assert "pipe.md: cannot read: a pipe nothing was written to in 10 s" in result.stderr
+
+
+def test_a_device_is_refused(tmp_path: Path) -> None:
+    for command in ("check", "show"):
+        result = run_cli(tmp_path, command, "/dev/zero")
+        assert result.returncode != 0
+        assert "/dev/zero: cannot read: a device or a socket" in result.stderr, result.stderr
+
+
+def test_a_pipe_with_a_writer_is_read(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    os.write(write, b"# Piped\n\n```bash\necho from-a-pipe\n```\n")
+    os.close(write)
+    result = subprocess.run(
+        [str(RUNBOOK), "show", f"/dev/fd/{read}"],
+        pass_fds=(read,),
+        capture_output=True,
+        text=True,
+        env=environment(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    os.close(read)
+    assert result.returncode == 0, result.stderr
+    assert "echo from-a-pipe" in result.stdout
 
 
 def test_equal_headings_get_numbered_slugs_in_order() -> None:

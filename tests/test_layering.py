@@ -111,3 +111,24 @@ def test_the_site_loads_neither_the_console_nor_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_help_loads_neither_rich_nor_the_pipeline() -> None:
+    """Start-up (issue 17): `runbook --help` needs click and the CLI module, nothing more."""
+    code = (
+        "import sys\n"
+        "from engine.cli import main\n"
+        "sys.argv = ['runbook', '--help']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'markdown_it')\n"
+        "    or (m.startswith('engine.') and m != 'engine.cli'))\n"
+        "print(loaded, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "Usage: runbook" in done.stdout
+    assert done.stderr.strip() == "[]"

@@ -52,7 +52,9 @@ trap '' INT; echo draining; sleep 30
     )
     operator = Operator(tmp_path, "rb.md", "--yes")
     try:
-        operator.expect("draining")
+        # The step's own line, not the command shown before it ("echo draining; ..."): a
+        # Ctrl-C before the step starts stops the run instead (a race on a busy machine).
+        operator.expect("draining\r\n")
         operator.child.sendintr()
         operator.expect("press Ctrl-C again")
         operator.child.sendintr()

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from engine.console.terminal import Terminal
+from engine.console.text import PlainConsole
 from engine.journal.query import SearchHit
 from engine.journal.verify import Verification
 from engine.record import RunDetail, RunSummary, format_seconds, when
@@ -119,13 +120,13 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             _write_indented(out, output)
 
 
-def _write_indented(out: Console, output: str) -> None:
+def _write_indented(out: Console | PlainConsole, output: str) -> None:
     """A step's recorded output, indented, written as it is: one write, not a rich print per
     line (40 MB of output took 74 s that way), its colours kept on a terminal."""
     if not output.strip("\n"):
         return
     block = "".join(f"    {line}\n" for line in output.rstrip("\n").split("\n"))
-    if out.record:  # a console that keeps what it printed (tests, exports) gets it as text
+    if isinstance(out, Console) and out.record:  # one that keeps what it printed: as text
         out.print(Text(block.rstrip("\n")))
         return
     out.file.write(block)

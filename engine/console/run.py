@@ -9,9 +9,8 @@ import termios
 import time
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
-
 from engine.console.terminal import EditorFailed, Terminal, _section_path, append_flags
+from engine.console.text import Text
 from engine.events import (
     Answer,
     Event,
@@ -139,13 +138,14 @@ class RunConsole:
             self.out.print(Text("  " + runbook.description))
         if event.params:
             from rich.table import Table
+            from rich.text import Text as RichText
 
             table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
             table.add_column(style="cyan")
             table.add_column()
             for name, value in event.params.items():
                 shown = f"[secret:{name}]" if value == SHOWN_SECRET else value
-                table.add_row(Text(name), Text(shown))
+                table.add_row(RichText(name), RichText(shown))
             self.out.print(Text("  Parameters", style="bold"))
             self.out.print(table)
 

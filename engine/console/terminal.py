@@ -1,7 +1,8 @@
 """The terminal: every line the CLI prints goes through here (rich), nothing else prints.
 
-Colours only when the output is a terminal; text written to a pipe or a file stays plain, and
-rich's markup is never applied to runbook text (a `[code]` in a message stays as it is).
+Colours only when the output is a terminal; text written to a pipe or a file stays plain
+(written without loading rich: `text.py`), and rich's markup is never applied to runbook
+text (a `[code]` in a message stays as it is).
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from rich.console import Console
-from rich.text import Text
-
+from engine.console.text import PlainConsole, Text, prints_plainly
 from engine.diagnostics import Diagnostic
 from engine.duration import format_duration
 from engine.model import Param, Section, Step, StepKind
 from engine.record import step_flags
 
 if TYPE_CHECKING:  # kept out of start-up: `runbook log` needs none of them
+    from rich.console import Console
     from rich.table import Table
 
     from engine.check import CheckResult, FixReport
@@ -35,6 +35,17 @@ def _ranges(numbers: Iterable[int]) -> str:
 def _width(stream: object) -> int | None:
     isatty = getattr(stream, "isatty", None)
     return None if isatty is not None and isatty() else 160
+
+
+def _console(stderr: bool) -> Console | PlainConsole:
+    """rich's Console on a terminal; into a pipe or a file, plain writes (rich not loaded),
+    not cut to 80 columns."""
+    stream = sys.stderr if stderr else sys.stdout
+    if prints_plainly(stream):
+        return PlainConsole(stderr=stderr, width=160)
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=_width(stream))
 
 
 class EditorFailed(Exception):
@@ -68,15 +79,12 @@ class Terminal:
 
     def __init__(
         self,
-        out: Console | None = None,
-        err: Console | None = None,
+        out: Console | PlainConsole | None = None,
+        err: Console | PlainConsole | None = None,
         keyboard: Keyboard | None = None,
     ) -> None:
-        # Output to a pipe or file is not cut to 80 columns.
-        self.out = out or Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
-        self.err = err or Console(
-            stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr)
-        )
+        self.out = out or _console(stderr=False)
+        self.err = err or _console(stderr=True)
         self.keyboard: Keyboard = keyboard or NoKeyboard()
 
     # -- messages ---------------------------------------------------------------------------
@@ -306,6 +314,7 @@ def _step_line(number: int, step: Step) -> Text:
 
 def _params_table(params: tuple[Param, ...]) -> Table:
     from rich.table import Table  # only `show` prints a table
+    from rich.text import Text
 
     table = Table(title="Parameters", title_justify="left", title_style="bold", box=None)
     for column in ("name", "default", "choices", "description", ""):

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -99,6 +100,9 @@ CREATE TABLE IF NOT EXISTS active (
 """
 
 
+_SCHEMA_NAMES = frozenset(re.findall(r"(?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA))
+
+
 class JournalError(Exception):
     """The journal cannot be opened or written: a clear message, no traceback."""
 
@@ -147,13 +151,33 @@ def connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(_SCHEMA)
-        db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-        )
+        if not _has_schema(db):
+            # One transaction (one commit) for the whole schema rather than one per statement.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
     except (sqlite3.Error, OSError) as exc:
         raise JournalError(f"{path}: cannot open the journal: {exc}") from None
     return db
+
+
+def _has_schema(db: sqlite3.Connection) -> bool:
+    """Whether every table and index of the schema is there (a journal opened again, or one
+    of an earlier release that lacks a later table: then the schema is run as before)."""
+    present = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master")}
+    if not _SCHEMA_NAMES.issubset(present):
+        return False
+    return db.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
 
 
 @dataclass(slots=True)
