@@ -13,7 +13,8 @@ import click
 
 from engine.console.terminal import EditorFailed, Terminal
 from engine.diagnostics import did_you_mean
-from engine.journal import JournalError, journal_path
+from engine.journal import JournalError
+from engine.journal.location import exists, journal_location, shown
 
 if TYPE_CHECKING:
     from engine.journal.storage import Store
@@ -27,9 +28,10 @@ EXIT_INTERNAL = 70
 
 JOURNAL = click.option(
     "--journal",
-    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH|URL",
     envvar="RUNBOOK_JOURNAL",
-    help="The journal database (default: .runbook/journal.db in the project).",
+    help="The journal: a SQLite file (default: .runbook/journal.db in the project) or a"
+    " postgresql:// URL.",
 )
 FORMAT = click.option(
     "--format",
@@ -164,7 +166,7 @@ def run(
     quiet: bool,
     run_guessed: bool,
     choose: tuple[str, ...],
-    journal: Path | None,
+    journal: str | None,
 ) -> None:
     """Run a runbook step by step, asking before each step."""
     from engine import launch
@@ -203,7 +205,7 @@ def run(
                 options,
                 terminal,
                 interactive,
-                journal_path(journal),
+                journal_location(journal),
                 force,
                 quiet=quiet,
             )
@@ -234,7 +236,7 @@ def resume(
     allow_danger: bool,
     force: bool,
     rerun_unfinished: bool,
-    journal: Path | None,
+    journal: str | None,
 ) -> None:
     """Continue an interrupted or failed run where it stopped."""
     from engine import launch
@@ -251,7 +253,7 @@ def resume(
             yes,
             allow_danger,
             force,
-            journal_path(journal),
+            journal_location(journal),
             terminal,
             rerun_unfinished=rerun_unfinished,
         )
@@ -265,14 +267,14 @@ def log() -> None:
     """List, show, search, verify and export past runs."""
 
 
-def _open_journal(journal: Path | None) -> Store | None:
+def _open_journal(journal: str | None) -> Store | None:
     from engine.journal.storage import open_store
 
-    path = journal_path(journal)
-    if not path.exists():
-        Terminal().err.print(f"No runs recorded yet (no journal at {path}).")
+    location = journal_location(journal)
+    if not exists(location):
+        Terminal().err.print(f"No runs recorded yet (no journal at {location}).")
         return None
-    return open_store(path)
+    return open_store(location)
 
 
 @log.command("list")
@@ -284,6 +286,7 @@ def _open_journal(journal: Path | None) -> Store | None:
 )
 @click.option("--since", metavar="DURATION", help="Only runs started this recently, e.g. 7d.")
 @click.option("--operator", metavar="NAME", help="Only runs by this user name or email.")
+@click.option("--host", metavar="NAME", help="Only runs on this host.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many runs.")
 @FORMAT
 @JOURNAL
@@ -292,9 +295,10 @@ def log_list(
     status: str | None,
     since: str | None,
     operator: str | None,
+    host: str | None,
     limit: int | None,
     output_format: str,
-    journal: Path | None,
+    journal: str | None,
 ) -> None:
     """List past runs, newest first."""
     from engine.console import log as log_view
@@ -316,7 +320,7 @@ def log_list(
         runbook_path = (
             str(Path(runbook_path).resolve()) if os.path.exists(runbook_path) else (runbook_path)
         )
-    runs = store.list_runs(runbook_path, status, seconds, operator, limit)
+    runs = store.list_runs(runbook_path, status, seconds, operator, limit, host)
     if output_format == "json":
         terminal.json([summary_dict(r) for r in runs])
     else:
@@ -328,7 +332,7 @@ def log_list(
 @click.option("--step", "step_id", metavar="ID", help="Only this step.")
 @FORMAT
 @JOURNAL
-def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Path | None) -> None:
+def log_show(run_ref: str, step_id: str | None, output_format: str, journal: str | None) -> None:
     """Show a run's whole record: steps, commands, answers, outputs."""
     from engine.console import log as log_view
     from engine.publish.export import detail_dict
@@ -357,7 +361,7 @@ def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Pat
 )
 @FORMAT
 @JOURNAL
-def log_search(text: str, limit: int, output_format: str, journal: Path | None) -> None:
+def log_search(text: str, limit: int, output_format: str, journal: str | None) -> None:
     """Search the commands and outputs of past runs."""
     from engine.console import log as log_view
 
@@ -384,25 +388,47 @@ def log_search(text: str, limit: int, output_format: str, journal: Path | None) 
 @log.command("verify")
 @click.argument("run_ref", metavar="[RUN]", required=False)
 @click.option("--all", "every", is_flag=True, help="Verify every run (the default without RUN).")
+@click.option(
+    "--since-head",
+    metavar="HASH",
+    help="A head printed earlier (`runbook log head`): fail if the journal no longer holds it.",
+)
 @JOURNAL
-def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
-    """Check the runs' hash chains; name the first event that differs."""
+def log_verify(
+    run_ref: str | None, every: bool, since_head: str | None, journal: str | None
+) -> None:
+    """Check the runs' hash chains and the chain over runs; name the first break."""
     from engine.console import log as log_view
     from engine.journal.query import RunNotFound
 
     terminal = Terminal()
     store = _open_journal(journal)
     if store is None:
-        return
+        sys.exit(1 if since_head else 0)
     if run_ref and not every:
         try:
             results = store.verify(store.find_run(run_ref).id)
         except RunNotFound as exc:
             raise UserError(str(exc)) from None
-    else:
-        results = store.verify()
-    log_view.verifications(terminal, results)
-    sys.exit(1 if any(not r.ok for r in results) else 0)
+        log_view.verifications(terminal, results)
+        sys.exit(1 if any(not r.ok for r in results) else 0)
+    checked = store.verify_journal(since_head)
+    log_view.journal_verification(terminal, checked)
+    sys.exit(0 if checked.ok else 1)
+
+
+@log.command("head")
+@FORMAT
+@JOURNAL
+def log_head(output_format: str, journal: str | None) -> None:
+    """Print the journal's head (runs, seals, last seal hash): keep it to catch a rollback."""
+    from engine.console import log as log_view
+
+    store = _open_journal(journal)
+    if store is None:
+        raise UserError("no runs recorded yet")
+    head, runs = store.head()
+    log_view.head(Terminal(), head, runs, output_format == "json")
 
 
 @log.command("export")
@@ -416,7 +442,7 @@ def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
     help="JSON data, or a readable incident record.",
 )
 @JOURNAL
-def log_export(run_ref: str, output_format: str, journal: Path | None) -> None:
+def log_export(run_ref: str, output_format: str, journal: str | None) -> None:
     """Export a run as JSON or as a Markdown incident record."""
     from engine.publish.export import to_json, to_markdown
 
@@ -425,7 +451,48 @@ def log_export(run_ref: str, output_format: str, journal: Path | None) -> None:
     click.echo(text, nl=False)
 
 
-def _detail(journal: Path | None, run_ref: str) -> RunDetail:
+@cli.group()
+def journal() -> None:
+    """Move runs between journals, and bring a journal's schema up to date."""
+
+
+@journal.command("copy")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+def journal_copy(source: str, target: str) -> None:
+    """Copy every run from SRC to DST (files or postgresql:// URLs); runs already there are
+    left alone, and both sides are verified."""
+    from engine.console import log as log_view
+    from engine.journal.copy import CopyError, copy_journal
+
+    src, dst = journal_location(source), journal_location(target)
+    if not exists(src):
+        raise UserError(f"no journal at {shown(src)}")
+    try:
+        report = copy_journal(src, dst)
+    except CopyError as exc:
+        raise UserError(str(exc)) from None
+    log_view.copy_report(Terminal(), report)
+    sys.exit(0 if report.ok else 1)
+
+
+@journal.command("migrate")
+@JOURNAL
+def journal_migrate(journal: str | None) -> None:
+    """Apply the schema versions this engine knows to the journal."""
+    from engine.console import log as log_view
+    from engine.journal.storage import open_store
+
+    location = journal_location(journal)
+    store = open_store(location)
+    try:
+        before, after = store.migrate()
+    finally:
+        store.close()
+    log_view.migrated(Terminal(), shown(location), before, after)
+
+
+def _detail(journal: str | None, run_ref: str) -> RunDetail:
     from engine.journal.query import RunNotFound
 
     store = _open_journal(journal)

@@ -1,15 +1,31 @@
 """Tamper evidence: recompute every run's hash chain and name the first event that differs;
-then check that the run's summary row (what `log list` shows) agrees with its events."""
+check that the run's summary row (what `log list` shows) agrees with its events; then check the
+chain over runs (`chain.py`): seals in order, none missing, the head where the journal says.
+
+Every backend runs these same statements (PostgreSQL's through its `?` adapter)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from engine.journal.store import GENESIS, canonical, event_hash
+from engine.journal.chain import (
+    CHAIN_FORMAT,
+    GENESIS,
+    SEAL,
+    Head,
+    RunChain,
+    Seal,
+    check_runs_chain,
+    current_head,
+    event_hash,
+    journal_key,
+    parse_seal,
+    run_chain,
+)
+from engine.journal.store import canonical, read_head
 
 _LIFECYCLE = ("run-started", "run-resumed", "run-finished")
 
@@ -21,12 +37,32 @@ class Verification:
     ok: bool
     problem: str = ""
     head: str = ""
+    note: str = ""  # e.g. "older chain format": verified, but not sealed into the journal
+    chain: RunChain | None = field(default=None, compare=False)
 
 
-def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
+@dataclass(frozen=True, slots=True)
+class JournalVerification:
+    """Every run checked, and the chain over runs: what `log verify` and the site report."""
+
+    runs: list[Verification]
+    problems: list[str]
+    head: Head
+    unsealed: int  # runs of the current format not sealed yet (running, or killed)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(r.ok for r in self.runs)
+
+
+def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
     """Check one run: each event's hash, the links between them, and the run's summary."""
-    prev, count, expected_seq = GENESIS, 0, 1
+    key = journal_key() if key is None else key
+    prev, count, expected_seq, first_at = GENESIS, 0, 1, 0.0
     lifecycle: list[tuple[str, str]] = []
+    seals: list[Seal] = []
+    chain = RunChain(run_id, 1)
+    hash_key: bytes | None = None
     for seq, kind, step, attempt, at, data, stored_prev, stored_hash in db.execute(
         "SELECT seq, kind, step, attempt, time, data, prev, hash FROM events"
         " WHERE run_id = ? ORDER BY seq",
@@ -35,21 +71,36 @@ def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
         count += 1
         if seq != expected_seq:
             return Verification(run_id, count, False, f"event {expected_seq} is missing")
+        if seq == 1:
+            first_at = float(at)
+            chain = run_chain(run_id, data if kind == "run-started" else None, ())
+            if chain.format >= CHAIN_FORMAT and '"keyed":true' in data:
+                if not key:
+                    return Verification(
+                        run_id, count, False, "its chain is keyed: set RUNBOOK_JOURNAL_KEY"
+                    )
+                hash_key = key
         if stored_prev != prev:
             return Verification(
                 run_id, count, False, f"event {seq} ({kind}) does not follow event {seq - 1}"
             )
-        if event_hash(prev, run_id, seq, kind, step, attempt, at, data) != stored_hash:
+        if event_hash(prev, run_id, seq, kind, step, attempt, at, data, hash_key) != stored_hash:
             return Verification(
                 run_id, count, False, f"event {seq} ({kind}, step {step or '-'}) was changed"
             )
         if kind in _LIFECYCLE:
             lifecycle.append((kind, data))
+        elif kind == SEAL:
+            seal = parse_seal(run_id, data, stored_hash)
+            if seal is None:
+                return Verification(run_id, count, False, f"event {seq} (a seal) cannot be read")
+            seals.append(seal)
         prev, expected_seq = stored_hash, seq + 1
+    chain = RunChain(run_id, chain.format, chain.start_head, tuple(seals))
     row = db.execute(
         "SELECT events, last_hash, r.digest, t.text, path, title, operator, host, params,"
-        " status, git_commit, email FROM runs r LEFT JOIN runbook_texts t ON t.digest = r.digest"
-        " WHERE id = ?",
+        " status, git_commit, email, started FROM runs r"
+        " LEFT JOIN runbook_texts t ON t.digest = r.digest WHERE id = ?",
         (run_id,),
     ).fetchone()
     if row is None:
@@ -63,12 +114,17 @@ def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
         return Verification(
             run_id, count, False, "the stored runbook text does not match its sha256"
         )
-    differs = _summary_differs(summary, lifecycle)
+    differs = _summary_differs(summary, lifecycle, first_at)
     if differs:
         return Verification(
             run_id, count, False, f"the run's summary ({differs}) differs from its events"
         )
-    return Verification(run_id, count, True, head=prev)
+    note = ""
+    if chain.format < CHAIN_FORMAT:
+        note = "older chain format: its events are chained, the run is not sealed"
+    elif key and not hash_key:
+        note = "not keyed: written without RUNBOOK_JOURNAL_KEY"
+    return Verification(run_id, count, True, head=prev, note=note, chain=chain)
 
 
 class _Summary(NamedTuple):
@@ -86,9 +142,10 @@ class _Summary(NamedTuple):
     status: str
     git_commit: str | None
     email: str | None
+    started: float
 
 
-def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]]) -> str:
+def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]], first_at: float) -> str:
     """The first summary field that its run-started / run-finished events do not back."""
     if not lifecycle or lifecycle[0][0] != "run-started":
         return "start"
@@ -106,11 +163,45 @@ def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]]) -> str:
         "git commit": (row.git_commit, started.get("git_commit")),
         "email": (row.email, started.get("email")),
         "status": (row.status, status),
+        "start time": (float(row.started), first_at),
     }
     return next((name for name, (stored, backed) in expected.items() if stored != backed), "")
 
 
-def verify_all(db: sqlite3.Connection) -> list[Verification]:
+def verify_all(db: Any, key: bytes | None = None) -> list[Verification]:
     return [
-        verify_run(db, run_id) for (run_id,) in db.execute("SELECT id FROM runs ORDER BY started")
+        verify_run(db, run_id, key)
+        for (run_id,) in db.execute("SELECT id FROM runs ORDER BY started").fetchall()
     ]
+
+
+def verify_journal(
+    db: Any, since: str | None = None, key: bytes | None = None
+) -> JournalVerification:
+    """Every run, then the chain over runs (and, given a head printed earlier, that it is
+    still in the journal: a journal rolled back to an older copy has lost it)."""
+    runs = verify_all(db, key)
+    chains = run_chains(db)
+    problems = check_runs_chain(chains, read_head(db), since)
+    unsealed = sum(1 for c in chains if c.format >= CHAIN_FORMAT and not c.seals)
+    return JournalVerification(runs, problems, current_head(chains), unsealed)
+
+
+def run_chains(db: Any) -> list[RunChain]:
+    """Each run's chain format, start head and seals, read apart from the runs' own checks
+    (a run that no longer verifies still has its seals counted: they are what is left)."""
+    firsts = {
+        run_id: data
+        for run_id, data in db.execute(
+            "SELECT run_id, data FROM events WHERE seq = 1 AND kind = 'run-started'"
+        ).fetchall()
+    }
+    seals: dict[str, list[Seal]] = {}
+    for run_id, data, digest in db.execute(
+        "SELECT run_id, data, hash FROM events WHERE kind = ?", (SEAL,)
+    ).fetchall():
+        seal = parse_seal(run_id, data, digest)
+        if seal is not None:
+            seals.setdefault(run_id, []).append(seal)
+    run_ids = [run_id for (run_id,) in db.execute("SELECT id FROM runs").fetchall()]
+    return [run_chain(r, firsts.get(r), seals.get(r, ())) for r in {*run_ids, *seals}]
