@@ -15,6 +15,7 @@ from engine.console.terminal import EditorFailed, Terminal
 from engine.diagnostics import did_you_mean
 from engine.journal import JournalError
 from engine.journal.location import exists, journal_location, shown
+from engine.journal.store import JournalUnavailable
 
 if TYPE_CHECKING:
     from engine.journal.storage import Store
@@ -535,6 +536,9 @@ def main() -> None:
     except KeyboardInterrupt:
         Terminal().error("interrupted")
         sys.exit(130)
+    except JournalUnavailable as exc:
+        Terminal().error(str(exc))
+        sys.exit(EXIT_USAGE)
     except JournalError as exc:
         Terminal().error(str(exc))
         sys.exit(1)

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -29,6 +30,7 @@ from engine.journal.lock import Holder, RunLocked
 from engine.journal.store import (
     SCHEMA_VERSION,
     JournalError,
+    JournalUnavailable,
     JournalWriter,
     check_schema,
     migrate,
@@ -136,11 +138,8 @@ def connect(url: str) -> psycopg.Connection[Any]:
     shown = redacted(url)
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-    except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise JournalError(f"{shown}: cannot open the journal: {reason}") from None
-    except Exception as exc:  # psycopg.conninfo rejects a malformed URL with a ProgrammingError
-        raise JournalError(f"{shown}: not a PostgreSQL URL: {exc}") from None
+    except Exception as exc:  # psycopg.Error; a malformed URL is a ProgrammingError too
+        raise JournalUnavailable(f"{shown}: cannot open the journal: {_reason(exc, url)}") from None
     db = Qmark(conn)
     try:
         with conn.transaction():
@@ -332,6 +331,17 @@ class PostgresStore:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """The first line of a driver's message, with the URL's password taken out of it."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+    text = text.replace(url, redacted(url))
+    with contextlib.suppress(ValueError):
+        password = urlsplit(url).password
+        if password:
+            text = text.replace(password, "***")
+    return re.sub(r"//([^/@:\s]*):[^/@\s]*@", r"//\1:***@", text)
 
 
 @contextlib.contextmanager

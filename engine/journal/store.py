@@ -113,6 +113,11 @@ class JournalError(Exception):
     """The journal cannot be opened or written: a clear message, no traceback."""
 
 
+class JournalUnavailable(JournalError):
+    """The journal asked for cannot be used at all (a bad URL, a server that is not there, a
+    wrong password, a newer schema): a usage error, exit status 2."""
+
+
 def canonical(value: object) -> str:
     """The one JSON encoding hashed and stored: sorted keys, no spaces, UTF-8 as is.
 
@@ -160,7 +165,7 @@ def check_schema(db: Any, where: str) -> None:
     """Refuse a journal written by a newer engine: its rows may mean what this one cannot read."""
     version = schema_version(db)
     if version is not None and version > SCHEMA_VERSION:
-        raise JournalError(
+        raise JournalUnavailable(
             f"{where}: the journal has schema version {version}, newer than this engine's"
             f" ({SCHEMA_VERSION}): upgrade the runbook engine to use it"
         )
