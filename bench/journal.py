@@ -622,6 +622,11 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5, help="passes of list/search (default 5)")
     parser.add_argument("--verify-reps", type=int, default=3, help="passes of verify (default 3)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"(default {SEED})")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also copy the journal into this (empty) PostgreSQL database and time both backends",
+    )
     args = parser.parse_args()
 
     tmp = None
@@ -643,6 +648,7 @@ def main() -> int:
         build(path, args.runs, args.seed)
     try:
         report(path, args.reps, args.verify_reps)
+        both_backends(path, args.postgres, args.reps)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -792,6 +798,38 @@ def report(path: Path, reps: int, verify_reps: int) -> None:
     print("\nquery plans (the statements as the engine runs them):")
     for action in (list_query, rare_query):
         print("\n".join(plans(path, action)))
+
+
+def both_backends(path: Path, url: str | None, reps: int) -> None:
+    """The same CLI commands on SQLite and on PostgreSQL (the journal copied there by
+    `runbook journal copy`): one column per backend, start-up included."""
+    if not url:
+        print("\nbackends: PostgreSQL not measured (give --postgres URL of an empty database)")
+        return
+    from engine.journal.copy import copy_journal
+    from engine.journal.location import shown
+
+    began = time.perf_counter()
+    copied = copy_journal(path, url)
+    print(
+        f"\ncopied into {shown(url)}: {copied.copied:,} runs, {copied.events:,} events in"
+        f" {time.perf_counter() - began:.0f} s; both sides verify: {copied.ok}"
+    )
+    exe = runbook_command()
+    commands = {
+        "log list failed 30d": ["log", "list", "--status", "failed", "--since", "30d"],
+        f"log search {RARE_WORD}": ["log", "search", RARE_WORD],
+        "log verify --all": ["log", "verify", "--all"],
+        "log head": ["log", "head"],
+    }
+    print(f"\n{'CLI, start-up included (median ms)':<40} {'sqlite':>10} {'postgresql':>12}")
+    for name, args in commands.items():
+        figures = []
+        for location in (str(path), url):
+            passes = 1 if "verify" in name else reps
+            med, _best, _ = timed(passes, cli([exe, *args, "--journal", location]))
+            figures.append(med * 1000)
+        print(f"{name:<40} {figures[0]:>10.0f} {figures[1]:>12.0f}")
 
 
 if __name__ == "__main__":
