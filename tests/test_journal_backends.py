@@ -435,3 +435,41 @@ def test_the_site_is_built_from_postgresql_without_the_password(
     for path in (tmp_path / "site").rglob("*"):
         if path.is_file():
             assert PG_PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_eight_runbooks_at_once_lose_and_duplicate_nothing(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    url = new_database(postgres_server, "eight_" + uuid.uuid4().hex[:8])
+    steps = "".join(f"```bash {{id: s{n}}}\necho step {n}\n```\n\n" for n in range(100))
+    names = [f"rb{i}.md" for i in range(8)]
+    for name in names:
+        write_runbook(tmp_path, steps, name)
+    procs = [
+        subprocess.Popen(
+            [str(RUNBOOK), "run", name, "--yes", "--quiet"],
+            cwd=tmp_path,
+            env=env(tmp_path, url),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    with database(url) as db:
+        counts = db.execute(
+            "SELECT r.path, count(*) FILTER (WHERE e.kind = 'step-finished'),"
+            " count(DISTINCT e.step) FILTER (WHERE e.kind = 'step-started'),"
+            " count(*) FILTER (WHERE e.kind = 'output'), count(*) FILTER (WHERE e.kind = ?)"
+            " FROM runs r JOIN events e ON e.run_id = r.id GROUP BY r.path ORDER BY r.path",
+            (SEAL,),
+        ).fetchall()
+    assert [c[0] for c in counts] == names
+    assert all(c[1:3] == (100, 100) and c[3] >= 100 and c[4] == 1 for c in counts), counts
+    verified = cli(tmp_path, url, "log", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "8 seal(s)" in verified.stderr

@@ -36,6 +36,7 @@ from engine.journal.store import (
     migrate,
     read_head,
     resume_key,
+    schema_version,
     stored_events,
 )
 from engine.journal.verify import JournalVerification, Verification, verify_journal, verify_run
@@ -144,10 +145,15 @@ def connect(url: str) -> psycopg.Connection[Any]:
     try:
         with conn.transaction():
             db.lock_head()  # two engines creating the schema at once take turns
+            current = False
             if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
                 check_schema(db, shown)
-            conn.execute(_SCHEMA)
-            migrate(db, shown)
+                current = schema_version(db) == SCHEMA_VERSION
+            if not current:
+                # DDL only when the schema is missing or older: CREATE INDEX locks its table
+                # even when the index exists, and would deadlock with engines writing runs.
+                conn.execute(_SCHEMA)
+                migrate(db, shown)
     except psycopg.Error as exc:
         conn.close()
         raise JournalError(f"{shown}: cannot open the journal: {exc}") from None
