@@ -122,15 +122,15 @@ def _copy(src: Store, dst: Store, target: str) -> tuple[int, int, int, int]:
                     " host = ? WHERE id = ?",
                     (run[12], run[13], run[15], run[16], run[10], run[9], run_id),
                 )
-            for row in rows:
-                ddb.execute(
+            if rows:
+                ddb.executemany(
                     f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    tuple(row),
+                    [tuple(row) for row in rows],
                 )
-            for row in search:
-                ddb.execute(
+            if search:
+                ddb.executemany(
                     "INSERT INTO search (text, run_id, step, field) VALUES (?, ?, ?, ?)",
-                    tuple(row),
+                    [(str(text).replace("\x00", ""), *rest) for text, *rest in search],
                 )
         events += len(rows)
         copied += already is None

@@ -124,6 +124,11 @@ class Qmark:
     def execute(self, sql: str, args: Sequence[object] = ()) -> psycopg.Cursor[Any]:
         return self.conn.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(args))
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Many rows in one round trip (psycopg pipelines them)."""
+        with self.conn.cursor() as cursor:
+            cursor.executemany(sql.replace("%", "%%").replace("?", "%s"), rows)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.conn.transaction():

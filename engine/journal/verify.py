@@ -56,47 +56,53 @@ class JournalVerification:
 
 
 def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
-    """Check one run: each event's hash, the links between them, and the run's summary."""
+    """Check one run: each event's hash, the links between them, and the run's summary. After
+    the first problem the rest is read for its seals only (the chain over runs counts them)."""
     key = journal_key() if key is None else key
     prev, count, expected_seq, first_at = GENESIS, 0, 1, 0.0
     lifecycle: list[tuple[str, str]] = []
     seals: list[Seal] = []
     chain = RunChain(run_id, 1)
     hash_key: bytes | None = None
+    problem, failed_at = "", 0
     for seq, kind, step, attempt, at, data, stored_prev, stored_hash in db.execute(
         "SELECT seq, kind, step, attempt, time, data, prev, hash FROM events"
         " WHERE run_id = ? ORDER BY seq",
         (run_id,),
     ):
         count += 1
+        if kind == SEAL:
+            seal = parse_seal(run_id, data, stored_hash)
+            if seal is not None:
+                seals.append(seal)
+            elif not problem:
+                problem, failed_at = f"event {seq} (a seal) cannot be read", count
+        if problem:
+            continue
         if seq != expected_seq:
-            return Verification(run_id, count, False, f"event {expected_seq} is missing")
+            problem, failed_at = f"event {expected_seq} is missing", count
+            continue
         if seq == 1:
             first_at = float(at)
             chain = run_chain(run_id, data if kind == "run-started" else None, ())
             if chain.format >= CHAIN_FORMAT and '"keyed":true' in data:
                 if not key:
-                    return Verification(
-                        run_id, count, False, "its chain is keyed: set RUNBOOK_JOURNAL_KEY"
-                    )
+                    problem, failed_at = "its chain is keyed: set RUNBOOK_JOURNAL_KEY", count
+                    continue
                 hash_key = key
         if stored_prev != prev:
-            return Verification(
-                run_id, count, False, f"event {seq} ({kind}) does not follow event {seq - 1}"
-            )
-        if event_hash(prev, run_id, seq, kind, step, attempt, at, data, hash_key) != stored_hash:
-            return Verification(
-                run_id, count, False, f"event {seq} ({kind}, step {step or '-'}) was changed"
-            )
+            problem = f"event {seq} ({kind}) does not follow event {seq - 1}"
+        elif event_hash(prev, run_id, seq, kind, step, attempt, at, data, hash_key) != stored_hash:
+            problem = f"event {seq} ({kind}, step {step or '-'}) was changed"
+        if problem:
+            failed_at = count
+            continue
         if kind in _LIFECYCLE:
             lifecycle.append((kind, data))
-        elif kind == SEAL:
-            seal = parse_seal(run_id, data, stored_hash)
-            if seal is None:
-                return Verification(run_id, count, False, f"event {seq} (a seal) cannot be read")
-            seals.append(seal)
         prev, expected_seq = stored_hash, seq + 1
     chain = RunChain(run_id, chain.format, chain.start_head, tuple(seals))
+    if problem:
+        return Verification(run_id, failed_at, False, problem, chain=chain)
     row = db.execute(
         "SELECT events, last_hash, r.digest, t.text, path, title, operator, host, params,"
         " status, git_commit, email, started FROM runs r"
@@ -104,20 +110,28 @@ def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
         (run_id,),
     ).fetchone()
     if row is None:
-        return Verification(run_id, count, False, "the run's record is missing")
+        return Verification(run_id, count, False, "the run's record is missing", chain=chain)
     summary = _Summary(*row)
     if int(summary.events) != count or summary.last_hash != prev:
         return Verification(
-            run_id, count, False, f"the run records {summary.events} events but {count} remain"
+            run_id,
+            count,
+            False,
+            f"the run records {summary.events} events but {count} remain",
+            chain=chain,
         )
     if hashlib.sha256(str(summary.text).encode("utf-8")).hexdigest() != summary.digest:
         return Verification(
-            run_id, count, False, "the stored runbook text does not match its sha256"
+            run_id, count, False, "the stored runbook text does not match its sha256", chain=chain
         )
     differs = _summary_differs(summary, lifecycle, first_at)
     if differs:
         return Verification(
-            run_id, count, False, f"the run's summary ({differs}) differs from its events"
+            run_id,
+            count,
+            False,
+            f"the run's summary ({differs}) differs from its events",
+            chain=chain,
         )
     note = ""
     if chain.format < CHAIN_FORMAT:
@@ -181,27 +195,7 @@ def verify_journal(
     """Every run, then the chain over runs (and, given a head printed earlier, that it is
     still in the journal: a journal rolled back to an older copy has lost it)."""
     runs = verify_all(db, key)
-    chains = run_chains(db)
+    chains = [r.chain for r in runs if r.chain is not None]
     problems = check_runs_chain(chains, read_head(db), since)
     unsealed = sum(1 for c in chains if c.format >= CHAIN_FORMAT and not c.seals)
     return JournalVerification(runs, problems, current_head(chains), unsealed)
-
-
-def run_chains(db: Any) -> list[RunChain]:
-    """Each run's chain format, start head and seals, read apart from the runs' own checks
-    (a run that no longer verifies still has its seals counted: they are what is left)."""
-    firsts = {
-        run_id: data
-        for run_id, data in db.execute(
-            "SELECT run_id, data FROM events WHERE seq = 1 AND kind = 'run-started'"
-        ).fetchall()
-    }
-    seals: dict[str, list[Seal]] = {}
-    for run_id, data, digest in db.execute(
-        "SELECT run_id, data, hash FROM events WHERE kind = ?", (SEAL,)
-    ).fetchall():
-        seal = parse_seal(run_id, data, digest)
-        if seal is not None:
-            seals.setdefault(run_id, []).append(seal)
-    run_ids = [run_id for (run_id,) in db.execute("SELECT id FROM runs").fetchall()]
-    return [run_chain(r, firsts.get(r), seals.get(r, ())) for r in {*run_ids, *seals}]
