@@ -398,7 +398,7 @@ def log_search(text: str, limit: int, output_format: str, journal: str | None) -
 def log_verify(
     run_ref: str | None, every: bool, since_head: str | None, journal: str | None
 ) -> None:
-    """Check the runs' hash chains and the chain over runs; name the first break."""
+    """Check the hash chains of the runs and between them."""
     from engine.console import log as log_view
     from engine.journal.query import RunNotFound
 
@@ -422,7 +422,7 @@ def log_verify(
 @FORMAT
 @JOURNAL
 def log_head(output_format: str, journal: str | None) -> None:
-    """Print the journal's head (runs, seals, last seal hash): keep it to catch a rollback."""
+    """Print the journal's head, to catch a rollback later."""
     from engine.console import log as log_view
 
     store = _open_journal(journal)
@@ -454,15 +454,16 @@ def log_export(run_ref: str, output_format: str, journal: str | None) -> None:
 
 @cli.group()
 def journal() -> None:
-    """Move runs between journals, and bring a journal's schema up to date."""
+    """Copy runs between journals; migrate a journal's schema."""
 
 
 @journal.command("copy")
 @click.argument("source", metavar="SRC")
 @click.argument("target", metavar="DST")
 def journal_copy(source: str, target: str) -> None:
-    """Copy every run from SRC to DST (files or postgresql:// URLs); runs already there are
-    left alone, and both sides are verified."""
+    """Copy every run from SRC to DST, then verify both.
+
+    SRC and DST are SQLite files or postgresql:// URLs; runs already in DST are left alone."""
     from engine.console import log as log_view
     from engine.journal.copy import CopyError, copy_journal
 

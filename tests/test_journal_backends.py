@@ -473,3 +473,34 @@ def test_eight_runbooks_at_once_lose_and_duplicate_nothing(
     verified = cli(tmp_path, url, "log", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "8 seal(s)" in verified.stderr
+
+
+def test_the_runs_index_filters_by_operator_and_host_when_a_team_shares_it() -> None:
+    from engine.publish.runs import runs_index
+    from engine.publish.stash import Stash
+    from engine.record import RunSummary
+
+    def run(run_id: str, operator: str, host: str) -> RunSummary:
+        return RunSummary(
+            run_id,
+            "rb.md",
+            "t",
+            operator,
+            None,
+            host,
+            1,
+            0.0,
+            1.0,
+            "succeeded",
+            {},
+            "d",
+            None,
+            None,
+        )
+
+    stash = Stash()
+    one = stash.restore(runs_index([run("a", "ann", "db1"), run("b", "ann", "db1")], set(), stash))
+    assert 'data-rb-filter="host"' not in one and 'data-rb-filter="operator"' not in one
+    team = stash.restore(runs_index([run("a", "ann", "db1"), run("b", "bob", "db2")], set(), stash))
+    assert 'data-rb-filter="operator"' in team and 'data-rb-filter="host"' in team
+    assert 'data-operator="bob" data-host="db2"' in team

@@ -3,7 +3,8 @@
 plugins:
   - search
   - runbook:
-      journal: .runbook/journal.db   # default: $RUNBOOK_JOURNAL, else the project's journal
+      journal: .runbook/journal.db   # or a postgresql:// URL; default: $RUNBOOK_JOURNAL,
+                                     # else the project's journal
       runs_max: 200                  # runs that get a page of their own; older ones are
                                      # still listed in the index
 """
@@ -362,14 +363,18 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):
             text = f"Journal: the chain over its {total} run(s) is broken"
         else:
             text = f"Journal verified: {total} run(s)"
+        head = ""
         if self._head is not None:
             # The head the site was built from: an auditor compares it with a later one
             # (`runbook log verify --since-head HASH`) to catch a journal rolled back.
-            text += f", head {self._head.seals}:{self._head.hash}"
+            head = (
+                f' <span class="rb-footer-head">head {self._head.seals}:'
+                f"<code>{esc(self._head.hash)}</code></span>"
+            )
         state = "bad" if bad or self._chain_problems else "ok"
         return (
             f'<div class="rb-footer-verify rb-footer-verify-{state}">'
-            f'<a href="{href}">{text}</a></div>'
+            f'<a href="{href}">{text}</a>{head}</div>'
         )
 
     def on_nav(self, nav: Navigation, /, *, config: MkDocsConfig, files: Files) -> Navigation:
