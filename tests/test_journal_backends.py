@@ -144,6 +144,12 @@ def test_record_list_search_show_export_verify(tmp_path: Path, journal: str) -> 
     assert (head["runs"], head["seals"]) == (2, 2) and len(head["head"]) == 64
     assert cli(tmp_path, journal, "log", "verify", "--since-head", head["head"]).returncode == 0
     assert PG_PASSWORD not in json.dumps(shown) + markdown
+    with database(journal) as db:  # nothing recorded holds the password; provenance the URL
+        stored = [str(v) for row in db.execute("SELECT * FROM events").fetchall() for v in row]
+        stored += [str(v) for row in db.execute("SELECT * FROM runs").fetchall() for v in row]
+    assert not [v for v in stored if PG_PASSWORD in v]
+    if journal.startswith("postgresql://"):
+        assert any('"journal":"postgresql://postgres:***@127.0.0.1:' in v for v in stored)
 
 
 # -- the chain over runs: every tamper case, on both backends ---------------------------------
