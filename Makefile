@@ -33,8 +33,15 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# The journal's tests start a PostgreSQL server of their own (never the system's cluster).
+INITDB := /usr/lib/postgresql/15/bin/initdb
+
+$(INITDB):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql
+
 ## Lint, format check, check the project's runbooks, build the site, run the whole test suite.
-test: $(STAMP) bytecode $(CHROMIUM)
+test: $(STAMP) bytecode $(CHROMIUM) $(INITDB)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/runbook check runbooks

@@ -51,7 +51,8 @@ from engine_cli import compile_engine, runbook_command  # bench/engine_cli.py
 
 from engine.events import from_data
 from engine.journal import query
-from engine.journal.store import GENESIS, JournalWriter, canonical, connect, event_hash
+from engine.journal.chain import GENESIS, SEAL, Head, event_hash, seal_fields, start_fields
+from engine.journal.store import JournalWriter, canonical, connect, write_head
 from engine.journal.verify import verify_all
 
 SEED = 20240611
@@ -381,11 +382,20 @@ def encode(
     events: list[tuple],  # type: ignore[type-arg]
     event_rows: list[tuple],  # type: ignore[type-arg]
     search_rows: list[tuple],  # type: ignore[type-arg]
+    head: list[Head],
 ) -> tuple:  # type: ignore[type-arg]
-    """Append the run's events and search rows as JournalWriter writes them; its runs row."""
+    """Append the run's events and search rows as JournalWriter writes them; its runs row.
+    The run starts at head[0] and, when it finished, is sealed: head[0] moves on."""
     prev = GENESIS
     seq = 0
+    events = list(events)
+    kind, step, attempt, at, data = events[0]
+    events[0] = (kind, step, attempt, at, {**data, **start_fields(head[0], None)})
+    if events[-1][0] == "run-finished":
+        events.append((SEAL, None, 0, events[-1][3], {}))
     for kind, step, attempt, at, data in events:
+        if kind == SEAL:
+            data = seal_fields(head[0], seq)
         seq += 1
         payload = canonical(data)
         digest = event_hash(prev, run_id, seq, kind, step, attempt, at, payload)
@@ -396,8 +406,10 @@ def encode(
             text = str(data.get("command") or data.get("text") or "")
             if text:
                 search_rows.append((text, run_id, step, "command"))
+        if kind == SEAL:
+            head[0] = Head(head[0].seals + 1, digest)
         prev = digest
-    first, last = events[0], events[-1]
+    first, last = events[0], events[-1 if events[-1][0] != SEAL else -2]
     return (
         run_id,
         record["path"],
@@ -455,7 +467,7 @@ def fidelity_check(generator: Generator) -> str:
         fast = connect(Path(tmp, "fast.db"))
         event_rows: list[tuple] = []  # type: ignore[type-arg]
         search_rows: list[tuple] = []  # type: ignore[type-arg]
-        run_row = encode(run_id, record, events, event_rows, search_rows)
+        run_row = encode(run_id, record, events, event_rows, search_rows, [Head(0, GENESIS)])
         fast.execute(INSERT_TEXT, (record["digest"], record["text"]))
         fast.execute(INSERT_RUN, run_row)
         fast.executemany(INSERT_EVENT, event_rows)
@@ -479,13 +491,14 @@ def build(path: Path, runs: int, seed: int) -> None:
     db.execute("PRAGMA cache_size=-1000000")
     total = 0
     last_report = time.perf_counter()
+    head = [Head(0, GENESIS)]
     for first in range(0, runs, BATCH_RUNS):
         run_rows, event_rows, search_rows = [], [], []  # type: ignore[var-annotated]
         texts = {}
         for index in range(first, min(first + BATCH_RUNS, runs)):
             run_id, record, events = generator.run(index)
             texts[record["digest"]] = record["text"]
-            run_rows.append(encode(run_id, record, events, event_rows, search_rows))
+            run_rows.append(encode(run_id, record, events, event_rows, search_rows, head))
         db.execute("BEGIN")
         db.executemany(INSERT_TEXT, texts.items())
         db.executemany(INSERT_RUN, run_rows)
@@ -498,6 +511,7 @@ def build(path: Path, runs: int, seed: int) -> None:
             done = first + len(run_rows)
             print(f"  built {done:,}/{runs:,} runs, {total:,} events, {last_report - start:.0f} s")
             sys.stdout.flush()
+    write_head(db, head[0])
     db.execute("UPDATE meta SET value = ? WHERE key = 'bench_build'", (f"complete {runs}",))
     db.execute("PRAGMA journal_mode=WAL")
     db.close()
@@ -622,6 +636,11 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5, help="passes of list/search (default 5)")
     parser.add_argument("--verify-reps", type=int, default=3, help="passes of verify (default 3)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"(default {SEED})")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also copy the journal into this (empty) PostgreSQL database and time both backends",
+    )
     args = parser.parse_args()
 
     tmp = None
@@ -643,6 +662,7 @@ def main() -> int:
         build(path, args.runs, args.seed)
     try:
         report(path, args.reps, args.verify_reps)
+        both_backends(path, args.postgres, args.reps)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -792,6 +812,38 @@ def report(path: Path, reps: int, verify_reps: int) -> None:
     print("\nquery plans (the statements as the engine runs them):")
     for action in (list_query, rare_query):
         print("\n".join(plans(path, action)))
+
+
+def both_backends(path: Path, url: str | None, reps: int) -> None:
+    """The same CLI commands on SQLite and on PostgreSQL (the journal copied there by
+    `runbook journal copy`): one column per backend, start-up included."""
+    if not url:
+        print("\nbackends: PostgreSQL not measured (give --postgres URL of an empty database)")
+        return
+    from engine.journal.copy import copy_journal
+    from engine.journal.location import shown
+
+    began = time.perf_counter()
+    copied = copy_journal(path, url)
+    print(
+        f"\ncopied into {shown(url)}: {copied.copied:,} runs, {copied.events:,} events in"
+        f" {time.perf_counter() - began:.0f} s; both sides verify: {copied.ok}"
+    )
+    exe = runbook_command()
+    commands = {
+        "log list failed 30d": ["log", "list", "--status", "failed", "--since", "30d"],
+        f"log search {RARE_WORD}": ["log", "search", RARE_WORD],
+        "log verify --all": ["log", "verify", "--all"],
+        "log head": ["log", "head"],
+    }
+    print(f"\n{'CLI, start-up included (median ms)':<40} {'sqlite':>10} {'postgresql':>12}")
+    for name, args in commands.items():
+        figures = []
+        for location in (str(path), url):
+            passes = 1 if "verify" in name else reps
+            med, _best, _ = timed(passes, cli([exe, *args, "--journal", location]))
+            figures.append(med * 1000)
+        print(f"{name:<40} {figures[0]:>10.0f} {figures[1]:>12.0f}")
 
 
 if __name__ == "__main__":

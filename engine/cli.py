@@ -27,11 +27,17 @@ def _terminal(keyboard: bool = False) -> Terminal:
     return Terminal(keyboard=ClickKeyboard() if keyboard else None)
 
 
-def _journal_path(journal: Path | None) -> Path:
-    """The journal's path, imported on first use (the journal package loads SQLite)."""
-    from engine.journal.location import journal_path
+def _journal_location(journal: str | None) -> Path | str:
+    """Where the journal is (a path or a PostgreSQL URL), imported on first use."""
+    from engine.journal.location import journal_location
 
-    return journal_path(journal)
+    return journal_location(journal)
+
+
+def _journal_exists(location: Path | str) -> bool:
+    from engine.journal.location import exists
+
+    return exists(location)
 
 
 EXIT_USAGE = 2
@@ -39,9 +45,10 @@ EXIT_INTERNAL = 70
 
 JOURNAL = click.option(
     "--journal",
-    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH|URL",
     envvar="RUNBOOK_JOURNAL",
-    help="The journal database (default: .runbook/journal.db in the project).",
+    help="The journal: a SQLite file (default: .runbook/journal.db in the project) or a"
+    " postgresql:// URL.",
 )
 FORMAT = click.option(
     "--format",
@@ -178,7 +185,7 @@ def run(
     quiet: bool,
     run_guessed: bool,
     choose: tuple[str, ...],
-    journal: Path | None,
+    journal: str | None,
 ) -> None:
     """Run a runbook step by step, asking before each step."""
     from engine import launch
@@ -216,7 +223,7 @@ def run(
                 options,
                 terminal,
                 interactive,
-                _journal_path(journal),
+                _journal_location(journal),
                 force,
                 quiet=quiet,
             )
@@ -258,7 +265,7 @@ def resume(
     rerun_unfinished: bool,
     run_guessed: bool,
     choose: tuple[str, ...],
-    journal: Path | None,
+    journal: str | None,
 ) -> None:
     """Continue an interrupted or failed run where it stopped."""
     from engine import launch
@@ -275,7 +282,7 @@ def resume(
             yes,
             allow_danger,
             force,
-            _journal_path(journal),
+            _journal_location(journal),
             terminal,
             rerun_unfinished=rerun_unfinished,
             run_guessed=run_guessed,
@@ -291,14 +298,14 @@ def log() -> None:
     """List, show, search, verify and export past runs."""
 
 
-def _open_journal(journal: Path | None) -> Store | None:
+def _open_journal(journal: str | None) -> Store | None:
     from engine.journal.storage import open_store
 
-    path = _journal_path(journal)
-    if not path.exists():
-        _terminal().err.print(f"No runs recorded yet (no journal at {path}).")
+    location = _journal_location(journal)
+    if not _journal_exists(location):
+        _terminal().err.print(f"No runs recorded yet (no journal at {location}).")
         return None
-    return open_store(path)
+    return open_store(location)
 
 
 @log.command("list")
@@ -310,6 +317,7 @@ def _open_journal(journal: Path | None) -> Store | None:
 )
 @click.option("--since", metavar="DURATION", help="Only runs started this recently, e.g. 7d.")
 @click.option("--operator", metavar="NAME", help="Only runs by this user name or email.")
+@click.option("--host", metavar="NAME", help="Only runs on this host.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many runs.")
 @FORMAT
 @JOURNAL
@@ -318,9 +326,10 @@ def log_list(
     status: str | None,
     since: str | None,
     operator: str | None,
+    host: str | None,
     limit: int | None,
     output_format: str,
-    journal: Path | None,
+    journal: str | None,
 ) -> None:
     """List past runs, newest first."""
     from engine.console import log as log_view
@@ -342,7 +351,7 @@ def log_list(
         runbook_path = (
             str(Path(runbook_path).resolve()) if os.path.exists(runbook_path) else (runbook_path)
         )
-    runs = store.list_runs(runbook_path, status, seconds, operator, limit)
+    runs = store.list_runs(runbook_path, status, seconds, operator, limit, host)
     if output_format == "json":
         terminal.json([summary_dict(r) for r in runs])
     else:
@@ -354,7 +363,7 @@ def log_list(
 @click.option("--step", "step_id", metavar="ID", help="Only this step.")
 @FORMAT
 @JOURNAL
-def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Path | None) -> None:
+def log_show(run_ref: str, step_id: str | None, output_format: str, journal: str | None) -> None:
     """Show a run's whole record: steps, commands, answers, outputs."""
     from engine.console import log as log_view
     from engine.publish.export import detail_dict
@@ -385,7 +394,7 @@ def log_show(run_ref: str, step_id: str | None, output_format: str, journal: Pat
 )
 @FORMAT
 @JOURNAL
-def log_search(text: str, limit: int, output_format: str, journal: Path | None) -> None:
+def log_search(text: str, limit: int, output_format: str, journal: str | None) -> None:
     """Search the commands and outputs of past runs."""
     from engine.console import log as log_view
 
@@ -412,25 +421,47 @@ def log_search(text: str, limit: int, output_format: str, journal: Path | None) 
 @log.command("verify")
 @click.argument("run_ref", metavar="[RUN]", required=False)
 @click.option("--all", "every", is_flag=True, help="Verify every run (the default without RUN).")
+@click.option(
+    "--since-head",
+    metavar="HASH",
+    help="A head printed earlier (`runbook log head`): fail if the journal no longer holds it.",
+)
 @JOURNAL
-def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
-    """Check the runs' hash chains; name the first event that differs."""
+def log_verify(
+    run_ref: str | None, every: bool, since_head: str | None, journal: str | None
+) -> None:
+    """Check the hash chains of the runs and between them."""
     from engine.console import log as log_view
     from engine.journal.query import RunNotFound
 
     terminal = _terminal()
     store = _open_journal(journal)
     if store is None:
-        return
+        sys.exit(1 if since_head else 0)
     if run_ref and not every:
         try:
             results = store.verify(store.find_run(run_ref).id)
         except RunNotFound as exc:
             raise UserError(str(exc)) from None
-    else:
-        results = store.verify()
-    log_view.verifications(terminal, results)
-    sys.exit(1 if any(not r.ok for r in results) else 0)
+        log_view.verifications(terminal, results)
+        sys.exit(1 if any(not r.ok for r in results) else 0)
+    checked = store.verify_journal(since_head)
+    log_view.journal_verification(terminal, checked)
+    sys.exit(0 if checked.ok else 1)
+
+
+@log.command("head")
+@FORMAT
+@JOURNAL
+def log_head(output_format: str, journal: str | None) -> None:
+    """Print the journal's head, to catch a rollback later."""
+    from engine.console import log as log_view
+
+    store = _open_journal(journal)
+    if store is None:
+        raise UserError("no runs recorded yet")
+    head, runs = store.head()
+    log_view.head(_terminal(), head, runs, output_format == "json")
 
 
 @log.command("export")
@@ -444,7 +475,7 @@ def log_verify(run_ref: str | None, every: bool, journal: Path | None) -> None:
     help="JSON data, or a readable incident record.",
 )
 @JOURNAL
-def log_export(run_ref: str, output_format: str, journal: Path | None) -> None:
+def log_export(run_ref: str, output_format: str, journal: str | None) -> None:
     """Export a run as JSON or as a Markdown incident record."""
     from engine.publish.export import to_json, to_markdown
 
@@ -453,7 +484,51 @@ def log_export(run_ref: str, output_format: str, journal: Path | None) -> None:
     click.echo(text, nl=False)
 
 
-def _detail(journal: Path | None, run_ref: str) -> RunDetail:
+@cli.group()
+def journal() -> None:
+    """Copy runs between journals; migrate a journal's schema."""
+
+
+@journal.command("copy")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+def journal_copy(source: str, target: str) -> None:
+    """Copy every run from SRC to DST, then verify both.
+
+    SRC and DST are SQLite files or postgresql:// URLs; runs already in DST are left alone."""
+    from engine.console import log as log_view
+    from engine.journal.copy import CopyError, copy_journal
+    from engine.journal.location import exists, journal_location, shown
+
+    src, dst = journal_location(source), journal_location(target)
+    if not exists(src):
+        raise UserError(f"no journal at {shown(src)}")
+    try:
+        report = copy_journal(src, dst)
+    except CopyError as exc:
+        raise UserError(str(exc)) from None
+    log_view.copy_report(_terminal(), report)
+    sys.exit(0 if report.ok else 1)
+
+
+@journal.command("migrate")
+@JOURNAL
+def journal_migrate(journal: str | None) -> None:
+    """Apply the schema versions this engine knows to the journal."""
+    from engine.console import log as log_view
+    from engine.journal.location import journal_location, shown
+    from engine.journal.storage import open_store
+
+    location = journal_location(journal)
+    store = open_store(location)
+    try:
+        before, after = store.migrate()
+    finally:
+        store.close()
+    log_view.migrated(_terminal(), shown(location), before, after)
+
+
+def _detail(journal: str | None, run_ref: str) -> RunDetail:
     from engine.journal.query import RunNotFound
 
     store = _open_journal(journal)
@@ -499,11 +574,11 @@ def main() -> None:
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:
-        from engine.journal.store import JournalError
+        from engine.journal.store import JournalError, JournalUnavailable
 
-        if isinstance(exc, JournalError):
+        if isinstance(exc, JournalError):  # JournalUnavailable is one: a usage mistake
             _terminal().error(str(exc))
-            sys.exit(1)
+            sys.exit(EXIT_USAGE if isinstance(exc, JournalUnavailable) else 1)
         sys.exit(_report_internal_error(exc))
 
 

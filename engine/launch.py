@@ -22,6 +22,7 @@ from engine.console.terminal import Terminal
 from engine.diagnostics import did_you_mean
 from engine.events import Fanout, Provenance, RunStatus, SessionState
 from engine.journal import lock
+from engine.journal.location import Location, shown
 from engine.journal.storage import RunWriter, Store, open_store
 from engine.loader import read_regular_file
 from engine.model import Runbook
@@ -52,7 +53,7 @@ class Launch:
     options: RunOptions
     terminal: Terminal
     interactive: bool
-    journal: Path
+    journal: Location  # a SQLite file or a postgresql:// URL
     force: bool = False
     captured: Mapping[str, str] = field(default_factory=dict)  # on resume: values kept so far
     quiet: bool = False  # --quiet: the prose between steps is not shown
@@ -192,7 +193,7 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def provenance(runbook: Runbook, run_id: str, journal: Path) -> Provenance:
+def provenance(runbook: Runbook, run_id: str, journal: Location) -> Provenance:
     """Who runs which version: operator, host, and the runbook's git commit and dirty flag."""
     path = Path(runbook.path)
     directory = str(path.resolve().parent)
@@ -230,7 +231,7 @@ def provenance(runbook: Runbook, run_id: str, journal: Path) -> Provenance:
     commit, status, email = (answer(process) for process in asked)
     return Provenance(
         run_id=run_id,
-        journal=str(journal),
+        journal=shown(journal),  # a URL's password is never recorded
         digest=runbook.digest,
         operator=getpass.getuser(),
         host=socket.gethostname(),

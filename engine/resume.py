@@ -14,6 +14,7 @@ from engine.console.run import RunConsole
 from engine.console.terminal import Terminal
 from engine.events import Answer, Question, RunStatus, StepFinished, StepStatus
 from engine.journal import query
+from engine.journal.location import Location, exists
 from engine.journal.storage import Store, open_store
 from engine.launch import (
     Launch,
@@ -57,14 +58,14 @@ def resume_run(
     yes: bool,
     allow_danger: bool,
     force: bool,
-    journal: Path,
+    journal: Location,
     terminal: Terminal,
     rerun_unfinished: bool = False,
     run_guessed: bool = False,
     choose: tuple[str, ...] = (),
 ) -> int:
     """Continue an interrupted or failed run at its first unfinished step."""
-    if not journal.exists():
+    if not exists(journal):
         raise LaunchError(f"no runs recorded yet (no journal at {journal})")
     store = open_store(journal)
     try:
@@ -97,7 +98,7 @@ class _Resume:
         yes: bool,
         allow_danger: bool,
         force: bool,
-        journal: Path,
+        journal: Location,
         terminal: Terminal,
     ) -> None:
         self.given, self.yes, self.allow_danger, self.force = given, yes, allow_danger, force

@@ -100,3 +100,99 @@ def run_cli(
 @pytest.fixture
 def fence() -> str:
     return "```"
+
+
+# -- a real PostgreSQL server for the journal's tests -----------------------------------------
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_PASSWORD = "pg-Pa55word"  # the tests' server only; it must reach no record
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server of the tests' own: initdb into a temporary directory, listening
+    only on 127.0.0.1 on a free port, password authentication, stopped at the end. Run as
+    the `postgres` user when the tests run as root (PostgreSQL refuses root). Yields the
+    server's URL without a database name."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip("PostgreSQL is not installed (make test installs it)")
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="runbook-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = base / "data"
+    pwfile = base / "pw"
+    pwfile.write_text(PG_PASSWORD + "\n")
+    if as_user:
+        shutil.chown(pwfile, "postgres")
+    subprocess.run(
+        [
+            *as_user,
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = _free_port()
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=60"
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(base / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    try:
+        yield f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def new_database(server: str, name: str) -> str:
+    """A fresh, empty database on the tests' server; its URL."""
+    import psycopg
+
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server}/{name}"

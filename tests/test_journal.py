@@ -10,6 +10,11 @@ mocks. Each test points RUNBOOK_JOURNAL at its own file, so nothing is written i
   journal, no `log` output and no terminal output;
 - recorded fields, `log list` filters, search, show and export;
 - the per-runbook lock, and resume after a failure.
+
+The tests about the journal itself run on both backends (the `backend` fixture): a SQLite
+file, and a database of its own on the tests' PostgreSQL server (conftest `postgres_server`).
+Tampering with the SQLite file byte by byte is here; the same cases and the chain over runs on
+both backends are in test_journal_backends.py.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from tests.conftest import write_runbook
+from tests.conftest import new_database, write_runbook
 
 RUNBOOK = Path(sys.executable).parent / "runbook"
 OPERATOR = "ops-tester"
@@ -76,8 +81,34 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def journal_file(tmp_path: Path) -> Path:
-    return tmp_path / "journal" / "journal.db"
+_POSTGRES: dict[Path, str] = {}  # a test's tmp_path -> its PostgreSQL journal, when it has one
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The journal's backend for a test: its own file, or its own database."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        _POSTGRES[tmp_path] = new_database(server, "t_" + os.urandom(6).hex())
+    yield request.param
+    _POSTGRES.pop(tmp_path, None)
+
+
+def journal_file(tmp_path: Path) -> Any:
+    """The test's journal: a file (a Path), or a PostgreSQL URL (a str)."""
+    return _POSTGRES.get(tmp_path) or tmp_path / "journal" / "journal.db"
+
+
+def settled(tmp_path: Path) -> None:
+    """After a kill: PostgreSQL has ended the dead engine's session (its locks are free)."""
+    url = _POSTGRES.get(tmp_path)
+    if url is None:
+        return  # SQLite: the lock's pid tells at once
+    sql = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    wait_until(lambda: rows(url, sql) == [(0,)], "the killed engine's session to end")
 
 
 def cli(
@@ -136,8 +167,16 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
         )
 
 
-def rows(journal: Path, sql: str, args: tuple[object, ...] = ()) -> list[tuple]:
+def rows(journal: Path | str, sql: str, args: tuple[object, ...] = ()) -> list[tuple]:
     """Read the journal directly (never creating it); nothing before its tables exist."""
+    if isinstance(journal, str):
+        import psycopg
+
+        try:
+            with psycopg.connect(journal, autocommit=True) as conn:
+                return conn.execute(sql.replace("?", "%s"), args).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
     if not journal.exists():
         return []
     db = sqlite3.connect(journal, timeout=10)
@@ -149,7 +188,19 @@ def rows(journal: Path, sql: str, args: tuple[object, ...] = ()) -> list[tuple]:
         db.close()
 
 
-def events(journal: Path) -> list[tuple[str, str | None, dict[str, Any]]]:
+def write(journal: Path | str, sql: str, args: tuple[object, ...] = ()) -> None:
+    """Change the journal directly (as a test's setup, not the engine)."""
+    if isinstance(journal, str):
+        import psycopg
+
+        with psycopg.connect(journal, autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s"), args)
+        return
+    with contextlib.closing(sqlite3.connect(journal, isolation_level=None)) as db:
+        db.execute(sql, args)
+
+
+def events(journal: Path | str) -> list[tuple[str, str | None, dict[str, Any]]]:
     """(kind, step, data) of each recorded event, in order."""
     found = rows(journal, "SELECT kind, step, data FROM events ORDER BY run_id, seq")
     return [(kind, step, json.loads(data)) for kind, step, data in found]
@@ -293,7 +344,7 @@ KILL_POINTS: dict[str, Callable[[Path, list], bool]] = {
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_kill_9_then_verify_and_resume(tmp_path: Path, point: str) -> None:
+def test_kill_9_then_verify_and_resume(tmp_path: Path, point: str, backend: str) -> None:
     write_runbook(tmp_path, FAULT_RUNBOOK)
     journal = journal_file(tmp_path)
     reached = KILL_POINTS[point]
@@ -302,6 +353,7 @@ def test_kill_9_then_verify_and_resume(tmp_path: Path, point: str) -> None:
         wait_until(lambda: reached(tmp_path, events(journal)), point, proc)
     finally:
         kill_engine(proc)
+    settled(tmp_path)
 
     recorded = events(journal)
     started = {s for k, s, _ in recorded if k == "step-started"}
@@ -747,7 +799,7 @@ exit 3
 """
 
 
-def test_run_records_who_what_when_and_every_step(tmp_path: Path) -> None:
+def test_run_records_who_what_when_and_every_step(tmp_path: Path, backend: str) -> None:
     path = write_runbook(tmp_path, FIELDS_RUNBOOK)
     before = time.time()
     done = cli(tmp_path, "run", "rb.md", "-p", "env_name=production", "--yes")
@@ -814,7 +866,7 @@ def git(tmp_path: Path, *args: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_run_in_git_work_tree_records_commit_and_dirty_flag(tmp_path: Path) -> None:
+def test_run_in_git_work_tree_records_commit_and_dirty_flag(tmp_path: Path, backend: str) -> None:
     path = write_runbook(tmp_path, "```bash {id: one}\necho one\n```\n")
     git(tmp_path, "init", "-q")
     git(tmp_path, "config", "user.email", "ops@example.com")
@@ -852,7 +904,7 @@ def run_as(tmp_path: Path, operator: str, runbook: str, status: int) -> str:
     return match.group(1)
 
 
-def test_log_list_filters_search_show_and_export(tmp_path: Path) -> None:
+def test_log_list_filters_search_show_and_export(tmp_path: Path, backend: str) -> None:
     write_runbook(
         tmp_path,
         """
@@ -877,8 +929,11 @@ def test_log_list_filters_search_show_and_export(tmp_path: Path) -> None:
     second = run_as(tmp_path, "bob", "b.md", 1)
     third = run_as(tmp_path, "bob", "a.md", 0)
     # The oldest run started three days ago (the journal's own start time, moved back).
-    with contextlib.closing(sqlite3.connect(journal_file(tmp_path), isolation_level=None)) as db:
-        db.execute("UPDATE runs SET started = started - 3 * 86400 WHERE id = ?", (first,))
+    write(
+        journal_file(tmp_path),
+        "UPDATE runs SET started = started - 3 * 86400 WHERE id = ?",
+        (first,),
+    )
 
     filters = {
         (): [third, second, first],  # newest first
@@ -947,7 +1002,7 @@ def test_log_list_filters_search_show_and_export(tmp_path: Path) -> None:
     assert exported["steps"][0]["attempts"][0]["exit_code"] == 4
 
 
-def test_unknown_run_prefix_is_a_one_line_error(tmp_path: Path) -> None:
+def test_unknown_run_prefix_is_a_one_line_error(tmp_path: Path, backend: str) -> None:
     write_runbook(tmp_path, "```bash\necho hi\n```\n")
     assert cli(tmp_path, "run", "rb.md", "--yes").returncode == 0
     commands = [
@@ -980,7 +1035,7 @@ echo "end"
 
 def start_long(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A run of the long runbook, waited for until its step is running; and its run id."""
-    proc = start(tmp_path, "run", "rb.md", "--yes", "-p", "nap=5")
+    proc = start(tmp_path, "run", "rb.md", "--yes", "-p", "nap=60")  # killed by each test
     journal = journal_file(tmp_path)
 
     def running() -> str | None:
@@ -997,7 +1052,9 @@ def start_long(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, run_id
 
 
-def test_second_run_is_refused_naming_the_holder_and_force_overrides(tmp_path: Path) -> None:
+def test_second_run_is_refused_naming_the_holder_and_force_overrides(
+    tmp_path: Path, backend: str
+) -> None:
     write_runbook(tmp_path, LONG_RUNBOOK)
     proc, run_id = start_long(tmp_path)
     try:
@@ -1019,16 +1076,18 @@ def test_second_run_is_refused_naming_the_holder_and_force_overrides(tmp_path: P
         assert proc.poll() is None  # the first run goes on
     finally:
         kill_engine(proc)
+    settled(tmp_path)
     runs = cli_json(tmp_path, "log", "list")
     assert [r["status"] for r in runs] == ["succeeded", "interrupted"]
     assert len(runs) == 2  # the refused run left no record
 
 
-def test_lock_of_a_killed_run_is_stale_and_does_not_block(tmp_path: Path) -> None:
+def test_lock_of_a_killed_run_is_stale_and_does_not_block(tmp_path: Path, backend: str) -> None:
     write_runbook(tmp_path, LONG_RUNBOOK)
     proc, run_id = start_long(tmp_path)
     pid = proc.pid
     kill_engine(proc)
+    settled(tmp_path)
     assert rows(journal_file(tmp_path), "SELECT run_id, pid FROM active") == [(run_id, pid)]
 
     done = cli(tmp_path, "run", "rb.md", "--yes")
@@ -1041,7 +1100,7 @@ def test_lock_of_a_killed_run_is_stale_and_does_not_block(tmp_path: Path) -> Non
     assert statuses == ["succeeded", "interrupted"]
 
 
-def test_forced_run_leaves_the_first_runs_lock_in_place(tmp_path: Path) -> None:
+def test_forced_run_leaves_the_first_runs_lock_in_place(tmp_path: Path, backend: str) -> None:
     write_runbook(tmp_path, LONG_RUNBOOK)
     proc, run_id = start_long(tmp_path)
     try:
@@ -1089,7 +1148,7 @@ def failed_run(tmp_path: Path) -> str:
     return str(run["id"])
 
 
-def test_resume_runs_only_the_failed_and_remaining_steps(tmp_path: Path) -> None:
+def test_resume_runs_only_the_failed_and_remaining_steps(tmp_path: Path, backend: str) -> None:
     run_id = failed_run(tmp_path)
     (tmp_path / "flag").touch()
     done = cli(tmp_path, "resume", "--yes")
@@ -1106,7 +1165,7 @@ def test_resume_runs_only_the_failed_and_remaining_steps(tmp_path: Path) -> None
     assert again.returncode == 2 and "nothing to resume" in again.stderr
 
 
-def test_resume_refuses_a_changed_runbook_unless_forced(tmp_path: Path) -> None:
+def test_resume_refuses_a_changed_runbook_unless_forced(tmp_path: Path, backend: str) -> None:
     run_id = failed_run(tmp_path)
     (tmp_path / "flag").touch()
     path = tmp_path / "rb.md"

@@ -9,8 +9,10 @@ from rich.text import Text
 
 from engine.console.terminal import Terminal
 from engine.console.text import PlainConsole
+from engine.journal.chain import Head
+from engine.journal.copy import CopyReport
 from engine.journal.query import SearchHit
-from engine.journal.verify import Verification
+from engine.journal.verify import JournalVerification, Verification
 from engine.record import RunDetail, RunSummary, format_seconds, when
 
 STATUS_STYLE = {
@@ -154,8 +156,11 @@ def verifications(terminal: Terminal, results: list[Verification]) -> None:
     listed = results if len(results) <= 100 else bad  # a large journal lists its failures only
     for result in listed:
         if result.ok:
+            note = f"  ({result.note})" if result.note else ""
             terminal.out.print(
-                Text(f"ok    {result.run_id}  {result.events} events  head {result.head[:16]}")
+                Text(
+                    f"ok    {result.run_id}  {result.events} events  head {result.head[:16]}{note}"
+                )
             )
         else:
             terminal.out.print(Text(f"FAIL  {result.run_id}  {result.problem}", style="bold red"))
@@ -165,6 +170,57 @@ def verifications(terminal: Terminal, results: list[Verification]) -> None:
     if len(listed) < len(results):
         summary += f" ({len(results) - len(listed)} intact runs not listed)"
     terminal.err.print(Text(summary, style="bold red" if bad else "green"))
+
+
+def journal_verification(terminal: Terminal, checked: JournalVerification) -> None:
+    """Every run, then the chain over runs: its breaks, or the head it ends at."""
+    verifications(terminal, checked.runs)
+    for problem in checked.problems:
+        terminal.out.print(Text(f"FAIL  journal  {problem}", style="bold red"))
+    older = sum(1 for r in checked.runs if r.note.startswith("older"))
+    parts = [f"chain over runs: {checked.head.describe()}"]
+    if checked.unsealed:
+        parts.append(f"{checked.unsealed} run(s) not sealed yet (running or interrupted)")
+    if older:
+        parts.append(f"{older} run(s) of the older chain format, not sealed")
+    line = "; ".join(parts)
+    if checked.problems:
+        terminal.err.print(Text(f"{line}: {len(checked.problems)} break(s)", style="bold red"))
+    else:
+        terminal.err.print(Text(line, style="green"))
+
+
+def head(terminal: Terminal, current: Head, runs: int, as_json: bool) -> None:
+    if as_json:
+        terminal.json({"runs": runs, "seals": current.seals, "head": current.hash})
+        return
+    terminal.out.print(f"{runs} run(s), {current.seals} seal(s), head {current.hash}")
+
+
+def copy_report(terminal: Terminal, report: CopyReport) -> None:
+    terminal.out.print(
+        f"{report.source} -> {report.target}: {report.copied} run(s) copied,"
+        f" {report.extended} extended, {report.present} already there;"
+        f" {report.events} event(s) written"
+    )
+    for side, checked in (("source", report.source_check), ("target", report.target_check)):
+        bad = [r for r in checked.runs if not r.ok]
+        if checked.ok:
+            terminal.err.print(
+                Text(f"{side} verified: {len(checked.runs)} run(s), {checked.head.describe()}")
+            )
+            continue
+        for result in bad:
+            terminal.out.print(Text(f"FAIL  {side}  {result.run_id}  {result.problem}", "bold red"))
+        for problem in checked.problems:
+            terminal.out.print(Text(f"FAIL  {side}  journal  {problem}", style="bold red"))
+
+
+def migrated(terminal: Terminal, where: str, before: int, after: int) -> None:
+    if before == after:
+        terminal.out.print(f"{where}: schema version {after}, up to date")
+    else:
+        terminal.out.print(f"{where}: schema version {before or 'none'} -> {after}")
 
 
 _ESCAPES = re.compile(

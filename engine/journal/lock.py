@@ -25,6 +25,7 @@ class Holder:
     host: str
     operator: str
     since: float
+    live: bool | None = None  # known from the backend (PostgreSQL's session locks), else judged
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since))
@@ -75,6 +76,8 @@ def release(db: sqlite3.Connection, abspath: str, run_id: str) -> None:
 
 def is_live(holder: Holder, host: str | None = None) -> bool:
     """Whether the holder may still be running (a process on another host is assumed to)."""
+    if holder.live is not None:
+        return holder.live
     return holder.host != (host or socket.gethostname()) or is_running(holder.pid, holder.since)
 
 

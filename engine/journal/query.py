@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 import socket
-import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,10 +42,17 @@ _COLUMNS = (
 _HOST = socket.gethostname()
 
 
-def _summary(row: tuple[Any, ...]) -> RunSummary:
+def _summary(row: tuple[Any, ...], judge: bool = True) -> RunSummary:
+    """A run as listed; with `judge`, a running run whose process on this host is gone is
+    shown interrupted (PostgreSQL tells from its session locks instead)."""
     status = row[9]
     since = float(row[15] if row[15] is not None else row[7])
-    if status == RunStatus.RUNNING and row[5] == _HOST and not is_running(int(row[6]), since):
+    if (
+        judge
+        and status == RunStatus.RUNNING
+        and row[5] == _HOST
+        and not is_running(int(row[6]), since)
+    ):
         status = str(RunStatus.INTERRUPTED)  # its process is gone: killed mid-run
     return RunSummary(
         id=row[0],
@@ -79,12 +86,14 @@ def _params(run_id: str, text: str) -> dict[str, object]:
 
 
 def list_runs(
-    db: sqlite3.Connection,
+    db: Any,
     runbook: str | None = None,
     status: str | None = None,
     since: float | None = None,
     operator: str | None = None,
     limit: int | None = None,
+    host: str | None = None,
+    judge: bool = True,
 ) -> list[RunSummary]:
     """Runs, newest first, filtered as `runbook log list` asks (`since`: seconds ago)."""
     where: list[str] = []
@@ -106,19 +115,22 @@ def list_runs(
     if operator:
         where.append("(operator = ? OR email = ?)")
         args += [operator, operator]
+    if host:
+        where.append("host = ?")
+        args.append(host)
     sql = f"SELECT {_COLUMNS} FROM runs"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY started DESC"
     if limit and not status:
         sql += f" LIMIT {int(limit)}"
-    runs = [_summary(row) for row in db.execute(sql, args)]
-    if status:
+    runs = [_summary(row, judge) for row in db.execute(sql, args).fetchall()]
+    if status and judge:
         runs = [r for r in runs if r.status == status]
     return _with_notes(db, runs[:limit] if limit else runs)
 
 
-def _with_notes(db: sqlite3.Connection, runs: list[RunSummary]) -> list[RunSummary]:
+def _with_notes(db: Any, runs: list[RunSummary]) -> list[RunSummary]:
     """Each succeeded run with the message it ended with (its skipped steps), for the list."""
     ids = [r.id for r in runs if r.status == RunStatus.SUCCEEDED]
     notes: dict[str, str] = {}
@@ -138,13 +150,13 @@ def _with_notes(db: sqlite3.Connection, runs: list[RunSummary]) -> list[RunSumma
     return [replace(r, note=notes[r.id]) if r.id in notes else r for r in runs]
 
 
-def find_run(db: sqlite3.Connection, reference: str) -> RunSummary:
+def find_run(db: Any, reference: str, judge: bool = True) -> RunSummary:
     """A run by a unique id prefix, or `last`."""
     if reference == "last":
         row = db.execute(f"SELECT {_COLUMNS} FROM runs ORDER BY started DESC LIMIT 1").fetchone()
         if row is None:
             raise RunNotFound("the journal has no runs yet")
-        return _summary(row)
+        return _summary(row, judge)
     if not re.fullmatch(r"[\w.-]+", reference):
         raise RunNotFound(f"{reference!r} is not a run id")
     rows = db.execute(
@@ -155,15 +167,15 @@ def find_run(db: sqlite3.Connection, reference: str) -> RunSummary:
         raise RunNotFound(f"no run has an id starting with {reference!r}")
     if len(rows) > 1:
         raise RunNotFound(f"{reference!r} matches more than one run; give more of the id")
-    return _summary(rows[0])
+    return _summary(rows[0], judge)
 
 
-def run_detail(db: sqlite3.Connection, summary: RunSummary) -> RunDetail:
+def run_detail(db: Any, summary: RunSummary) -> RunDetail:
     """A run's steps rebuilt from its events (the same replay `resume` uses)."""
     return _replayed(summary, stored_events(db, summary.id))
 
 
-def runbook_text(db: sqlite3.Connection, run_id: str) -> tuple[str, str]:
+def runbook_text(db: Any, run_id: str) -> tuple[str, str]:
     """The runbook's text as the run used it, and the runbook's absolute path."""
     row = db.execute(
         "SELECT t.text, r.abspath FROM runs r JOIN runbook_texts t ON t.digest = r.digest"
@@ -183,7 +195,7 @@ class SearchHit:
     line: str
 
 
-def search(db: sqlite3.Connection, text: str, limit: int = 50) -> list[SearchHit]:
+def search(db: Any, text: str, limit: int = 50) -> list[SearchHit]:
     """Full-text search over commands and outputs; one hit per matching line."""
     words = [w for w in re.findall(r"\w+", text)]
     if not words:
@@ -196,19 +208,27 @@ def search(db: sqlite3.Connection, text: str, limit: int = 50) -> list[SearchHit
         " ORDER BY rowid DESC LIMIT ?",
         (query, limit * 4),
     ).fetchall()
+    return hits(rows, lambda run_id: find_run(db, run_id), text, limit)
+
+
+def hits(
+    rows: list[tuple[Any, ...]], lookup: Callable[[str], RunSummary], text: str, limit: int
+) -> list[SearchHit]:
+    """Matching rows (text, step, field, run id), newest first, as hits: one per line."""
     runs: dict[str, RunSummary] = {}
-    hits: list[SearchHit] = []
+    words = re.findall(r"\w+", text)
+    found: list[SearchHit] = []
     needle = text.lower()
     lowered_words = [w.lower() for w in words]
     for body, step, kind, run_id in rows:
         if run_id not in runs:
-            runs[run_id] = find_run(db, run_id)
+            runs[run_id] = lookup(run_id)
         lines = str(body).splitlines() or [str(body)]
         matching = [ln for ln in lines if needle in ln.lower()] or [
             ln for ln in lines if all(w in ln.lower() for w in lowered_words)
         ]
         for line in matching[:3] or lines[:1]:
-            hits.append(SearchHit(runs[run_id], step, kind, line.strip()[:200]))
-        if len(hits) >= limit:
+            found.append(SearchHit(runs[run_id], step, kind, line.strip()[:200]))
+        if len(found) >= limit:
             break
-    return hits[:limit]
+    return found[:limit]

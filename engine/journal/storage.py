@@ -1,6 +1,7 @@
 """The journal behind one small protocol, `Store`: what the engine asks of any backend
 (append a run's events, read a run, list, search, lock, verify). `SqliteStore` is the
-default one, over `store.py` (writing), `query.py` (reading), `lock.py` and `verify.py`."""
+default one, over `store.py` (writing), `query.py` (reading), `lock.py` and `verify.py`;
+`postgres.PostgresStore` is a team's shared one. `open_store` chooses by the location."""
 
 from __future__ import annotations
 
@@ -10,8 +11,24 @@ from typing import Protocol
 
 from engine.events import Event, EventSink
 from engine.journal import lock, query
-from engine.journal.store import JournalWriter, connect, stored_events
-from engine.journal.verify import Verification, verify_all, verify_run
+from engine.journal.chain import Head
+from engine.journal.location import is_url
+from engine.journal.store import (
+    JournalError,
+    JournalWriter,
+    connect,
+    migrate,
+    read_head,
+    resume_key,
+    stored_events,
+)
+from engine.journal.verify import (
+    JournalVerification,
+    Verification,
+    verify_all,
+    verify_journal,
+    verify_run,
+)
 from engine.record import RunDetail, RunSummary
 
 
@@ -35,6 +52,7 @@ class Store(Protocol):
         since: float | None = None,
         operator: str | None = None,
         limit: int | None = None,
+        host: str | None = None,
     ) -> list[RunSummary]: ...
     def read_run(self, summary: RunSummary) -> RunDetail: ...
     def events(self, run_id: str) -> list[Event]: ...
@@ -45,21 +63,32 @@ class Store(Protocol):
     ) -> lock.Holder | None: ...
     def unlock(self, abspath: str, run_id: str) -> None: ...
     def verify(self, run_id: str | None = None) -> list[Verification]: ...
+    def verify_journal(self, since: str | None = None) -> JournalVerification: ...
+    def head(self) -> tuple[Head, int]: ...
+    def migrate(self) -> tuple[int, int]: ...
     def close(self) -> None: ...
 
 
 class SqliteStore:
     """The journal in one SQLite file (WAL mode)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, db: sqlite3.Connection | None = None) -> None:
         self.path = path
-        self.db: sqlite3.Connection = connect(path)
+        self.db: sqlite3.Connection = db if db is not None else connect(path)
+
+    @classmethod
+    def read_only(cls, path: Path) -> SqliteStore:
+        """For the site: reads only, never creates, migrates or locks."""
+        try:
+            return cls(path, sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+        except sqlite3.Error as exc:
+            raise JournalError(f"{path}: cannot open the journal: {exc}") from None
 
     def start_run(self, run_id: str, abspath: str, runbook_text: str) -> JournalWriter:
         return JournalWriter(self.db, run_id, abspath, runbook_text)
 
     def continue_run(self, run_id: str) -> JournalWriter:
-        return JournalWriter.resume(self.db, run_id)
+        return JournalWriter.resume(self.db, run_id, key=resume_key(self.db, run_id))
 
     def find_run(self, reference: str) -> RunSummary:
         return query.find_run(self.db, reference)
@@ -71,8 +100,9 @@ class SqliteStore:
         since: float | None = None,
         operator: str | None = None,
         limit: int | None = None,
+        host: str | None = None,
     ) -> list[RunSummary]:
-        return query.list_runs(self.db, runbook, status, since, operator, limit)
+        return query.list_runs(self.db, runbook, status, since, operator, limit, host)
 
     def read_run(self, summary: RunSummary) -> RunDetail:
         return query.run_detail(self.db, summary)
@@ -99,10 +129,27 @@ class SqliteStore:
             return verify_all(self.db)
         return [verify_run(self.db, run_id)]
 
+    def verify_journal(self, since: str | None = None) -> JournalVerification:
+        return verify_journal(self.db, since)
+
+    def head(self) -> tuple[Head, int]:
+        (runs,) = self.db.execute("SELECT count(*) FROM runs").fetchone()
+        return read_head(self.db), int(runs)
+
+    def migrate(self) -> tuple[int, int]:
+        return migrate(self.db, str(self.path))
+
     def close(self) -> None:
         self.db.close()
 
 
-def open_store(journal: Path) -> Store:
-    """The journal at `journal`: the one place a backend is chosen."""
-    return SqliteStore(journal)
+def open_store(journal: Path | str, read_only: bool = False) -> Store:
+    """The journal at `journal` (a file, or a postgresql:// URL): the one place a backend is
+    chosen. PostgreSQL's driver is loaded only for a PostgreSQL journal."""
+    if is_url(journal):
+        from engine.journal.postgres import PostgresStore
+
+        return PostgresStore(str(journal))
+    if read_only:
+        return SqliteStore.read_only(Path(journal))
+    return SqliteStore(Path(journal))

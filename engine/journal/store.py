@@ -9,8 +9,8 @@ fast listing; what a run was is always read from its events.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
 import json
 import os
 import queue
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -36,6 +37,15 @@ from engine.events import (
     from_data,
     to_data,
 )
+from engine.journal.chain import (
+    GENESIS,
+    SEAL,
+    Head,
+    event_hash,
+    journal_key,
+    seal_fields,
+    start_fields,
+)
 from engine.journal.checkpoint import Checkpointer
 
 FLUSH_SECONDS = 0.25
@@ -43,8 +53,8 @@ FLUSH_BYTES = 512 * 1024
 INDEX_BYTES = 512 * 1024
 IN_FLIGHT = 4  # output chunks handed to the writer thread and not yet committed
 PAGE_SIZE = 16 * 1024
-SCHEMA_VERSION = 1
-GENESIS = "0" * 64
+# 1: runs chained event by event; 2: runs also sealed into one chain (the head in `meta`).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -107,6 +117,11 @@ class JournalError(Exception):
     """The journal cannot be opened or written: a clear message, no traceback."""
 
 
+class JournalUnavailable(JournalError):
+    """The journal asked for cannot be used at all (a bad URL, a server that is not there, a
+    wrong password, a newer schema): a usage error, exit status 2."""
+
+
 def canonical(value: object) -> str:
     """The one JSON encoding hashed and stored: sorted keys, no spaces, UTF-8 as is.
 
@@ -117,24 +132,6 @@ def canonical(value: object) -> str:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
     except TypeError:  # orjson.JSONEncodeError
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def event_hash(
-    prev: str,
-    run_id: str,
-    seq: int,
-    kind: str,
-    step: str | None,
-    attempt: int,
-    at: float,
-    data: str,
-) -> str:
-    """sha256 over the previous hash and every stored field of the event, joined by \x1f
-    (the data, often megabytes, is hashed as it is rather than copied into the record)."""
-    fields = (prev, run_id, str(seq), kind, step or "", str(attempt), repr(at), "")
-    digest = hashlib.sha256("\x1f".join(fields).encode("utf-8"))
-    digest.update(data.encode("utf-8"))
-    return digest.hexdigest()
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -151,6 +148,7 @@ def connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
+        check_schema(db, str(path))
         if not _has_schema(db):
             # One transaction (one commit) for the whole schema rather than one per statement.
             db.execute("BEGIN IMMEDIATE")
@@ -158,14 +156,11 @@ def connect(path: Path) -> sqlite3.Connection:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        migrate(db, str(path))
     except (sqlite3.Error, OSError) as exc:
         raise JournalError(f"{path}: cannot open the journal: {exc}") from None
     return db
@@ -178,6 +173,74 @@ def _has_schema(db: sqlite3.Connection) -> bool:
     if not _SCHEMA_NAMES.issubset(present):
         return False
     return db.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
+
+
+def schema_version(db: Any) -> int | None:
+    """The journal's schema version from its `meta` table (None: a new, empty journal)."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.OperationalError:
+        return None  # no meta table yet
+    return int(row[0]) if row else None
+
+
+def check_schema(db: Any, where: str) -> None:
+    """Refuse a journal written by a newer engine: its rows may mean what this one cannot read."""
+    version = schema_version(db)
+    if version is not None and version > SCHEMA_VERSION:
+        raise JournalUnavailable(
+            f"{where}: the journal has schema version {version}, newer than this engine's"
+            f" ({SCHEMA_VERSION}): upgrade the runbook engine to use it"
+        )
+
+
+def migrate(db: Any, where: str) -> tuple[int, int]:
+    """Bring the journal's schema to this engine's version; (before, after). Version 2 adds
+    the chain over runs: its head starts at the genesis, older runs keep their format."""
+    check_schema(db, where)
+    before = schema_version(db)
+    if before is None or before < SCHEMA_VERSION:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+    return (before or 0, SCHEMA_VERSION)
+
+
+def read_head(db: Any) -> Head:
+    """The head the journal records (its last seal), the genesis before the first."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+    if not row:
+        return Head(0, GENESIS)
+    seals, _, digest = str(row[0]).partition(":")
+    return Head(int(seals), digest)
+
+
+def write_head(db: Any, head: Head) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('head', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (f"{head.seals}:{head.hash}",),
+    )
+
+
+class SqliteTransactions:
+    """How the writer talks to SQLite: one immediate transaction per batch of events."""
+
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")  # writers take turns: the head is read safely
+            yield
+
+    def lock_head(self) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already keeps other writers out."""
 
 
 @dataclass(slots=True)
@@ -193,7 +256,7 @@ class _Buffered:
 class _Row:
     """An event about to be written, and the text the search index gets for it."""
 
-    kind: EventKind
+    kind: EventKind | str  # a str: the journal's own seal
     step: str | None
     attempt: int
     at: float
@@ -211,9 +274,17 @@ class JournalWriter:
     """
 
     def __init__(
-        self, db: sqlite3.Connection, run_id: str, abspath: str = "", runbook_text: str = ""
+        self,
+        db: Any,
+        run_id: str,
+        abspath: str = "",
+        runbook_text: str = "",
+        transactions: Any = None,
+        key: bytes | None = None,
     ) -> None:
-        self.db = db
+        self.db = db  # an sqlite3 connection, or anything with its `execute` (PostgreSQL's)
+        self._tx = transactions or SqliteTransactions(db)
+        self.key = key if key is not None else journal_key()
         self.run_id = run_id
         self.abspath = abspath  # with the text, what a run's start records besides its event
         self.runbook_text = runbook_text
@@ -227,15 +298,17 @@ class JournalWriter:
         self._queue: queue.Queue[list[_Row]] = queue.Queue(maxsize=IN_FLIGHT)
         self._thread: threading.Thread | None = None
         self._failure: JournalError | None = None
-        self._checkpoints = Checkpointer(db)
+        self._checkpoints = Checkpointer(db) if isinstance(db, sqlite3.Connection) else None
 
     @classmethod
-    def resume(cls, db: sqlite3.Connection, run_id: str) -> JournalWriter:
-        """A writer that appends to an existing run's chain."""
+    def resume(
+        cls, db: Any, run_id: str, transactions: Any = None, key: bytes | None = None
+    ) -> JournalWriter:
+        """A writer that appends to an existing run's chain (keyed as the run started)."""
         row = db.execute(
             "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
         ).fetchone()
-        writer = cls(db, run_id)
+        writer = cls(db, run_id, transactions=transactions, key=key)
         if row:
             writer.seq, writer.prev = int(row[0]), str(row[1])
         return writer
@@ -256,7 +329,7 @@ class JournalWriter:
             case StepFinished() if self._tail:
                 row.search, self._tail = "".join(self._tail), []
             case RunStarted():
-                before = functools.partial(self._insert_run, event)
+                before = functools.partial(self._insert_run, event, row)
             case RunResumed():
                 before = functools.partial(self._reopen_run, event)
         rows.append(row)
@@ -288,7 +361,8 @@ class JournalWriter:
     def close(self) -> None:
         self.flush()
         self.drain()
-        self._checkpoints.close()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
 
     def _write_output(self) -> None:
         while True:
@@ -296,9 +370,10 @@ class JournalWriter:
             try:
                 if self._failure is None:
                     self._commit(rows)
-                    self._checkpoints.written(
-                        sum(len(str(row.data.get("text", ""))) for row in rows)
-                    )
+                    if self._checkpoints is not None:
+                        self._checkpoints.written(
+                            sum(len(str(row.data.get("text", ""))) for row in rows)
+                        )
             except JournalError as exc:
                 self._failure = exc
             finally:
@@ -352,13 +427,16 @@ class JournalWriter:
                 self._tail.pop(0)
         return head
 
-    def _insert_run(self, event: RunStarted) -> None:
+    def _insert_run(self, event: RunStarted, row: _Row) -> None:
         facts = event.provenance
         if facts is None:
             raise JournalError(f"run {self.run_id}: a run starts with its provenance")
+        # The run starts at the journal's head: a later deletion of a run before it shows.
+        self._tx.lock_head()
+        row.data = {**row.data, **start_fields(read_head(self.db), self.key)}
         # Each version of a runbook's text is kept once, by its sha256, for all its runs.
         self.db.execute(
-            "INSERT OR IGNORE INTO runbook_texts (digest, text) VALUES (?, ?)",
+            "INSERT INTO runbook_texts (digest, text) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (facts.digest, self.runbook_text),
         )
         self.db.execute(
@@ -372,7 +450,7 @@ class JournalWriter:
                 event.title,
                 facts.digest,
                 facts.git_commit,
-                facts.git_dirty,
+                None if facts.git_dirty is None else int(facts.git_dirty),
                 facts.operator,
                 facts.email,
                 facts.host,
@@ -397,61 +475,79 @@ class JournalWriter:
         )
 
     def _commit(self, rows: list[_Row], before: Callable[[], None] | None = None) -> None:
-        """Write events in one transaction, each chained to the one before."""
+        """Write events in one transaction, each chained to the one before; a run's end is
+        sealed in the same transaction, into the chain over the journal's runs."""
         seq, prev = self.seq, self.prev
         try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
+            with self._tx.transaction():
                 if before is not None:
                     before()
                 for row in rows:
-                    seq += 1
-                    payload = canonical(row.data)
-                    kind = str(row.kind)
-                    digest = event_hash(
-                        prev, self.run_id, seq, kind, row.step, row.attempt, row.at, payload
-                    )
-                    self.db.execute(
-                        "INSERT INTO events (run_id, seq, kind, step, attempt, time, data, prev,"
-                        " hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            self.run_id,
-                            seq,
-                            kind,
-                            row.step,
-                            row.attempt,
-                            row.at,
-                            payload,
-                            prev,
-                            digest,
-                        ),
-                    )
-                    if row.search:
-                        self.db.execute(
-                            "INSERT INTO search (text, run_id, step, field) VALUES (?, ?, ?, ?)",
-                            (row.search, self.run_id, row.step, row.field),
-                        )
+                    seq, prev = self._insert(row, seq, prev)
                     if row.kind is EventKind.RUN_FINISHED:
                         self.db.execute(
                             "UPDATE runs SET status = ?, ended = ? WHERE id = ?",
                             (str(row.data.get("status")), row.at, self.run_id),
                         )
-                    prev = digest
+                        seq, prev = self._seal(row.at, seq, prev)
                 self.db.execute(
                     "UPDATE runs SET events = ?, last_hash = ? WHERE id = ?",
                     (seq, prev, self.run_id),
                 )
-        except sqlite3.Error as exc:
+        except self._tx.errors as exc:
             raise JournalError(f"cannot write to the journal: {exc}") from None
         self.seq, self.prev = seq, prev
 
+    def _insert(self, row: _Row, seq: int, prev: str) -> tuple[int, str]:
+        seq += 1
+        payload = canonical(row.data)
+        kind = str(row.kind)
+        digest = event_hash(
+            prev, self.run_id, seq, kind, row.step, row.attempt, row.at, payload, self.key
+        )
+        self.db.execute(
+            "INSERT INTO events (run_id, seq, kind, step, attempt, time, data, prev,"
+            " hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.run_id, seq, kind, row.step, row.attempt, row.at, payload, prev, digest),
+        )
+        if row.search:
+            self.db.execute(
+                "INSERT INTO search (text, run_id, step, field) VALUES (?, ?, ?, ?)",
+                (row.search.replace("\x00", ""), self.run_id, row.step, row.field),
+            )
+        return seq, digest
 
-def stored_events(db: sqlite3.Connection, run_id: str) -> Iterator[Event]:
+    def _seal(self, at: float, seq: int, prev: str) -> tuple[int, str]:
+        """The seal after a run's end: its hash covers the run and the seal before it, and is
+        the journal's new head (read and written while other writers wait)."""
+        self._tx.lock_head()
+        head = read_head(self.db)
+        seal = _Row(SEAL, None, 0, at, seal_fields(head, seq))
+        seq, digest = self._insert(seal, seq, prev)
+        write_head(self.db, Head(head.seals + 1, digest))
+        return seq, digest
+
+
+def resume_key(db: Any, run_id: str) -> bytes:
+    """The key a resumed run goes on hashing with: the journal's, if the run started keyed."""
+    row = db.execute("SELECT data FROM events WHERE run_id = ? AND seq = 1", (run_id,)).fetchone()
+    keyed = bool(row) and '"keyed":true' in str(row[0])
+    key = journal_key()
+    if keyed and not key:
+        raise JournalError(
+            f"run {run_id}: its chain is keyed: set RUNBOOK_JOURNAL_KEY to resume it"
+        )
+    return key if keyed and key else b""
+
+
+def stored_events(db: Any, run_id: str) -> Iterator[Event]:
     """A run's events as recorded, in order."""
     for seq, kind, step, attempt, at, data in db.execute(
         "SELECT seq, kind, step, attempt, time, data FROM events WHERE run_id = ? ORDER BY seq",
         (run_id,),
     ):
+        if kind == SEAL:
+            continue  # the journal's seal, not an event of the run
         try:
             yield from_data(kind, step, attempt, at, json.loads(data))
         except (ValueError, TypeError, AttributeError):

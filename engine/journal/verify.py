@@ -1,15 +1,31 @@
 """Tamper evidence: recompute every run's hash chain and name the first event that differs;
-then check that the run's summary row (what `log list` shows) agrees with its events."""
+check that the run's summary row (what `log list` shows) agrees with its events; then check the
+chain over runs (`chain.py`): seals in order, none missing, the head where the journal says.
+
+Every backend runs these same statements (PostgreSQL's through its `?` adapter)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from engine.journal.store import GENESIS, canonical, event_hash
+from engine.journal.chain import (
+    CHAIN_FORMAT,
+    GENESIS,
+    SEAL,
+    Head,
+    RunChain,
+    Seal,
+    check_runs_chain,
+    current_head,
+    event_hash,
+    journal_key,
+    parse_seal,
+    run_chain,
+)
+from engine.journal.store import canonical, read_head
 
 _LIFECYCLE = ("run-started", "run-resumed", "run-finished")
 
@@ -21,54 +37,108 @@ class Verification:
     ok: bool
     problem: str = ""
     head: str = ""
+    note: str = ""  # e.g. "older chain format": verified, but not sealed into the journal
+    chain: RunChain | None = field(default=None, compare=False)
 
 
-def verify_run(db: sqlite3.Connection, run_id: str) -> Verification:
-    """Check one run: each event's hash, the links between them, and the run's summary."""
-    prev, count, expected_seq = GENESIS, 0, 1
+@dataclass(frozen=True, slots=True)
+class JournalVerification:
+    """Every run checked, and the chain over runs: what `log verify` and the site report."""
+
+    runs: list[Verification]
+    problems: list[str]
+    head: Head
+    unsealed: int  # runs of the current format not sealed yet (running, or killed)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(r.ok for r in self.runs)
+
+
+def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
+    """Check one run: each event's hash, the links between them, and the run's summary. After
+    the first problem the rest is read for its seals only (the chain over runs counts them)."""
+    key = journal_key() if key is None else key
+    prev, count, expected_seq, first_at = GENESIS, 0, 1, 0.0
     lifecycle: list[tuple[str, str]] = []
+    seals: list[Seal] = []
+    chain = RunChain(run_id, 1)
+    hash_key: bytes | None = None
+    problem, failed_at = "", 0
     for seq, kind, step, attempt, at, data, stored_prev, stored_hash in db.execute(
         "SELECT seq, kind, step, attempt, time, data, prev, hash FROM events"
         " WHERE run_id = ? ORDER BY seq",
         (run_id,),
     ):
         count += 1
+        if kind == SEAL:
+            seal = parse_seal(run_id, data, stored_hash)
+            if seal is not None:
+                seals.append(seal)
+            elif not problem:
+                problem, failed_at = f"event {seq} (a seal) cannot be read", count
+        if problem:
+            continue
         if seq != expected_seq:
-            return Verification(run_id, count, False, f"event {expected_seq} is missing")
+            problem, failed_at = f"event {expected_seq} is missing", count
+            continue
+        if seq == 1:
+            first_at = float(at)
+            chain = run_chain(run_id, data if kind == "run-started" else None, ())
+            if chain.format >= CHAIN_FORMAT and '"keyed":true' in data:
+                if not key:
+                    problem, failed_at = "its chain is keyed: set RUNBOOK_JOURNAL_KEY", count
+                    continue
+                hash_key = key
         if stored_prev != prev:
-            return Verification(
-                run_id, count, False, f"event {seq} ({kind}) does not follow event {seq - 1}"
-            )
-        if event_hash(prev, run_id, seq, kind, step, attempt, at, data) != stored_hash:
-            return Verification(
-                run_id, count, False, f"event {seq} ({kind}, step {step or '-'}) was changed"
-            )
+            problem = f"event {seq} ({kind}) does not follow event {seq - 1}"
+        elif event_hash(prev, run_id, seq, kind, step, attempt, at, data, hash_key) != stored_hash:
+            problem = f"event {seq} ({kind}, step {step or '-'}) was changed"
+        if problem:
+            failed_at = count
+            continue
         if kind in _LIFECYCLE:
             lifecycle.append((kind, data))
         prev, expected_seq = stored_hash, seq + 1
+    chain = RunChain(run_id, chain.format, chain.start_head, tuple(seals))
+    if problem:
+        return Verification(run_id, failed_at, False, problem, chain=chain)
     row = db.execute(
         "SELECT events, last_hash, r.digest, t.text, path, title, operator, host, params,"
-        " status, git_commit, email FROM runs r LEFT JOIN runbook_texts t ON t.digest = r.digest"
-        " WHERE id = ?",
+        " status, git_commit, email, started FROM runs r"
+        " LEFT JOIN runbook_texts t ON t.digest = r.digest WHERE id = ?",
         (run_id,),
     ).fetchone()
     if row is None:
-        return Verification(run_id, count, False, "the run's record is missing")
+        return Verification(run_id, count, False, "the run's record is missing", chain=chain)
     summary = _Summary(*row)
     if int(summary.events) != count or summary.last_hash != prev:
         return Verification(
-            run_id, count, False, f"the run records {summary.events} events but {count} remain"
+            run_id,
+            count,
+            False,
+            f"the run records {summary.events} events but {count} remain",
+            chain=chain,
         )
     if hashlib.sha256(str(summary.text).encode("utf-8")).hexdigest() != summary.digest:
         return Verification(
-            run_id, count, False, "the stored runbook text does not match its sha256"
+            run_id, count, False, "the stored runbook text does not match its sha256", chain=chain
         )
-    differs = _summary_differs(summary, lifecycle)
+    differs = _summary_differs(summary, lifecycle, first_at)
     if differs:
         return Verification(
-            run_id, count, False, f"the run's summary ({differs}) differs from its events"
+            run_id,
+            count,
+            False,
+            f"the run's summary ({differs}) differs from its events",
+            chain=chain,
         )
-    return Verification(run_id, count, True, head=prev)
+    note = ""
+    if chain.format < CHAIN_FORMAT:
+        note = "older chain format: its events are chained, the run is not sealed"
+    elif key and not hash_key:
+        note = "not keyed: written without RUNBOOK_JOURNAL_KEY"
+    return Verification(run_id, count, True, head=prev, note=note, chain=chain)
 
 
 class _Summary(NamedTuple):
@@ -86,9 +156,10 @@ class _Summary(NamedTuple):
     status: str
     git_commit: str | None
     email: str | None
+    started: float
 
 
-def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]]) -> str:
+def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]], first_at: float) -> str:
     """The first summary field that its run-started / run-finished events do not back."""
     if not lifecycle or lifecycle[0][0] != "run-started":
         return "start"
@@ -106,11 +177,25 @@ def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]]) -> str:
         "git commit": (row.git_commit, started.get("git_commit")),
         "email": (row.email, started.get("email")),
         "status": (row.status, status),
+        "start time": (float(row.started), first_at),
     }
     return next((name for name, (stored, backed) in expected.items() if stored != backed), "")
 
 
-def verify_all(db: sqlite3.Connection) -> list[Verification]:
+def verify_all(db: Any, key: bytes | None = None) -> list[Verification]:
     return [
-        verify_run(db, run_id) for (run_id,) in db.execute("SELECT id FROM runs ORDER BY started")
+        verify_run(db, run_id, key)
+        for (run_id,) in db.execute("SELECT id FROM runs ORDER BY started").fetchall()
     ]
+
+
+def verify_journal(
+    db: Any, since: str | None = None, key: bytes | None = None
+) -> JournalVerification:
+    """Every run, then the chain over runs (and, given a head printed earlier, that it is
+    still in the journal: a journal rolled back to an older copy has lost it)."""
+    runs = verify_all(db, key)
+    chains = [r.chain for r in runs if r.chain is not None]
+    problems = check_runs_chain(chains, read_head(db), since)
+    unsealed = sum(1 for c in chains if c.format >= CHAIN_FORMAT and not c.seals)
+    return JournalVerification(runs, problems, current_head(chains), unsealed)

@@ -3,7 +3,8 @@
 plugins:
   - search
   - runbook:
-      journal: .runbook/journal.db   # default: $RUNBOOK_JOURNAL, else the project's journal
+      journal: .runbook/journal.db   # or a postgresql:// URL; default: $RUNBOOK_JOURNAL,
+                                     # else the project's journal
       runs_max: 200                  # runs that get a page of their own; older ones are
                                      # still listed in the index
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from importlib import resources
@@ -30,9 +30,12 @@ from mkdocs.structure.nav import Navigation, Section
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
-from engine.journal.location import journal_path
-from engine.journal.query import RunSummary, list_runs, run_detail
-from engine.journal.verify import Verification, verify_all
+from engine.journal.chain import Head
+from engine.journal.location import is_url, journal_location, shown
+from engine.journal.query import RunSummary
+from engine.journal.storage import Store, open_store
+from engine.journal.store import JournalError
+from engine.journal.verify import Verification
 from engine.loader import RunbookNotFound
 from engine.model import Runbook
 from engine.plan import Plan
@@ -73,7 +76,9 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
     def __init__(self) -> None:
         self._runs: list[RunSummary] = []
         self._runs_by_path: dict[str, list[RunSummary]] = {}  # abspath -> its runs, newest first
-        self._db: sqlite3.Connection | None = None
+        self._db: Store | None = None
+        self._head: Head | None = None
+        self._chain_problems: list[str] = []
         self._pages_by_path: dict[str, File] = {}
         self._stash = Stash()
         self._prefetch = Prefetch(())
@@ -150,7 +155,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
                 get_relative_url(index.url, generated.url),
                 get_relative_url(beside + "-", generated.url)[:-1],
             )
-            detail = run_detail(self._db, summary)
+            detail = self._db.read_run(summary)
             checked = self._verified.get(summary.id)
             problem = checked.problem if checked is not None and not checked.ok else ""
             generated.content_string = run_page(detail, links, self._stash, problem)
@@ -180,48 +185,68 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
                 out.write(text[start : start + (1 << 20)].encode("utf-8", "replace"))
         return File.generated(config, uri, abs_src_path=str(path))
 
-    def _verify(self, db: sqlite3.Connection) -> None:
-        """Every run's hash chain, checked at each build: a run that does not verify is a
-        WARNING (so `mkdocs build --strict` fails) and gets a red banner on its page."""
-        self._verified = {v.run_id: v for v in verify_all(db)}
+    def _verify(self, store: Store) -> None:
+        """Every run's hash chain and the chain over runs, checked at each build: a run that
+        does not verify, or a break in the chain, is a WARNING (so `mkdocs build --strict`
+        fails); a run that does not verify gets a red banner on its page."""
+        checked = store.verify_journal()
+        self._verified = {v.run_id: v for v in checked.runs}
+        self._head, self._chain_problems = checked.head, checked.problems
         for result in self._verified.values():
             if not result.ok:
                 log.warning("runbook: run %s does not verify: %s", result.run_id, result.problem)
+        for problem in checked.problems:
+            log.warning("runbook: the journal's chain over runs is broken: %s", problem)
 
     def _verification_html(self) -> str:
         """The journal's verification state, as the runs index shows it."""
         results = list(self._verified.values())
         bad = [r for r in results if not r.ok]
         events = sum(r.events for r in results)
+        head = ""
+        if self._head is not None:
+            head = (
+                f'<p class="rb-verify rb-head">Journal head when this site was built:'
+                f" <code>{self._head.seals}:{esc(self._head.hash)}</code> (check it later with"
+                f" <code>runbook log verify --since-head {esc(self._head.hash)}</code>).</p>"
+            )
+        if self._chain_problems:
+            head = (
+                '<p class="rb-verify rb-verify-bad"><strong>The chain over runs is broken:'
+                f"</strong> {esc('; '.join(self._chain_problems))}.</p>" + head
+            )
         if not bad:
-            return (
+            return head + (
                 f'<p class="rb-verify rb-verify-ok">Journal verified when this site was built:'
                 f" all {len(results)} run(s), {events:,} events, hash chains intact.</p>"
             )
         first = bad[0]
-        return (
+        return head + (
             '<p class="rb-verify rb-verify-bad"><strong>The journal does not verify:</strong>'
             f" {len(bad)} of {len(results)} run(s) have changed or missing events; the first,"
             f" run <code>{esc(first.run_id)}</code>: {esc(first.problem)}.</p>"
         )
 
     def _open_journal(self) -> None:
-        path = journal_path(self.config.journal, self._root)
-        if not path.is_absolute():
-            path = self._root / path
+        location = journal_location(self.config.journal, self._root)
+        if not is_url(location) and not Path(location).is_absolute():
+            location = self._root / location
         self._runs, self._runs_by_path, self._db, self._run_urls = [], {}, None, {}
         self._verified = {}
         self._index_url = ""
-        if not path.exists():
-            log.info("no journal at %s: the site has no run pages", path)
+        self._head, self._chain_problems = None, []
+        if not is_url(location) and not Path(location).exists():
+            log.info("no journal at %s: the site has no run pages", location)
             return
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            self._runs = list_runs(db)
-        except sqlite3.Error as exc:
-            raise PluginError(f"runbook: cannot read the journal {path}: {exc}") from None
-        self._db = db
-        self._verify(db)
+            store = open_store(location, read_only=True)
+            self._runs = store.list_runs()
+        except JournalError as exc:
+            raise PluginError(
+                f"runbook: cannot read the journal {shown(location)}: {exc}"
+            ) from None
+        self._db = store
+        self._verify(store)
         for run in self._runs:
             self._runs_by_path.setdefault(run.abspath, []).append(run)
 
@@ -334,12 +359,22 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
         href = esc(get_relative_url(self._index_url, page.url))
         if bad:
             text = f"Journal: {bad} of {total} run(s) do not verify"
+        elif self._chain_problems:
+            text = f"Journal: the chain over its {total} run(s) is broken"
         else:
             text = f"Journal verified: {total} run(s)"
-        state = "bad" if bad else "ok"
+        head = ""
+        if self._head is not None:
+            # The head the site was built from: an auditor compares it with a later one
+            # (`runbook log verify --since-head HASH`) to catch a journal rolled back.
+            head = (
+                f' <span class="rb-footer-head">head {self._head.seals}:'
+                f"<code>{esc(self._head.hash)}</code></span>"
+            )
+        state = "bad" if bad or self._chain_problems else "ok"
         return (
             f'<div class="rb-footer-verify rb-footer-verify-{state}">'
-            f'<a href="{href}">{text}</a></div>'
+            f'<a href="{href}">{text}</a>{head}</div>'
         )
 
     def on_nav(self, nav: Navigation, /, *, config: MkDocsConfig, files: Files) -> Navigation:
@@ -360,7 +395,10 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
         self, server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Callable[..., Any]
     ) -> LiveReloadServer:
         """`mkdocs serve` rebuilds when the journal changes (a run, or its WAL, is written)."""
-        path = journal_path(self.config.journal, self._root)
+        location = journal_location(self.config.journal, self._root)
+        if is_url(location):
+            return server  # a shared journal: rebuilt by hand (or on a schedule)
+        path = Path(location)
         path = (path if path.is_absolute() else self._root / path).resolve()
         if self._watch is None and path.parent.is_dir():
             self._watch = JournalWatch(path)

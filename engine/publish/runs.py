@@ -72,10 +72,20 @@ def large_outputs(detail: RunDetail) -> Iterator[tuple[str, Attempt]]:
 def runs_index(
     runs: Sequence[RunSummary], detailed: set[str], stash: Stash, verification: str = ""
 ) -> str:
-    """Newest first, with filters by runbook and status (a small script on the page); the
-    journal's verification state (HTML) above them, when the build checked it."""
+    """Newest first, with filters by runbook and status (a small script on the page), and by
+    operator and host when a shared journal has more than one; the journal's verification
+    state (HTML) above them, when the build checked it."""
     paths = sorted({r.path for r in runs})
     statuses = sorted({r.status for r in runs})
+    # A team's journal: filters by who and where (only then, so one machine's page is as it was).
+    extra = {
+        name: values
+        for name, values in (
+            ("operator", sorted({r.operator for r in runs})),
+            ("host", sorted({r.host for r in runs})),
+        )
+        if len(values) > 1
+    }
     lines = [
         f"<p>{len(runs)} run(s) recorded in the journal, newest first.</p>",
         *([verification] if verification else []),
@@ -86,6 +96,13 @@ def runs_index(
         '<label>Status <select data-rb-filter="status"><option value="">all</option>'
         + "".join(f'<option value="{esc(s)}">{esc(s)}</option>' for s in statuses)
         + "</select></label>",
+        *(
+            f'<label>{name.capitalize()} <select data-rb-filter="{name}">'
+            '<option value="">all</option>'
+            + "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
+            + "</select></label>"
+            for name, values in extra.items()
+        ),
         "</div>",
         "",
         '<div class="rb-runs" markdown="0">',
@@ -97,8 +114,9 @@ def runs_index(
     for run in runs:
         started = esc(when(run.started))
         link = f'<a href="{esc(run.id)}/">{started}</a>' if run.id in detailed else started
+        who = "".join(f' data-{name}="{esc(getattr(run, name))}"' for name in extra)
         lines.append(
-            f'<tr data-runbook="{esc(run.path)}" data-status="{esc(run.status)}">'
+            f'<tr data-runbook="{esc(run.path)}" data-status="{esc(run.status)}"{who}>'
             f"<td>{link}</td><td>{esc(run.path)}</td><td>{esc(run.operator)}</td>"
             f'<td><span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span></td>'
             f"<td>{esc(duration_text(run.duration))}</td></tr>"
