@@ -292,4 +292,10 @@ def step_flags(step: Step) -> list[str]:
         flags.append(f"option={step.branch.label}")
     if step.offers:
         flags.append(f"offers={len(step.offers)}")
+    if step.target is not None:
+        flags.append(f"target={step.target}")
+    if step.serial is not None:
+        flags.append(f"serial={step.serial}")
+    elif step.forks is not None:
+        flags.append(f"forks={step.forks}")
     return flags

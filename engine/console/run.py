@@ -32,6 +32,7 @@ from engine.record import format_seconds, step_flags
 from engine.regexes import PatternError, fullmatch
 from engine.run import Choice, plural
 from engine.shell import Outcome
+from engine.targets import DEFAULT_FORKS, is_group, is_template, resolve
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -528,8 +529,34 @@ def _outcome_text(event: StepFinished) -> str:
     return f"exit status {result.exit_code}"
 
 
+def _where_it_runs(step: Step, plan: Plan, forks: int | None) -> str:
+    """`runs on web: web1, web2, web3 (2 at a time)`, for the dry run; empty: runs here."""
+    if step.target is None or step.kind is not StepKind.COMMAND:
+        return ""
+    if is_template(step.target):
+        return f"runs on {step.target} (known at run time)"
+    hosts = resolve(step.target, plan.runbook.targets)
+    names = ", ".join(h.name for h in hosts)
+    if not is_group(step.target, plan.runbook.targets):
+        host = hosts[0]
+        how = f"ssh {host.ssh}" if host.ssh else f"exec: {host.exec}"
+        return f"runs on {step.target} ({how})"
+    if step.serial is not None:
+        pace = f"{step.serial} at a time, in order"
+    else:
+        pace = f"up to {step.forks or forks or DEFAULT_FORKS} at a time"
+    policy = {"continue": "a failure does not stop the others", "ask": "ask on a failure"}.get(
+        step.on_failure, "a failure stops the hosts not yet started"
+    )
+    return f"runs on {step.target}: {names} ({pace}; {policy})"
+
+
 def print_dry_run(
-    terminal: Terminal, plan: Plan, commands: list[tuple[Step, str]], flow: int | None = None
+    terminal: Terminal,
+    plan: Plan,
+    commands: list[tuple[Step, str]],
+    flow: int | None = None,
+    forks: int | None = None,
 ) -> None:
     """The selected steps with final commands, numbered as the run would number them, then
     the failure handlers' (rollback) steps apart; nothing runs."""
@@ -565,6 +592,9 @@ def print_dry_run(
         flags = step_flags(step)
         append_flags(line, flags)
         out.print(line)
+        where = _where_it_runs(step, plan, forks)
+        if where:
+            out.print(Text("  " + where, style="magenta"))
         if step.kind is StepKind.MANUAL:
             out.print(Text.assemble(("  ☐ ", "bold"), command))
         else:
