@@ -130,7 +130,7 @@ def fan_out(
         if text:
             emit(Output(plan.step, attempt, text, host=name))
 
-    while pending or running:
+    while running or (pending and not stopped):
         can_start = not stopped and (not plan.batches or not running)
         while can_start and pending and len(running) < plan.limit:
             start(pending.pop(0))

@@ -503,7 +503,7 @@ class TargetSessions:
                 connection,
                 dimensions=self.dimensions,
                 secret_variables=self.secret_variables,
-                exports=self.exports,
+                exports={**self.exports, "RUNBOOK_HOST": name},
             )
             self._sessions[key] = session
             return session

@@ -120,8 +120,8 @@ def _user() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+@pytest.fixture(scope="module", name="sshd")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """A test sshd for a module's tests (skipped where OpenSSH's server is not installed)."""
     if not os.path.exists(SSHD) or shutil.which("ssh") is None:
         pytest.skip("OpenSSH's server is not installed (make test installs it)")
