@@ -70,7 +70,7 @@ def test_bad_targets_and_annotations_are_named_at_their_line() -> None:
         ("unknown-key", 5),
         ("target-value", 6),
         ("annotation-value", 10),
-        ("unknown-target", 10),
+        ("undeclared-target", 10),  # none valid: it may come from --inventory
         ("no-target", 14),
     ]
 
