@@ -2,13 +2,14 @@
 shell (`ssh -tt HOST`, `kubectl exec -i -t POD --`, `docker exec -it C`, `sudo -iu USER`).
 
 The local session reads its commands from a FIFO and finds a step's processes in /proc; neither
-reaches another machine. Here the commands are typed into the session's terminal (echo off, one
-short line each): the step's text and its launcher travel base64-encoded in here-documents, so
-no byte of a step can act as a terminal's control character, and no line meets the 4095-byte
-limit of a terminal's line. Stopping a step's processes (a timeout, the second Ctrl-C) runs a
-small bash script on the target over a side channel (ssh's master connection, or the exec
-command again without a terminal): it signals every process that carries the step's tag and
-every descendant of the session's shell, as the local reaper does from /proc.
+reaches another machine. Here the commands are typed into the session's terminal (echo off):
+the step's text and its launcher are written to files by builtins, as $'...' strings in which
+every byte but plain printable ASCII is an escape, so no byte of a step can act as a terminal's
+control character, and no typed line comes near the 4095-byte limit of a terminal's line.
+Stopping a step's processes (a timeout, the second Ctrl-C) runs a small bash script on the
+target over a side channel (ssh's master connection, or the exec command again without a
+terminal): it signals every process that carries the step's tag and every descendant of the
+session's shell, as the local reaper does from /proc.
 
 SSH is OpenSSH's own client: the operator's config (or `--ssh-config FILE` as `-F`), agents,
 jump hosts and known_hosts as they are set. One master connection per host for the whole run
@@ -18,7 +19,6 @@ changed host key, or a password prompt, fails that host's connection instead of 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import os
@@ -206,16 +206,31 @@ class SshControl:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _files(files: Sequence[tuple[str, str]]) -> tuple[str, str]:
-    """A command line's start that writes files of the session's directory from
-    here-documents, base64-encoded (`&&` joins it to the rest of the line), and the
-    here-documents' lines, which follow the line."""
-    first, rest = [], []
+# Bytes typed as themselves inside $'...'; every other is written \xHH: no control character,
+# quote, backslash or `!` (history expansion) reaches the terminal or the shell's parser.
+_SAFE = frozenset(range(0x20, 0x7F)) - {ord("'"), ord("\\"), ord("!")}
+_LINE = 1000  # characters per typed line: far below a terminal's 4095-byte line limit
+
+
+def _files(files: Sequence[tuple[str, str]]) -> str:
+    """A command that writes files of the session's directory with builtins only (no fork):
+    each text typed as $'...' pieces, a line each, inside one brace group (read whole before it
+    runs, so one marker ends it), ending in `; ` for the rest of the command line."""
+    lines = []
     for name, text in files:
-        end = f"__RB_{secrets.token_hex(4)}"
-        first.append(f"base64 -d > \"$__rb_dir\"/{name} <<'{end}' && ")
-        rest.append(base64.encodebytes(text.encode()).decode() + end + "\n")
-    return "".join(first), "".join(rest)
+        tokens = [chr(b) if b in _SAFE else f"\\x{b:02x}" for b in text.encode()]
+        pieces, current, size = [], [], 0
+        for token in tokens:
+            if size + len(token) > _LINE:
+                pieces.append("".join(current))
+                current, size = [], 0
+            current.append(token)
+            size += len(token)
+        pieces.append("".join(current))
+        lines.append(f"__rb_f=$'{pieces[0]}'")
+        lines += [f"__rb_f+=$'{piece}'" for piece in pieces[1:]]
+        lines.append(f'builtin printf %s "$__rb_f" > "$__rb_dir"/{name}')
+    return "{ " + "\n".join(lines) + "; builtin unset -v __rb_f; }; "
 
 
 def _last_words(text: str) -> str:
@@ -319,7 +334,7 @@ class RemoteSession(ShellSession):
         )
         assert "$__rb_seq" in prelude
         head = (
-            "__rb_seq=1; stty -echo 2>/dev/null\n"
+            "__rb_seq=1; stty -echo 2>/dev/null; set +H\n"
             '__rb_dir=$(mktemp -d "${TMPDIR:-/tmp}/runbook-XXXXXX") || builtin exit 1\n'
         )
         self._send(head + prelude.strip())
@@ -328,9 +343,8 @@ class RemoteSession(ShellSession):
         said.clear()
         lines = [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]
         lines.append("builtin printf 'RBPID:%s:' \"$$\"")
-        first, rest = _files([("env", "\n".join(lines) + "\n")])
-        command = f'{first}builtin source "$__rb_dir"/env; rm -f -- "$__rb_dir"/env'
-        self._send(f"__rb_seq=2; {command}\n{rest}".rstrip("\n"))
+        write = _files([("env", "\n".join(lines) + "\n")])
+        self._send(f'__rb_seq=2; {write}builtin source "$__rb_dir"/env; rm -f -- "$__rb_dir"/env')
         self._expect(2)
         self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
         found = _PID.search(bytes(said))
@@ -395,20 +409,18 @@ class RemoteSession(ShellSession):
             inner.append(f"builtin source {script}")
         private = " ".join(env or {})
         trap = "trap '__rb_save $?' EXIT; " if interactive or may_change_state(body) else ""
-        first, rest = _files([(f"s-{number}", body), (f"l-{number}", "\n".join(inner) + "\n")])
+        write = _files([(f"s-{number}", body), (f"l-{number}", "\n".join(inner) + "\n")])
         command = (
-            f"{first}__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)};"
+            f"{write}__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)};"
             f" {'__rb_echo=1; ' if interactive else ''}"
             f'( {trap}builtin source "$__rb_dir"/l-{number} )'
             + (" < /dev/null" if no_input else " <&2")
-            + "\n"
-            + rest
         )
         io = dataclasses.replace(io, on_output=self._without_stale(io.on_output))
         self._deliver_stray(io)
         self._expect(number + 2)
         started = time.monotonic()
-        self._send(f"__rb_seq={number + 2}; " + command.rstrip("\n"))
+        self._send(f"__rb_seq={number + 2}; {command}")
         return self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
 
     def _escalate(self, tree: reaper.StepTree, level: int) -> tuple[reaper.StepTree, int]:

@@ -54,8 +54,9 @@ def _keygen(path: Path) -> str:
     return Path(f"{path}.pub").read_text().strip()
 
 
-def start_sshd(directory: Path) -> tuple[Sshd, subprocess.Popen[bytes]]:
-    """Keys, configs and the server itself, all in `directory`."""
+def start_sshd(directory: Path, count: int = 10) -> tuple[Sshd, subprocess.Popen[bytes]]:
+    """Keys, configs and the server itself, all in `directory`; `count` host aliases
+    (host1, host2, ...) reach it."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     host_key = directory / "host_key"
@@ -88,7 +89,8 @@ def start_sshd(directory: Path) -> tuple[Sshd, subprocess.Popen[bytes]]:
         f"  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n"
         "  CheckHostIP no\n  LogLevel ERROR\n"
     )
-    blocks = [f"Host {' '.join(HOSTS)}\n  Port {port}\n{common}"]
+    names = " ".join(f"host{n}" for n in range(1, count + 1))
+    blocks = [f"Host {names}\n  Port {port}\n{common}"]
     blocks.append(f"Host refused\n  Port {closed}\n  ConnectTimeout 5\n{common}")
     blocks.append(f"Host changed\n  Port {port}\n  HostKeyAlias changed-key\n{common}")
     config = directory / "ssh_config"

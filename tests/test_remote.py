@@ -65,11 +65,20 @@ def test_state_carries_across_steps_on_a_remote_host(sessions: TargetSessions) -
     assert said == "42\n"  # `exit` ended the step only
 
 
+def test_any_byte_of_a_step_reaches_the_remote_shell_as_written(sessions: TargetSessions) -> None:
+    session = sessions.session("host1", "host1", None)
+    long = "y" * 6000  # one line longer than a terminal's line limit
+    body = f"printf '%s|' 'a\x03b\x04c\x1a' \"it's\" 'é ü !x' '\\n'; X='{long}'; echo ${{#X}}"
+    outcome, said = run_step(session, body)
+    assert outcome.ok
+    assert said == "a\x03b\x04c\x1a|it's|é ü !x|\\n|6000\n"
+
+
 def test_a_timeout_kills_the_remote_process_tree(sessions: TargetSessions, sshd: Sshd) -> None:
     session = sessions.session("host2", "host2", None)
     body = "setsid sleep 4321.5 & sleep 4322.5 & sleep 4323.5; echo never"
     outcome, said = run_step(session, body, timeout=1)
-    assert outcome.timed_out and "never" not in said
+    assert outcome.timed_out and "never" not in said, (outcome, said)
     left = sshd.ssh("host2", "pgrep -f 'sleep 432[123][.]5' || echo none")
     assert left.stdout.strip() == "none", left.stdout
     outcome, said = run_step(session, "echo still here")
