@@ -162,7 +162,9 @@ class SshControl:
                             "-o",
                             "ControlMaster=yes",
                             "-o",
-                            "ControlPersist=yes",
+                            # Up while the run's sessions are; gone a minute after the last,
+                            # even when the engine was killed and never said `-O exit`.
+                            "ControlPersist=60",
                             "-N",
                             "-f",
                             "--",

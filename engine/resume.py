@@ -29,7 +29,7 @@ from engine.model import Runbook
 from engine.parameters import Parameters
 from engine.parse import parse_runbook
 from engine.plan import plan_runbook
-from engine.record import RunDetail
+from engine.record import RunDetail, StepRecord
 from engine.run import Choice, RunOptions
 
 
@@ -142,8 +142,17 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
     done: set[str] = set()
     captured: dict[str, str] = {}
     decisions: list[tuple[str, Choice]] = []
+    hosts_done: dict[str, tuple[str, ...]] = {}
     for record in detail.steps:
         captured.update(record.captured)
+        finished_on = _hosts_finished(record)
+        if finished_on:  # a fanned-out step runs again only where it did not finish
+            hosts_done[record.id] = finished_on
+            if record.status is None or not StepStatus(record.status).finished:
+                terminal.warning(
+                    f"step {record.id} finished on {', '.join(finished_on)}: if it runs again,"
+                    " it runs only on its other hosts"
+                )
         if record.status is not None and StepStatus(record.status).finished:
             done.add(record.id)
         elif record.status is None and record.id in selection:
@@ -159,6 +168,7 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
         allow_danger=asked.allow_danger,
         only=frozenset(selection),
         done=frozenset(done),
+        hosts_done=hosts_done,
     )
     params = Parameters.of(plan, values)
     check_before_running(plan, params, options)
@@ -185,6 +195,15 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
         return run_in_session(launch, writer, facts, resumed=True)
     finally:
         store.unlock(str(abspath), summary.id)
+
+
+def _hosts_finished(record: StepRecord) -> tuple[str, ...]:
+    """The hosts a fanned-out step succeeded on, by each host's last attempt."""
+    last: dict[str, str | None] = {}
+    for attempt in record.attempts:
+        if attempt.host is not None:
+            last[attempt.host] = attempt.status
+    return tuple(host for host, status in last.items() if status == StepStatus.SUCCEEDED)
 
 
 def _unfinished(step_id: str, run_id: str, asked: _Resume, console: RunConsole) -> Choice:

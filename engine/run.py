@@ -568,10 +568,11 @@ class Runner:
             timeout=step.timeout or self.plan.runbook.timeout,
             responders=answers,
         )
+        done = self._hosts_done.get(step.id, ())
         announce = getattr(self.ui, "announce_hosts", None)
         if announce is not None:
-            announce(step, [h.name for h in hosts], limit, step.serial is not None, policy)
-        done = self._hosts_done.get(step.id, ())
+            left = [h.name for h in hosts if h.name not in done]
+            announce(step, left, limit, step.serial is not None, policy)
         with _Interrupts() as interrupts:
             results = fan_out(
                 plan,

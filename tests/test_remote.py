@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from engine.remote import TargetSessions
 from engine.shell import ShellError, StepIO
-from tests.conftest import run_cli, write_runbook
+from tests.conftest import RUNBOOK, environment, run_cli, write_runbook
 from tests.sshd import HOSTS, Sshd, sshd_server  # noqa: F401 (the fixture `sshd`)
 
 # An exec target's stand-in for `kubectl exec -i -t POD --`: its options, a name, `--`, then
@@ -336,3 +339,57 @@ def test_an_inventory_file_gives_the_targets(tmp_path: Path, sshd: Sshd) -> None
     bad.write_text("hosts:\n  db: {ssh: x, sssh: y}\n")
     done = run_cli(tmp_path, "run", "--yes", "--inventory", bad, path)
     assert done.returncode == 2 and "bad.yml:2: unknown key 'sssh'" in done.stderr
+
+
+def test_resume_after_kill_9_mid_fan_out_reruns_only_the_unfinished_hosts(
+    tmp_path: Path, sshd: Sshd
+) -> None:
+    path = write_runbook(
+        tmp_path,
+        f"""
+        ---
+        ssh_config: {sshd.config}
+        targets:
+          web: {{group: [host1, host2, host3, host4]}}
+        ---
+        # Rolling
+
+        ```bash {{target: web, serial: 1}}
+        echo "$RUNBOOK_HOST" >> "$DIR/ran"
+        if [ "$RUNBOOK_HOST" = host3 ]; then
+          touch "$DIR/blocked"
+          while [ ! -e "$DIR/resumed" ]; do sleep 0.1; done
+        fi
+        ```
+        """,
+    )
+    journal = tmp_path / "j.db"
+    log = open(tmp_path / "first.log", "wb")  # noqa: SIM115 (the killed run's output)
+    first = subprocess.Popen(
+        [str(RUNBOOK), "run", "--yes", "--journal", str(journal), "-p", f"dir={tmp_path}", path],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        env=environment(tmp_path),
+        cwd=tmp_path,
+    )
+    try:
+        for _ in range(600):  # until the step is in the middle of host3 (at most a minute)
+            if (tmp_path / "blocked").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (tmp_path / "blocked").exists(), (tmp_path / "first.log").read_text()
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+    (tmp_path / "resumed").touch()
+    resumed = run_cli(
+        tmp_path, "resume", "--yes", "--rerun-unfinished", "--journal", journal, "-p",
+        f"dir={tmp_path}",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "finished on host1, host2" in resumed.stderr
+    assert (tmp_path / "ran").read_text().split() == ["host1", "host2", "host3", "host3", "host4"]
