@@ -166,7 +166,9 @@ def dry_run(plan: Plan, params: Parameters, options: RunOptions, terminal: Termi
         commands = dry_run_commands(plan, params, options.select(plan))
     except RunAborted as exc:
         raise LaunchError(str(exc)) from None
-    print_dry_run(terminal, plan, commands, len(options.select(plan)), options.forks)
+    print_dry_run(
+        terminal, plan, commands, len(options.select(plan)), options.forks, options.targets
+    )
 
 
 def session_environment(runbook: Runbook, values: Mapping[str, str]) -> dict[str, str]:

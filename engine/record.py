@@ -78,6 +78,7 @@ class Attempt:
     duration: float | None = None
     output: str = ""
     host: str | None = None  # the target host of a fanned-out step: one attempt per host
+    reason: str = ""  # why it ended so, when the host said (could not connect, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,7 @@ def replay(events: Iterable[Event]) -> tuple[list[StepRecord], str]:
                     exit_code=result.exit_code if result else None,
                     signal=result.signal if result else None,
                     duration=result.duration if result else None,
+                    reason=event.reason or "",
                 )
             case StepFinished():
                 record.status = str(event.status)

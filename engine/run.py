@@ -201,6 +201,7 @@ class Runner:
         self._continued: dict[str, bool] = {}  # fanned-out steps continued past a host failure
         self._hosts_done: dict[str, tuple[str, ...]] = dict(options.hosts_done)
         self.chosen: dict[str, str | None] = {}  # choice -> the option taken (None: none)
+        self._step_session = session
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -617,6 +618,7 @@ class Runner:
         """Run one attempt; the outcome, and whether it counts as a success (a follow step
         stopped by Ctrl-C or its timeout does)."""
         session, host = self.session, None
+        self._step_session = session  # where the failure menu's shell opens
         if step.target is not None:
             try:
                 session, host = self._target_session(step)
@@ -626,6 +628,7 @@ class Runner:
                 self.emit(StepStarted(step.id, attempt, "command", command=command, host=name))
                 self.emit(StepFinished(step.id, attempt, StepStatus.FAILED, reason=str(exc)))
                 return Outcome(None), False
+            self._step_session = session
         self.emit(
             StepStarted(
                 step.id,
@@ -773,7 +776,7 @@ class Runner:
 
         with self.ui.step_io(step, True) as terminal:
             io = StepIO(on_output=on_output, input_fd=terminal.input_fd, tick=terminal.tick)
-            self.session.run_step(
+            self._step_session.run_step(
                 "exec bash --noprofile --norc -i", io, cwd=rendered.cwd, env=env, interactive=True
             )
 

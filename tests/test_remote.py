@@ -238,6 +238,9 @@ def test_an_unreachable_host_fails_the_step_there_not_the_engine(
     assert "after" in done.stdout
     found = run_cli(tmp_path, "log", "search", "refused", "--journal", tmp_path / "j.db")
     assert "command on refused" in found.stdout
+    shown = run_cli(tmp_path, "log", "show", "last", "--journal", tmp_path / "j.db")
+    assert "attempt 1 on refused" in shown.stdout
+    assert "failed (ssh refused: " in shown.stdout
 
 
 def test_an_exec_target_from_a_parameter_is_quoted(tmp_path: Path, fake_exec: Path) -> None:

@@ -103,7 +103,7 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             result = (
                 f"exit {attempt.exit_code}"
                 if attempt.exit_code is not None
-                else f"{attempt.status}"
+                else f"{attempt.status}" + (f" ({attempt.reason})" if attempt.reason else "")
                 if attempt.status
                 else "no result (the engine stopped)"
             )

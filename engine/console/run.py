@@ -25,7 +25,7 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
-from engine.model import Param, Step, StepKind
+from engine.model import Param, Step, StepKind, Target
 from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
 from engine.record import format_seconds, step_flags
@@ -90,6 +90,7 @@ class RunConsole:
         self._fanned: set[str] = set()  # steps shown host by host, each line with its host
         self._partial: dict[str, str] = {}  # host -> its unfinished output line
         self._hosts: dict[str, list[StepFinished]] = {}  # step -> each host's end
+        self._host_order: dict[str, list[str]] = {}  # step -> its hosts, in the group's order
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -118,7 +119,12 @@ class RunConsole:
             case StepFinished():
                 self._finish_output()
                 if event.step in self._hosts:
-                    self._host_table(self._hosts.pop(event.step))
+                    order = self._host_order.get(event.step, [])
+                    ends = sorted(
+                        self._hosts.pop(event.step),
+                        key=lambda e: order.index(e.host) if e.host in order else len(order),
+                    )
+                    self._host_table(ends)
                 self._step_finished(event)
             case Answer(question=Question.EXPECT):
                 self._finish_output()
@@ -238,6 +244,7 @@ class RunConsole:
     ) -> None:
         """Where a fanned-out step runs, how many at once, and what a failure does."""
         self._fanned.add(step.id)
+        self._host_order[step.id] = hosts
         pace = f"{limit} at a time, in order" if serial else f"up to {limit} at a time"
         self.out.print(
             Text(
@@ -606,15 +613,19 @@ def _outcome_text(event: StepFinished) -> str:
     return f"exit status {result.exit_code}"
 
 
-def _where_it_runs(step: Step, plan: Plan, forks: int | None) -> str:
+def _where_it_runs(
+    step: Step, plan: Plan, forks: int | None, inventory: tuple[Target, ...] = ()
+) -> str:
     """`runs on web: web1, web2, web3 (2 at a time)`, for the dry run; empty: runs here."""
     if step.target is None or step.kind is not StepKind.COMMAND:
         return ""
     if is_template(step.target):
         return f"runs on {step.target} (known at run time)"
-    hosts = resolve(step.target, plan.runbook.targets)
+    own = {t.name for t in plan.runbook.targets}
+    targets = plan.runbook.targets + tuple(t for t in inventory if t.name not in own)
+    hosts = resolve(step.target, targets)
     names = ", ".join(h.name for h in hosts)
-    if not is_group(step.target, plan.runbook.targets):
+    if not is_group(step.target, targets):
         host = hosts[0]
         how = f"ssh {host.ssh}" if host.ssh else f"exec: {host.exec}"
         return f"runs on {step.target} ({how})"
@@ -634,6 +645,7 @@ def print_dry_run(
     commands: list[tuple[Step, str]],
     flow: int | None = None,
     forks: int | None = None,
+    inventory: tuple[Target, ...] = (),
 ) -> None:
     """The selected steps with final commands, numbered as the run would number them, then
     the failure handlers' (rollback) steps apart; nothing runs."""
@@ -669,7 +681,7 @@ def print_dry_run(
         flags = step_flags(step)
         append_flags(line, flags)
         out.print(line)
-        where = _where_it_runs(step, plan, forks)
+        where = _where_it_runs(step, plan, forks, inventory)
         if where:
             out.print(Text("  " + where, style="magenta"))
         if step.kind is StepKind.MANUAL:

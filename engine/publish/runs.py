@@ -295,6 +295,8 @@ def _step_section(step: StepRecord, links: RunLinks, replayed: set[tuple[str, in
         if not attempt.command:
             continue
         result = f"exit code {attempt.exit_code}" if attempt.exit_code is not None else "no result"
+        if attempt.exit_code is None and attempt.reason:
+            result = f"{attempt.status}: {attempt.reason}"
         lines += [
             f"<p>Attempt {attempt.number}"
             + (f" on <strong>{esc(attempt.host)}</strong>" if attempt.host else "")
