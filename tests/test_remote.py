@@ -88,6 +88,27 @@ def test_a_timeout_kills_the_remote_process_tree(sessions: TargetSessions, sshd:
     assert outcome.ok and said == "still here\n"
 
 
+def test_ctrl_c_stops_the_remote_tree_level_by_level(sessions: TargetSessions, sshd: Sshd) -> None:
+    session = sessions.session("host3", "host3", None)
+    said = bytearray()
+    presses = []
+
+    def pressed() -> bool:
+        # The operator presses Ctrl-C once the step is up, and again after each word of the
+        # engine's: the step ignores SIGINT, so the second press (SIGTERM) stops it.
+        if b"ready" in said and len(presses) < said.count(b"[runbook: ") + 1 < 4:
+            presses.append(1)
+            return True
+        return False
+
+    body = "trap '' INT; echo ready; sleep 4341.5 & sleep 4342.5"
+    outcome = session.run_step(body, StepIO(on_output=said.extend, interrupt_requested=pressed))
+    assert outcome.interrupted and len(presses) == 2, (outcome, bytes(said))
+    assert b"press Ctrl-C again to stop all its processes (SIGTERM)" in said
+    left = sshd.ssh("host3", "pgrep -f 'sleep 434[12][.]5' || echo none")
+    assert left.stdout.strip() == "none", left.stdout
+
+
 def test_a_host_that_refuses_the_connection_is_a_clear_error(sessions: TargetSessions) -> None:
     with pytest.raises(ShellError, match="Connection refused"):
         sessions.session("refused", "refused", None)
