@@ -21,7 +21,7 @@ from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
 from engine.front_matter import TYPE_NAMES, typed_value
 from engine.model import FAILURE_ACTIONS, Param, Runbook, Step, StepKind
 from engine.regexes import PatternError, fullmatch, pattern_problem
-from engine.targets import is_template
+from engine.targets import is_group, is_template
 from engine.templates import (
     NameUse,
     TemplateProblem,
@@ -119,6 +119,16 @@ def _check_targets(runbook: Runbook, sink: DiagnosticSink) -> None:
                         column=step.column_of(key),
                     )
             continue
+        if step.target in names and is_group(step.target, runbook.targets):
+            for key in ("capture", "interactive"):
+                if getattr(step, key) and step.annotated(key):
+                    sink.error(
+                        step.line,
+                        "group-step",
+                        f"'{key}' needs one host; target '{step.target}' is a group",
+                        "give the step a single target, or drop the key",
+                        column=step.column_of(key),
+                    )
         if is_template(step.target) or step.target in names:
             continue
         if not names:

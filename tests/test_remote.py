@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from engine.remote import TargetSessions
@@ -417,3 +418,35 @@ def test_resume_after_kill_9_mid_fan_out_reruns_only_the_unfinished_hosts(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "finished on host1, host2" in resumed.stderr
     assert (tmp_path / "ran").read_text().split() == ["host1", "host2", "host3", "host3", "host4"]
+
+
+def test_ask_on_a_host_failure_lets_the_operator_go_on(tmp_path: Path, sshd: Sshd) -> None:
+    path = write_runbook(
+        tmp_path,
+        FAN.format(hosts="host1, host2, host3", annotation="serial: 1, on_failure: ask",
+                   body='[ "$RUNBOOK_HOST" != host1 ]'),
+    )  # fmt: skip
+    child = pexpect.spawn(
+        str(RUNBOOK),
+        ["run", str(path), "--ssh-config", str(sshd.config), "--journal", str(tmp_path / "j.db")],
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        dimensions=(40, 200),
+        timeout=60,
+        env=environment(tmp_path),
+    )
+    child.expect("Run it?")
+    child.send("r")
+    child.expect("failed on host1")
+    child.expect(r"\[c\]ontinue with the other hosts")
+    child.send("c")
+    child.expect("Run it?")  # the run went on past the step to the next one
+    child.send("r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert hosts_finished(tmp_path) == {
+        "host1": "failed",
+        "host2": "succeeded",
+        "host3": "succeeded",
+    }

@@ -75,6 +75,27 @@ def test_bad_targets_and_annotations_are_named_at_their_line() -> None:
     ]
 
 
+def test_a_group_step_cannot_capture_or_be_interactive() -> None:
+    checked = plan(
+        """
+        ---
+        targets:
+          web: [web1, web2]
+        ---
+        # T
+
+        ```bash {target: web, capture: up}
+        uptime
+        ```
+
+        ```bash {target: web, interactive: true}
+        vi /etc/motd
+        ```
+        """
+    )
+    assert found(checked.diagnostics) == [("group-step", 7), ("group-step", 11)]
+
+
 def test_groups_resolve_to_hosts_nested_and_deduplicated() -> None:
     runbook = parse(
         """
