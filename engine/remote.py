@@ -133,14 +133,20 @@ class SshControl:
         self.directory = Path(tempfile.mkdtemp(prefix="rb-ssh-"))
         os.chmod(self.directory, 0o700)
         self._masters: dict[str, Connection] = {}
+        self._sockets: dict[str, str] = {}
         self._lock = threading.Lock()
         self._host_locks: dict[str, threading.Lock] = {}
 
-    def options(self) -> list[str]:
+    def options(self, destination: str) -> list[str]:
         """What every ssh command of the run is given: the config, the control socket, and
         batch mode (nothing is asked: no password prompt, no host key accepted silently)."""
         config = ["-F", self.config] if self.config else []
-        return [*config, "-o", f"ControlPath={self.directory}/%C", "-o", "BatchMode=yes"]
+        # A socket per destination as written, not ssh's %C: two aliases of one HostName and
+        # port (jump hosts, HostKeyAlias) would share %C, and the second master would lose.
+        with self._lock:
+            socket = self._sockets.setdefault(destination, f"m{len(self._sockets)}")
+        path = f"ControlPath={self.directory}/{socket}"
+        return [*config, "-o", path, "-o", "BatchMode=yes"]
 
     def connect(self, destination: str) -> Connection:
         """The connection to `destination`, its master started on first use. Raises
@@ -158,7 +164,7 @@ class SshControl:
                     done = subprocess.run(
                         [
                             "ssh",
-                            *self.options(),
+                            *self.options(destination),
                             "-o",
                             "ControlMaster=yes",
                             "-o",
@@ -182,7 +188,7 @@ class SshControl:
             log.unlink(missing_ok=True)
             if done.returncode != 0:
                 raise ShellError(f"ssh {destination}: " + _last_words(said))
-            base = ["ssh", *self.options(), "-o", "ControlMaster=no"]
+            base = ["ssh", *self.options(destination), "-o", "ControlMaster=no"]
             connection = Connection(
                 destination,
                 (*base, "-tt", "--", destination, "exec /bin/sh -c " + shlex.quote(REMOTE_BASH)),
@@ -197,7 +203,7 @@ class SshControl:
         for destination in list(self._masters):
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 subprocess.run(
-                    ["ssh", *self.options(), "-O", "exit", "--", destination],
+                    ["ssh", *self.options(destination), "-O", "exit", "--", destination],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

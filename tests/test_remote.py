@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pexpect
@@ -97,7 +98,7 @@ def test_ctrl_c_stops_the_remote_tree_level_by_level(sessions: TargetSessions, s
     def pressed() -> bool:
         # The operator presses Ctrl-C once the step is up, and again after each word of the
         # engine's: the step ignores SIGINT, so the second press (SIGTERM) stops it.
-        if b"ready" in said and len(presses) < said.count(b"[runbook: ") + 1 < 4:
+        if b"ready" in said and len(presses) == said.count(b"[runbook: ") < 2:
             presses.append(1)
             return True
         return False
@@ -108,6 +109,36 @@ def test_ctrl_c_stops_the_remote_tree_level_by_level(sessions: TargetSessions, s
     assert b"press Ctrl-C again to stop all its processes (SIGTERM)" in said
     left = sshd.ssh("host3", "pgrep -f 'sleep 434[12][.]5' || echo none")
     assert left.stdout.strip() == "none", left.stdout
+
+
+def test_each_alias_gets_its_own_master_and_none_outlives_the_run(sshd: Sshd) -> None:
+    made = TargetSessions(str(sshd.config))
+    # host4..host6 are aliases of one HostName and port: ssh's %C would give them one socket.
+    with ThreadPoolExecutor(3) as pool:
+        started = list(pool.map(lambda h: made.session(h, h, None), ["host4", "host5", "host6"]))
+    assert [run_step(s, "echo $RUNBOOK_HOST")[1] for s in started] == [
+        "host4\n",
+        "host5\n",
+        "host6\n",
+    ]
+    directory = str(made.ssh.directory)
+    masters = [c for c in _commands_naming(directory) if "ControlMaster=yes" in c]
+    assert len(masters) == 3  # one a host, each on its own socket
+    made.close()
+    assert _commands_naming(directory) == []
+
+
+def _commands_naming(text: str) -> list[str]:
+    """Command lines of live processes that name `text` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if text in line and (entry / "stat").read_text().split(") ")[-1][0] != "Z":
+            found.append(line)
+    return found
 
 
 def test_a_host_that_refuses_the_connection_is_a_clear_error(sessions: TargetSessions) -> None:
