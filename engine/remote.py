@@ -32,8 +32,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pexpect
 
@@ -86,6 +88,7 @@ done
 [ "${#pids[@]}" -gt 0 ] && kill -"$sig" "${pids[@]}" 2>/dev/null
 echo "${#pids[@]}"
 """
+_T = TypeVar("_T")
 _HOST_NAME = re.compile(r"^[^-\s][^\s]*$")
 _PID = re.compile(rb"RBPID:(\d+):")
 
@@ -199,8 +202,9 @@ class SshControl:
             return connection
 
     def close(self) -> None:
-        """Every master asked to exit, and the private directory removed."""
-        for destination in list(self._masters):
+        """Every master asked to exit (all at once), and the private directory removed."""
+
+        def stop(destination: str) -> None:
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 subprocess.run(
                     ["ssh", *self.options(destination), "-O", "exit", "--", destination],
@@ -210,6 +214,8 @@ class SshControl:
                     timeout=10,
                     check=False,
                 )
+
+        _each(stop, list(self._masters))
         self._masters.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -529,7 +535,17 @@ class TargetSessions:
             return session
 
     def close(self) -> None:
-        for session in self._sessions.values():
-            session.close()
+        """Every session ended (all at once), then every master connection."""
+        _each(RemoteSession.close, list(self._sessions.values()))
         self._sessions.clear()
         self.ssh.close()
+
+
+def _each(action: Callable[[_T], None], items: Sequence[_T]) -> None:
+    """`action` on every item, in parallel: closing 20 hosts one by one takes seconds."""
+    if len(items) <= 1:
+        for item in items:
+            action(item)
+        return
+    with ThreadPoolExecutor(min(len(items), 32)) as pool:
+        list(pool.map(action, items))
