@@ -18,12 +18,13 @@ exits 0 (a measurement).
 
     .venv/bin/python bench/fanout.py [--hosts 20] [--reps 3] [--steps 200]
 
-Measured on the development machine (2 cores shared with other work, load 4-5; the sshd and
+Measured on the development machine (2 cores shared with other work, load 1-5; the sshd and
 all 20 "hosts" on those same cores, so every connection's server side is local CPU too):
-`sleep 0.2` step: fan-out 13.6 s, slowest host 2.6 s (5.3x), 20 sequential ssh 19.4 s; with a
-`sleep 3` step: fan-out 14.2 s, slowest host 6.8 s (2.1x), 20 sequential ssh 77.7 s (5.5x).
-The fan-out's extra time is the 20 ssh handshakes (about 0.8 s of CPU each here) sharing two
-cores. A warm remote step: 4.5 ms against 2.0 ms local (2.3x); 6.9 against 3.4 ms (2.05x).
+`sleep 0.2` step: fan-out 6.4 s, slowest host 2.4 s (2.7x), 20 sequential ssh 13.2 s (2.05x
+the fan-out); with a `sleep 3` step (before the sessions closed in parallel): fan-out 14.2 s,
+slowest host 6.8 s (2.1x), 20 sequential ssh 77.7 s (5.5x). The fan-out's extra time is 20
+ssh handshakes (about 0.5 s each here) and 20 session starts (about 0.2 s of sshd's each)
+sharing two cores. A warm remote step: 2.2 ms against 1.1 ms local (2.04x).
 """
 
 from __future__ import annotations
