@@ -134,6 +134,7 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def tempfile_dir(factory: pytest.TempPathFactory) -> Path:

@@ -13,6 +13,7 @@ from engine.events import (
     to_data,
 )
 from engine.record import replay
+from engine.remote import exec_connection
 from engine.targets import Host, resolve
 from tests.conftest import found, parse, plan
 
@@ -143,3 +144,18 @@ def test_a_fanned_out_step_replays_one_attempt_per_host() -> None:
         ("web1", "succeeded", 0, "one\n"),
         ("web2", "failed", None, "two\n"),
     ]
+
+
+def test_an_exec_targets_side_channel_drops_only_its_terminal_flags() -> None:
+    words = ("kubectl", "exec", "-i", "-t", "-c", "app", "api-0", "--")
+    connection = exec_connection("pod", words)
+    assert connection.shell[: len(words)] == words and connection.shell[-3:-1] == ("sh", "-c")
+    assert connection.side == ("kubectl", "exec", "-i", "-c", "app", "api-0", "--")
+    assert exec_connection("c", ("docker", "exec", "-it", "web")).side == (
+        "docker",
+        "exec",
+        "-i",
+        "web",
+    )
+    assert exec_connection("u", ("sudo", "-iu", "deploy")).side == ("sudo", "-iu", "deploy")
+    assert exec_connection("u", ("x", "--tty", "y")).side_command(["a b"]) == ["x", "y", "a b"]
