@@ -481,3 +481,29 @@ def test_ask_on_a_host_failure_lets_the_operator_go_on(tmp_path: Path, sshd: Ssh
         "host2": "succeeded",
         "host3": "succeeded",
     }
+
+
+def test_a_target_from_a_parameter(tmp_path: Path, sshd: Sshd) -> None:
+    path = write_runbook(
+        tmp_path,
+        """
+        ---
+        params:
+          where: {description: the host to look at}
+        targets:
+          db: {ssh: host7}
+        ---
+        # Where
+
+        ```bash {target: "{{ where }}"}
+        echo "on $RUNBOOK_HOST"
+        ```
+        """,
+    )
+    for where, said in (("db", "on db"), ("host8", "on host8")):
+        done = run_cli(
+            tmp_path, "run", "--yes", "--ssh-config", sshd.config, "-p", f"where={where}",
+            "--journal", tmp_path / "j.db", path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert said in done.stdout
