@@ -40,8 +40,15 @@ $(INITDB):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql
 
+# The remote-target tests start their own sshd (OpenSSH's server) on a loopback port.
+SSHD := /usr/sbin/sshd
+
+$(SSHD):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client
+
 ## Lint, format check, check the project's runbooks, build the site, run the whole test suite.
-test: $(STAMP) bytecode $(CHROMIUM) $(INITDB)
+test: $(STAMP) bytecode $(CHROMIUM) $(INITDB) $(SSHD)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/runbook check runbooks

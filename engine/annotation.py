@@ -45,6 +45,9 @@ ANNOTATION_KEYS = (
     "env",
     "capture",
     "interpreter",
+    "target",
+    "forks",
+    "serial",
 )
 # Runme cell attributes: `name`, `excludeFromRunAll`, `background` (a process left running: a
 # follow step) and `promptEnv` are translated, the rest are Runme's own.
@@ -68,6 +71,7 @@ _ATTRIBUTE_LIST = re.compile(r"\{\s*(?:\.?[A-Za-z][\w+-]*\s*)?(?:\.[A-Za-z][\w-]
 MAX_TIMEOUT = 7 * 86400.0
 MAX_RETRIES = 100
 MAX_RETRY_DELAY = 86400.0
+MAX_FORKS = 500
 _RUNME_PAIR = re.compile(r"^([A-Za-z_][\w-]*)=(.*)$")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -189,6 +193,9 @@ class StepAttributes:
     env: tuple[tuple[str, str], ...] = ()
     capture: str | None = None
     interpreter: str | None = None
+    target: str | None = None
+    forks: int | None = None
+    serial: int | None = None
     key_columns: dict[str, int] = field(default_factory=dict)
 
 
@@ -260,7 +267,14 @@ def _apply(
                 bad(key, "expected a step id or a list of step ids")
             else:
                 attrs.needs = tuple(needs)
-        elif key in ("when", "cwd", "interpreter"):
+        elif key in ("forks", "serial"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                bad(key, f"expected a whole number of hosts (1 or more), got {value!r}")
+            elif value > MAX_FORKS:
+                bad(key, f"{value} is more than the {MAX_FORKS} hosts a step may run on at once")
+            else:
+                setattr(attrs, key, value)
+        elif key in ("when", "cwd", "interpreter", "target"):
             if not isinstance(value, str) or not value.strip():
                 bad(key, f"expected a non-empty string, got {value!r}")
             else:
@@ -293,7 +307,7 @@ def _apply(
                 attrs.retries = value
         elif key == "on_failure":
             if not isinstance(value, str) or not value.strip():
-                bad(key, "expected abort, continue, ask, or a step or section id")
+                bad(key, "expected abort, stop, continue, ask, or a step or section id")
             else:
                 attrs.on_failure = value.strip()
         elif key == "expect":

@@ -170,6 +170,23 @@ def show(path: Path, output_format: str) -> None:
     metavar="LABEL",
     help="Take this option where the runbook offers a choice (repeatable).",
 )
+@click.option(
+    "--forks",
+    type=click.IntRange(1, 500),
+    default=None,
+    metavar="N",
+    help="Run a group's step on at most N hosts at once (default 5).",
+)
+@click.option(
+    "--ssh-config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The ssh client's config file (passed to ssh as -F).",
+)
+@click.option(
+    "--inventory",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Targets (hosts and groups) from a YAML file, usable across runbooks.",
+)
 @JOURNAL
 def run(
     path: Path,
@@ -185,6 +202,9 @@ def run(
     quiet: bool,
     run_guessed: bool,
     choose: tuple[str, ...],
+    forks: int | None,
+    ssh_config: Path | None,
+    inventory: Path | None,
     journal: str | None,
 ) -> None:
     """Run a runbook step by step, asking before each step."""
@@ -209,6 +229,7 @@ def run(
         options = launch.run_options(
             plan, yes, allow_danger, start_from, only, skip, run_guessed, choose
         )
+        options = launch.with_targets(options, forks, inventory)
         values = launch.collect_params(runbook, given, interactive and not dry_run, terminal)
         parameters = Parameters.of(plan, values)
         if dry_run:
@@ -226,6 +247,7 @@ def run(
                 _journal_location(journal),
                 force,
                 quiet=quiet,
+                ssh_config=None if ssh_config is None else str(ssh_config),
             )
         )
     except (RunbookNotFound, launch.LaunchError) as exc:

@@ -149,6 +149,7 @@ class StepStarted:
     edited: bool = False
     cwd: str | None = None
     interactive: bool = False
+    host: str | None = None  # the target host it runs on (a key old journals lack)
     time: float = field(default_factory=_now, kw_only=True)
 
 
@@ -160,6 +161,7 @@ class Output:
     attempt: int
     text: str
     shell: bool = False
+    host: str | None = None
     time: float = field(default_factory=_now, kw_only=True)
 
 
@@ -245,6 +247,7 @@ class StepFinished:
     note: str | None = None
     result: StepResult | None = None
     state: SessionState | None = None
+    host: str | None = None  # one host's end; the step's own end has none
     time: float = field(default_factory=_now, kw_only=True)
 
 
@@ -295,11 +298,15 @@ def to_data(event: Event) -> Row:
                     "cwd": event.cwd,
                     "interactive": event.interactive,
                 }
+            if event.host is not None:  # a key old journals lack: their chains still verify
+                data["host"] = event.host
             return Row(EventKind.STEP_STARTED, event.step, event.attempt, event.time, data)
         case Output():
             data = {"text": event.text}
             if event.shell:
                 data["shell"] = True
+            if event.host is not None:
+                data["host"] = event.host
             return Row(EventKind.OUTPUT, event.step, event.attempt, event.time, data)
         case Answer():
             return Row(EventKind.ANSWER, event.step, event.attempt, event.time, event.fields())
@@ -321,6 +328,8 @@ def to_data(event: Event) -> Row:
                 )
             if event.state is not None:  # a key old journals lack: their chains still verify
                 data["state"] = event.state.to_data()
+            if event.host is not None:
+                data["host"] = event.host
             return Row(EventKind.STEP_FINISHED, event.step, event.attempt, event.time, data)
         case RunFinished():
             data = {
@@ -361,11 +370,17 @@ def from_data(
                 edited=bool(data.get("edited")),
                 cwd=_str_or_none(data.get("cwd")),
                 interactive=bool(data.get("interactive")),
+                host=_str_or_none(data.get("host")),
                 time=at,
             )
         case EventKind.OUTPUT:
             return Output(
-                _step(step), attempt, str(data.get("text") or ""), bool(data.get("shell")), time=at
+                _step(step),
+                attempt,
+                str(data.get("text") or ""),
+                bool(data.get("shell")),
+                host=_str_or_none(data.get("host")),
+                time=at,
             )
         case EventKind.ANSWER:
             return Answer(
@@ -401,6 +416,7 @@ def from_data(
                 note=_str_or_none(data.get("note")),
                 result=result,
                 state=SessionState.from_data(data.get("state")),
+                host=_str_or_none(data.get("host")),
                 time=at,
             )
         case EventKind.RUN_FINISHED:

@@ -10,11 +10,24 @@ from dataclasses import dataclass, field
 from engine.annotation import MAX_TIMEOUT, NAME_PATTERN
 from engine.diagnostics import DiagnosticSink, did_you_mean
 from engine.duration import format_duration, parse_duration
-from engine.model import Param
+from engine.model import Param, Target
 from engine.regexes import PatternError, compile_pattern, fullmatch
+from engine.targets import read_targets
 from engine.yamlsafe import YamlDocument, YamlError, load_yaml
 
-RUNBOOK_KEYS = ("title", "description", "owner", "tags", "params", "env", "shell", "timeout", "cwd")
+RUNBOOK_KEYS = (
+    "title",
+    "description",
+    "owner",
+    "tags",
+    "params",
+    "env",
+    "shell",
+    "timeout",
+    "cwd",
+    "targets",
+    "ssh_config",
+)
 # Keys that mkdocs, mkdocs-material and Runme read from the same page; accepted as they are.
 PAGE_KEYS = (
     "hide",
@@ -67,6 +80,8 @@ class FrontMatter:
     shell: str = "bash"
     cwd: str | None = None
     timeout: float | None = None
+    targets: tuple[Target, ...] = ()
+    ssh_config: str | None = None
     key_lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -166,6 +181,13 @@ def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> Front
             result.timeout = seconds
         elif key == "params":
             result.params = _read_params(value, loaded, first_line, sink)
+        elif key == "targets":
+            result.targets = read_targets(value, lambda *p: line("targets", *p), sink)
+        elif key == "ssh_config":
+            if not isinstance(value, str) or not value.strip():
+                sink.error(line(key), "front-matter-value", "'ssh_config' must be a file path")
+            else:
+                result.ssh_config = value.strip()
     return result
 
 

@@ -19,17 +19,19 @@ from pathlib import Path
 
 from engine.console.run import RunConsole, print_dry_run
 from engine.console.terminal import Terminal
-from engine.diagnostics import did_you_mean
+from engine.diagnostics import DiagnosticSink, did_you_mean
 from engine.events import Fanout, Provenance, RunStatus, SessionState
 from engine.journal import lock
 from engine.journal.location import Location, shown
 from engine.journal.storage import RunWriter, Store, open_store
 from engine.loader import read_regular_file
-from engine.model import Runbook
+from engine.model import Runbook, Target
 from engine.parameters import Parameters
 from engine.plan import Plan, resolve_params
+from engine.remote import TargetSessions
 from engine.run import RunAborted, Runner, RunOptions, dry_run_commands, preflight
 from engine.shell import ShellError, ShellSession
+from engine.targets import read_targets
 from engine.yamlsafe import YamlError, load_yaml
 
 EXIT_FOR_STATUS = {
@@ -58,6 +60,7 @@ class Launch:
     captured: Mapping[str, str] = field(default_factory=dict)  # on resume: values kept so far
     quiet: bool = False  # --quiet: the prose between steps is not shown
     restore: SessionState | None = None  # on resume: the shell session to rebuild first
+    ssh_config: str | None = None  # --ssh-config FILE (over the front matter's ssh_config)
 
 
 def parse_param_args(pairs: tuple[str, ...], params_file: Path | None) -> dict[str, str]:
@@ -167,7 +170,9 @@ def dry_run(plan: Plan, params: Parameters, options: RunOptions, terminal: Termi
         commands = dry_run_commands(plan, params, options.select(plan))
     except RunAborted as exc:
         raise LaunchError(str(exc)) from None
-    print_dry_run(terminal, plan, commands, len(options.select(plan)))
+    print_dry_run(
+        terminal, plan, commands, len(options.select(plan)), options.forks, options.targets
+    )
 
 
 def session_environment(runbook: Runbook, values: Mapping[str, str]) -> dict[str, str]:
@@ -249,6 +254,79 @@ def _maybe_in_repository(directory: str) -> bool:
         return True
     current = Path(directory)
     return any((folder / ".git").exists() for folder in (current, *current.parents))
+
+
+def read_inventory(path: Path) -> tuple[Target, ...]:
+    """`--inventory FILE`: targets usable across runbooks. Either `hosts:` (name: destination,
+    or {ssh: ...} / {exec: ...}) and `groups:` (name: [hosts]), or a `targets:` mapping as in
+    front matter."""
+    try:
+        text = read_regular_file(path).decode("utf-8")
+    except OSError as exc:
+        raise LaunchError(f"{path}: cannot read the inventory: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LaunchError(f"{path}: cannot read the inventory: {exc}") from None
+    loaded = load_yaml(text)
+    if isinstance(loaded, YamlError):
+        raise LaunchError(f"{path}:{loaded.line + 1}: the inventory is not YAML: {loaded.message}")
+    value = loaded.value
+    sink = DiagnosticSink(str(path))
+
+    def line(*keys: str) -> int:
+        found = loaded.line_of(*keys)
+        return 1 + (found or 0)
+
+    if isinstance(value, dict) and set(value) <= {"hosts", "groups"} and value:
+        hosts = value.get("hosts") or {}
+        groups = value.get("groups") or {}
+        if not isinstance(hosts, dict) or not isinstance(groups, dict):
+            raise LaunchError(f"{path}:1: 'hosts' and 'groups' must be mappings")
+        merged: dict[str, object] = {str(k): str(k) if v is None else v for k, v in hosts.items()}
+        merged.update({str(k): {"group": v} for k, v in groups.items()})
+
+        def where(*keys: str) -> int:
+            name = keys[0] if keys else ""
+            section = "groups" if name in groups else "hosts"
+            return line(section, *keys)
+
+        targets = read_targets(merged, where, sink)
+    elif isinstance(value, dict) and "targets" in value:
+        targets = read_targets(value["targets"], lambda *k: line("targets", *k), sink)
+    else:
+        targets = read_targets(value, line, sink)
+    errors = [d for d in sink.items if d.is_error]
+    if errors:
+        first = errors[0]
+        raise LaunchError(f"{path}:{first.location.line}: {first.message}")
+    return targets
+
+
+def with_targets(options: RunOptions, forks: int | None, inventory: Path | None) -> RunOptions:
+    """The options with `--forks` and the `--inventory` file's targets."""
+    targets = read_inventory(inventory) if inventory is not None else ()
+    return dataclasses.replace(options, forks=forks, targets=targets)
+
+
+def remote_sessions(launch: Launch) -> TargetSessions | None:
+    """The run's sessions on targets, when a step has a target: ssh with the config given."""
+    runbook = launch.plan.runbook
+    if not any(s.target for s in runbook.steps):
+        return None
+    config = launch.ssh_config
+    if config is None and runbook.ssh_config:
+        config = str(Path(runbook.path).parent / os.path.expanduser(runbook.ssh_config))
+    if config is not None and not os.path.isfile(config):
+        raise LaunchError(f"{runbook.path}: ssh config {config} is not a file")
+    exports = dict(runbook.env)
+    exports.update({name.upper(): value for name, value in launch.params.values.items()})
+    exports["RUNBOOK_PATH"] = runbook.path
+    size = shutil.get_terminal_size((80, 24))
+    return TargetSessions(
+        config,
+        dimensions=(size.lines, size.columns),
+        secret_variables=tuple(p.name.upper() for p in runbook.params if p.secret),
+        exports=exports,
+    )
 
 
 def run_plan(launch: Launch) -> int:
@@ -344,14 +422,26 @@ def run_in_session(
         raise LaunchError(str(exc)) from None
     console = RunConsole(terminal, plan, launch.interactive, launch.quiet)
     sink = Fanout(writer, console)
+    remote = None
     try:
+        remote = remote_sessions(launch)
         if launch.restore is not None:
             restore_session(session, launch.restore, terminal)
         runner = Runner(
-            plan, launch.params, session, console, sink, launch.options, facts, launch.captured
+            plan,
+            launch.params,
+            session,
+            console,
+            sink,
+            launch.options,
+            facts,
+            launch.captured,
+            remote=remote,
         )
         result = runner.run(resumed=resumed)
     finally:
+        if remote is not None:
+            remote.close()
         session.close()
         writer.close()  # output still on its way to the journal is committed first
     terminal.run_footer(facts.run_id)

@@ -24,7 +24,7 @@ class Confirm(StrEnum):
     DANGER = "danger"
 
 
-FAILURE_ACTIONS = ("abort", "continue", "ask")
+FAILURE_ACTIONS = ("abort", "continue", "ask", "stop")  # stop: abort, in fan-out words
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,18 @@ class Branch:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """A named place steps run on: an ssh destination, an exec command that gives a shell
+    (a template: `kubectl exec -i -t {{ pod }} --`), or a group of targets."""
+
+    name: str
+    line: int
+    ssh: str | None = None
+    exec: str | None = None
+    group: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """A heading; `parent` is the slug of the enclosing section, if any."""
 
@@ -146,6 +158,9 @@ class Step:
     session: tuple[SessionCommand, ...] = ()
     classes: tuple[str, ...] = ()  # fence classes kept for the site: {.line-numbers}
     prompt_env: bool | None = None  # Runme's promptEnv: exports asked (True), never asked (False)
+    target: str | None = None  # where it runs: a target's name (or a template); None: here
+    forks: int | None = None  # at most this many hosts of a group at once
+    serial: int | None = None  # hosts at a time, in order (a rolling change): wins over forks
 
     def __post_init__(self) -> None:
         if not self.command and self.kind is StepKind.COMMAND:
@@ -197,6 +212,8 @@ class Runbook:
     shell: str = "bash"
     cwd: str | None = None
     timeout: float | None = None
+    targets: tuple[Target, ...] = ()
+    ssh_config: str | None = None
     front_matter_keys: tuple[tuple[str, int], ...] = ()
     text: str = ""  # the source text and its sha256, set by the loader
     digest: str = ""

@@ -193,6 +193,8 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
         shell=front.shell,
         cwd=front.cwd,
         timeout=front.timeout,
+        targets=front.targets,
+        ssh_config=front.ssh_config,
         front_matter_keys=tuple(front.key_lines.items()),
         diagnostics=tuple(sink.items),
     )
@@ -439,5 +441,8 @@ def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
         cwd=attrs.cwd,
         env=attrs.env,
         capture=attrs.capture,
+        target=attrs.target,
+        forks=attrs.forks,
+        serial=attrs.serial,
         key_columns=tuple(attrs.key_columns.items()),
     )

@@ -21,6 +21,7 @@ from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
 from engine.front_matter import TYPE_NAMES, typed_value
 from engine.model import FAILURE_ACTIONS, Param, Runbook, Step, StepKind
 from engine.regexes import PatternError, fullmatch, pattern_problem
+from engine.targets import is_group, is_template
 from engine.templates import (
     NameUse,
     TemplateProblem,
@@ -92,6 +93,7 @@ def plan_runbook(runbook: Runbook) -> Plan:
     )
     _check_templates(runbook, order, ordered_handlers, sink)
     _check_patterns(runbook, sink)
+    _check_targets(runbook, sink)
     return Plan(
         runbook=runbook,
         order=tuple(order),
@@ -99,6 +101,52 @@ def plan_runbook(runbook: Runbook) -> Plan:
         edges=tuple(edges),
         diagnostics=runbook.diagnostics + tuple(sink.items),
     )
+
+
+def _check_targets(runbook: Runbook, sink: DiagnosticSink) -> None:
+    """Each step's target names one the runbook declares (a template is known only at run
+    time); with no `targets:` at all, a name must come from `--inventory`: said, not an error."""
+    names = [t.name for t in runbook.targets]
+    for step in runbook.steps:
+        column = step.column_of("target")
+        if step.target is None:
+            for key in ("forks", "serial"):
+                if getattr(step, key) is not None:
+                    sink.warning(
+                        step.line,
+                        "no-target",
+                        f"'{key}' has no effect on a step without a target",
+                        column=step.column_of(key),
+                    )
+            continue
+        if step.target in names and is_group(step.target, runbook.targets):
+            for key in ("capture", "interactive"):
+                if getattr(step, key) and step.annotated(key):
+                    sink.error(
+                        step.line,
+                        "group-step",
+                        f"'{key}' needs one host; target '{step.target}' is a group",
+                        "give the step a single target, or drop the key",
+                        column=step.column_of(key),
+                    )
+        if is_template(step.target) or step.target in names:
+            continue
+        if not names:
+            sink.warning(
+                step.line,
+                "undeclared-target",
+                f"target '{step.target}' is not declared in front matter `targets:`; it must"
+                " come from --inventory, or it is taken as an ssh destination",
+                column=column,
+            )
+            continue
+        sink.error(
+            step.line,
+            "unknown-target",
+            f"unknown target '{step.target}'",
+            did_you_mean(step.target, names) or f"declared targets: {', '.join(names)}",
+            column=column,
+        )
 
 
 def _failure_handlers(

@@ -77,6 +77,8 @@ class Attempt:
     signal: int | None = None
     duration: float | None = None
     output: str = ""
+    host: str | None = None  # the target host of a fanned-out step: one attempt per host
+    reason: str = ""  # why it ended so, when the host said (could not connect, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +153,15 @@ class _Step:
     reason: str = ""
     captured: dict[str, str] = field(default_factory=dict)
 
-    def attempt(self, number: int) -> _Attempt:
+    def attempt(self, number: int, host: str | None = None) -> _Attempt:
         for attempt in self.attempts:
-            if attempt.value.number == number:
+            if attempt.value.number == number and attempt.value.host == host:
                 return attempt
-        created = _Attempt(Attempt(max(number, 1)))
+        if host is None:  # a step on one target: its end (and the like) carry no host
+            same = [a for a in self.attempts if a.value.number == number]
+            if len(same) == 1:
+                return same[0]
+        created = _Attempt(Attempt(max(number, 1), host=host))
         self.attempts.append(created)
         return created
 
@@ -197,15 +203,27 @@ def replay(events: Iterable[Event]) -> tuple[list[StepRecord], str]:
             case StepStarted():
                 record.kind = event.kind
                 record.text = event.text or record.text
-                attempt = record.attempt(number)
+                attempt = record.attempt(number, event.host)
                 attempt.value = replace(
                     attempt.value, command=event.command, edited=event.edited, started=event.time
                 )
                 record.status = None
             case Output():
-                record.attempt(number).output.append(event.text)
+                record.attempt(number, event.host).output.append(event.text)
             case Answer():
                 record.answers.append(replace(event, attempt=number))
+            case StepFinished(host=str()):  # one host's end: the step goes on
+                result = event.result
+                attempt = record.attempt(number, event.host)
+                attempt.value = replace(
+                    attempt.value,
+                    ended=event.time,
+                    status=str(event.status),
+                    exit_code=result.exit_code if result else None,
+                    signal=result.signal if result else None,
+                    duration=result.duration if result else None,
+                    reason=event.reason or "",
+                )
             case StepFinished():
                 record.status = str(event.status)
                 record.reason = event.reason or event.note or ""
@@ -292,4 +310,10 @@ def step_flags(step: Step) -> list[str]:
         flags.append(f"option={step.branch.label}")
     if step.offers:
         flags.append(f"offers={len(step.offers)}")
+    if step.target is not None:
+        flags.append(f"target={step.target}")
+    if step.serial is not None:
+        flags.append(f"serial={step.serial}")
+    elif step.forks is not None:
+        flags.append(f"forks={step.forks}")
     return flags

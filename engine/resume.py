@@ -30,7 +30,7 @@ from engine.model import Runbook
 from engine.parameters import Parameters
 from engine.parse import parse_runbook
 from engine.plan import Plan, plan_runbook
-from engine.record import RunDetail
+from engine.record import RunDetail, StepRecord
 from engine.run import Choice, RunOptions
 
 
@@ -148,8 +148,17 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
     done: set[str] = set()
     captured: dict[str, str] = {}
     decisions: list[tuple[str, Choice]] = []
+    hosts_done: dict[str, tuple[str, ...]] = {}
     for record in detail.steps:
         captured.update(record.captured)
+        finished_on = _hosts_finished(record)
+        if finished_on:  # a fanned-out step runs again only where it did not finish
+            hosts_done[record.id] = finished_on
+            if record.status is None or not StepStatus(record.status).finished:
+                terminal.warning(
+                    f"step {record.id} finished on {', '.join(finished_on)}: if it runs again,"
+                    " it runs only on its other hosts"
+                )
         if record.status is not None and StepStatus(record.status).finished:
             done.add(record.id)
         elif record.status is None and record.id in selection:
@@ -168,6 +177,7 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
         run_guessed=asked.run_guessed,
         choose=asked.choose,
         chosen=tuple(choices_made(plan, detail).items()),
+        hosts_done=hosts_done,
     )
     params = Parameters.of(plan, values)
     check_before_running(plan, params, options)
@@ -209,6 +219,15 @@ def choices_made(plan: Plan, detail: RunDetail) -> dict[str, str | None]:
             if answer.question == Question.BRANCH:
                 made[step.branch.choice] = None if answer.answer == "none" else answer.answer
     return made
+
+
+def _hosts_finished(record: StepRecord) -> tuple[str, ...]:
+    """The hosts a fanned-out step succeeded on, by each host's last attempt."""
+    last: dict[str, str | None] = {}
+    for attempt in record.attempts:
+        if attempt.host is not None:
+            last[attempt.host] = attempt.status
+    return tuple(host for host, status in last.items() if status == StepStatus.SUCCEEDED)
 
 
 def _unfinished(step_id: str, run_id: str, asked: _Resume, console: RunConsole) -> Choice:

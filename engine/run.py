@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import functools
 import re
+import shlex
 import signal
 import sys
 import time
@@ -34,11 +35,14 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
+from engine.fanout import FanOutPlan, HostResult, fan_out, host_summary
 from engine.masking import StreamMasker
-from engine.model import Confirm, Step, StepKind
+from engine.model import Confirm, Step, StepKind, Target
 from engine.parameters import Parameters
 from engine.plan import Plan
+from engine.remote import TargetSessions
 from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO, StepRefused
+from engine.targets import DEFAULT_FORKS, Host, is_group, is_template, resolve
 from engine.templates import (
     RenderedStep,
     TemplateProblem,
@@ -118,6 +122,9 @@ class RunOptions:
     choose: tuple[str, ...] = ()  # --choose LABEL: the options taken, matched case-insensitively
     # On resume: the choices the run already made (choice -> option, None for none): kept.
     chosen: tuple[tuple[str, str | None], ...] = ()
+    hosts_done: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # resume
+    forks: int | None = None  # --forks N: hosts of a group at once (a step's `forks` wins)
+    targets: tuple[Target, ...] = ()  # from --inventory; the runbook's own targets win
 
     def select(self, plan: Plan) -> list[str]:
         """The steps of the flow this run takes, in order: the one selection used by the
@@ -175,8 +182,10 @@ class Runner:
         options: RunOptions,
         provenance: Provenance | None = None,
         captured: Mapping[str, str] | None = None,
+        remote: TargetSessions | None = None,
     ) -> None:
         self.plan = plan
+        self.remote = remote
         self.session = session
         self.ui = ui
         self.sink = sink
@@ -191,8 +200,11 @@ class Runner:
         self.by_id = {s.id: s for s in runbook.steps}
         self.failed: list[str] = []
         self.go_on: set[str] = set()  # failed steps the operator chose to continue past
+        self._continued: dict[str, bool] = {}  # fanned-out steps continued past a host failure
+        self._hosts_done: dict[str, tuple[str, ...]] = dict(options.hosts_done)
         # choice -> the option taken (None: none); on resume, what the run chose before
         self.chosen: dict[str, str | None] = dict(options.chosen)
+        self._step_session = session
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -407,6 +419,10 @@ class Runner:
                     self.emit(Answer(step.id, 0, Question.EDIT, "edited", command=command))
                 continue
             break
+        if step.target is not None:
+            hosts = self._hosts(step)
+            if len(hosts) > 1 or is_group(step.target, self._targets()):
+                return self._fan_out(step, rendered, command, hosts)
         attempt = 0
         while True:
             attempt += 1
@@ -479,11 +495,143 @@ class Runner:
         self.emit(Answer(step.id, 0, Question.CONFIRM, str(choice)))
         return choice
 
+    # -- steps on targets -------------------------------------------------------------------
+
+    def _targets(self) -> tuple[Target, ...]:
+        """The runbook's targets, then the inventory's it does not name itself."""
+        own = self.plan.runbook.targets
+        names = {t.name for t in own}
+        return own + tuple(t for t in self.options.targets if t.name not in names)
+
+    def _hosts(self, step: Step) -> tuple[Host, ...]:
+        """The hosts a step's target names, its template (`{{ pod }}`) rendered first."""
+        assert step.target is not None
+        name = step.target
+        if is_template(name):
+            try:
+                name = render_text(name, self.context).strip()
+            except TemplateProblem as problem:
+                raise RunAborted(f"{self._where(step)}: target: {problem.message}") from None
+            if not name:
+                raise RunAborted(f"{self._where(step)}: target {step.target!r} is empty")
+        return resolve(name, self._targets())
+
+    def _exec_words(self, step: Step, host: Host) -> tuple[str, ...] | None:
+        """An exec target's command, its values escaped for the shell, as words."""
+        if host.exec is None:
+            return None
+        try:
+            text = render_step(host.exec, None, (), (), self.context).command
+            return tuple(shlex.split(text))
+        except TemplateProblem as problem:
+            where = f"{self.plan.runbook.path}:{host.line}" if host.line else self._where(step)
+            raise RunAborted(f"{where}: target {host.name}: {problem.message}") from None
+        except ValueError as exc:
+            raise RunAborted(f"{self._where(step)}: target {host.name}: {exc}") from None
+
+    def _target_session(self, step: Step) -> tuple[ShellSession, str]:
+        """The session of a step's single target host (started on first use). Raises
+        ShellError when it cannot be reached: a failure of the step on that host."""
+        host = self._hosts(step)[0]
+        if self.remote is None:
+            raise RunAborted(f"{self._where(step)}: steps on targets need remote sessions")
+        return self.remote.session(host.name, host.ssh, self._exec_words(step, host)), host.name
+
+    def _fan_out(
+        self, step: Step, rendered: RenderedStep, command: str, hosts: tuple[Host, ...]
+    ) -> StepStatus:
+        """The step on each host of its group: parallel up to `forks`, or `serial` at a time."""
+        if self.remote is None:
+            raise RunAborted(f"{self._where(step)}: steps on targets need remote sessions")
+        if step.interactive:
+            raise RunAborted(
+                f"{self._where(step)}: step '{step.id}' is interactive: it cannot run on"
+                f" {len(hosts)} hosts at once"
+            )
+        policy = {"abort": "stop"}.get(step.on_failure, step.on_failure)
+        if policy not in ("stop", "continue", "ask"):
+            policy = "stop"  # a failure handler runs once the fan-out has stopped
+        if policy == "ask" and self.options.assume_yes:
+            policy = "stop"  # nobody to ask
+        answers = tuple(
+            Responder(re.compile(prompt), send, "secret" if secret else "", expect.multiline)
+            for expect, (prompt, send, secret) in zip(step.expect, rendered.answers, strict=True)
+        )
+        limit = step.serial or step.forks or self.options.forks or DEFAULT_FORKS
+        plan = FanOutPlan(
+            step=step.id,
+            command=command,
+            hosts=hosts,
+            exec_words={h.name: w for h in hosts if (w := self._exec_words(step, h)) is not None},
+            limit=limit,
+            batches=step.serial is not None,
+            policy=policy,
+            interpreter=step.interpreter,
+            cwd=rendered.cwd,
+            env=dict(rendered.env),
+            timeout=step.timeout or self.plan.runbook.timeout,
+            responders=answers,
+        )
+        done = self._hosts_done.get(step.id, ())
+        announce = getattr(self.ui, "announce_hosts", None)
+        if announce is not None:
+            left = [h.name for h in hosts if h.name not in done]
+            announce(step, left, limit, step.serial is not None, policy)
+        with _Interrupts() as interrupts:
+            results = fan_out(
+                plan,
+                self.remote,
+                self.emit,
+                self.masker,
+                functools.partial(self._ask_host_failure, step),
+                interrupts.take,
+                self._tick,
+                skip=done,
+            )
+        ran = len(hosts) - len([h for h in hosts if h.name in done])
+        failed = [r for r in results if r.status is not StepStatus.SUCCEEDED]
+        status = StepStatus.SUCCEEDED
+        if any(r.status is StepStatus.INTERRUPTED for r in results):
+            status = StepStatus.INTERRUPTED
+        elif failed or len(results) < ran:
+            status = StepStatus.FAILED
+        if status is not StepStatus.SUCCEEDED and self._continued.get(step.id):
+            self.go_on.add(step.id)  # the operator chose to go on past a host's failure
+        self.emit(StepFinished(step.id, 0, status, reason=host_summary(results, ran)))
+        if status is StepStatus.INTERRUPTED:
+            raise RunInterrupted()
+        return status
+
+    def _ask_host_failure(self, step: Step, host: str, result: HostResult) -> bool:
+        """`on_failure: ask`: go on with the other hosts? The answer is journalled."""
+        ask = getattr(self.ui, "ask_host_failure", None)
+        go_on = bool(ask(step, host, host_summary([result], 1))) if ask is not None else False
+        self.emit(
+            Answer(
+                step.id, 0, Question.FAILURE, "continue" if go_on else "abort", note=f"host {host}"
+            )
+        )
+        if go_on:
+            self._continued[step.id] = True
+        return go_on
+
     def _execute(
         self, step: Step, rendered: RenderedStep, command: str, attempt: int, edited: bool
     ) -> tuple[Outcome, bool]:
         """Run one attempt; the outcome, and whether it counts as a success (a follow step
         stopped by Ctrl-C or its timeout does)."""
+        session, host = self.session, None
+        self._step_session = session  # where the failure menu's shell opens
+        if step.target is not None:
+            try:
+                session, host = self._target_session(step)
+            except ShellError as exc:
+                # Could not reach the host: the step failed there, the engine did not.
+                name = self._hosts(step)[0].name
+                self.emit(StepStarted(step.id, attempt, "command", command=command, host=name))
+                self.emit(StepFinished(step.id, attempt, StepStatus.FAILED, reason=str(exc)))
+                return Outcome(None), False
+            self._step_session = session
         self.emit(
             StepStarted(
                 step.id,
@@ -493,6 +641,7 @@ class Runner:
                 edited=edited,
                 cwd=rendered.cwd,
                 interactive=step.interactive,
+                host=host,
             )
         )
         stream = StreamMasker(self.masker)
@@ -510,7 +659,7 @@ class Runner:
                     captured.extend(data)
                 text = decoder.decode(stream.feed(data))
                 if text:
-                    self.sink.emit(Output(step.id, attempt, text))
+                    self.sink.emit(Output(step.id, attempt, text, host=host))
 
             def on_answer(responder: Responder, seen: str) -> None:
                 answer = "[secret]" if responder.label == "secret" else responder.send
@@ -531,7 +680,7 @@ class Runner:
                 on_notice=self._on_notice(step, attempt, terminal),
             )
             try:
-                outcome = self.session.run_step(
+                outcome = session.run_step(
                     command,
                     io,
                     interpreter=step.interpreter,
@@ -547,7 +696,7 @@ class Runner:
                 raise RunAborted(f"step '{step.id}': {exc}{hint}") from None
             rest = decoder.decode(stream.flush(), final=True)
             if rest:
-                self.sink.emit(Output(step.id, attempt, rest))
+                self.sink.emit(Output(step.id, attempt, rest, host=host))
         stopped = step.follow and (outcome.interrupted or outcome.timed_out)
         ok = outcome.ok or stopped
         kept: dict[str, str] = {}
@@ -630,7 +779,7 @@ class Runner:
 
         with self.ui.step_io(step, True) as terminal:
             io = StepIO(on_output=on_output, input_fd=terminal.input_fd, tick=terminal.tick)
-            self.session.run_step(
+            self._step_session.run_step(
                 "exec bash --noprofile --norc -i", io, cwd=rendered.cwd, env=env, interactive=True
             )
 

@@ -321,13 +321,7 @@ class ShellSession:
         An interactive step gets the terminal's echo while it runs (the session keeps it off).
         With `no_input` the step reads /dev/null: nobody is there to type (unattended runs).
         """
-        for responder in io.responders:
-            if not responder.multiline and ("\n" in responder.send or "\r" in responder.send):
-                raise StepRefused(
-                    f"the answer to the expect prompt /{responder.prompt.pattern}/ holds a line"
-                    " break, which would type a second line; mark that answer `multiline: true`"
-                    " if it is meant"
-                )
+        check_answers(io)
         self._count += 1
         number = self._count
         script = self._workdir / f"step-{number}"
@@ -556,14 +550,14 @@ class ShellSession:
                 if tree is not None and (timed_out or interrupted):
                     # What outlived the step's own end (background and `setsid` children).
                     first = signal.SIGKILL if level >= 2 else signal.SIGTERM
-                    reaper.stop(tree, self._kill_grace, first)
+                    self._stop_tree(tree, self._kill_grace, first)
                 elif tree is not None and code - 128 in _STOPPED:
                     # Suspended (Ctrl-Z typed, SIGSTOP): the session took the terminal back,
                     # and a stopped job would stay stopped for good. It is ended instead,
                     # once the session has forgotten it (or it reports it under the next step).
                     self._send("builtin disown -a")
                     self._wait(StepIO(on_output=lambda _: None), _START_SECONDS, now, None)
-                    reaper.stop(tree, 0, signal.SIGKILL)
+                    self._stop_tree(tree, 0, signal.SIGKILL)
                 return _outcome(code, timed_out, interrupted, time.monotonic() - started)
             # Hold back what could be the start of a marker split across reads.
             cut = data.rfind(b"\x1e")
@@ -583,6 +577,10 @@ class ShellSession:
             return io.on_waiting(watch.last_line())
         _notice(io, "the step is waiting for input (it reads the terminal): nobody answers it")
         return None
+
+    def _stop_tree(self, tree: reaper.StepTree, grace: float, first: int) -> None:
+        """Stop what is left of a step's processes (a remote session does it remotely)."""
+        reaper.stop(tree, grace, first)
 
     def _escalate(self, tree: reaper.StepTree, level: int) -> tuple[reaper.StepTree, int]:
         """Go to `level` of stopping the step: Ctrl-C through the terminal, then SIGTERM and
@@ -649,6 +647,17 @@ def _shell_command(shell: str) -> tuple[str, list[str]]:
         f"shell: {shell} is not supported: steps run in a bash session"
         " (`shell: bash`, or `shell: sh` for bash in POSIX mode)"
     )
+
+
+def check_answers(io: StepIO) -> None:
+    """Refuse an `expect` answer that would type a second line without being marked so."""
+    for responder in io.responders:
+        if not responder.multiline and ("\n" in responder.send or "\r" in responder.send):
+            raise StepRefused(
+                f"the answer to the expect prompt /{responder.prompt.pattern}/ holds a line"
+                " break, which would type a second line; mark that answer `multiline: true`"
+                " if it is meant"
+            )
 
 
 def _notice(io: StepIO, text: str) -> None:

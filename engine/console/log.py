@@ -107,11 +107,14 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             result = (
                 f"exit {attempt.exit_code}"
                 if attempt.exit_code is not None
+                else f"{attempt.status}" + (f" ({attempt.reason})" if attempt.reason else "")
+                if attempt.status
                 else "no result (the engine stopped)"
             )
+            on = f" on {attempt.host}" if attempt.host else ""
             out.print(
                 Text(
-                    f"  attempt {attempt.number}{' (edited)' if attempt.edited else ''}"
+                    f"  attempt {attempt.number}{on}{' (edited)' if attempt.edited else ''}"
                     f" at {when(attempt.started)}: {result}, {format_seconds(attempt.duration)}",
                     style="dim",
                 )

@@ -25,13 +25,14 @@ from engine.events import (
     StepStatus,
 )
 from engine.front_matter import TYPE_NAMES, typed_value
-from engine.model import Param, Step, StepKind
+from engine.model import Param, Step, StepKind, Target
 from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
 from engine.record import format_seconds, step_flags
 from engine.regexes import PatternError, fullmatch
 from engine.run import Choice, plural
 from engine.shell import Outcome
+from engine.targets import DEFAULT_FORKS, is_group, is_template, resolve
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -86,11 +87,23 @@ class RunConsole:
         self._step_started = 0.0
         self._position = ""
         self._current = ""
+        self._fanned: set[str] = set()  # steps shown host by host, each line with its host
+        self._partial: dict[str, str] = {}  # host -> its unfinished output line
+        self._hosts: dict[str, list[StepFinished]] = {}  # step -> each host's end
+        self._host_order: dict[str, list[str]] = {}  # step -> its hosts, in the group's order
 
     # -- events ---------------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
         match event:
+            case Output(host=str() as host) if event.step in self._fanned:
+                self._host_output(host, event.text)
+            case StepStarted(host=str()) if event.step in self._fanned:
+                pass
+            case StepFinished(host=str() as host) if event.step in self._fanned:
+                self._host_output(host, "", final=True)
+                self._hosts.setdefault(event.step, []).append(event)
+                self._host_finished(event)
             case Output(text=text):
                 self._clear_progress()
                 sys.stdout.write(text)
@@ -105,6 +118,13 @@ class RunConsole:
                     self.out.print(Text(f"  ↻ attempt {event.attempt}", style="yellow"))
             case StepFinished():
                 self._finish_output()
+                if event.step in self._hosts:
+                    order = self._host_order.get(event.step, [])
+                    ends = sorted(
+                        self._hosts.pop(event.step),
+                        key=lambda e: order.index(e.host) if e.host in order else len(order),
+                    )
+                    self._host_table(ends)
                 self._step_finished(event)
             case Answer(question=Question.EXPECT):
                 self._finish_output()
@@ -177,6 +197,71 @@ class RunConsole:
         else:
             detail = _outcome_text(event)
             self.out.print(Text(f"  ✗ {step} {status}: {detail}{took}", style="bold red"))
+
+    def _host_output(self, host: str, text: str, final: bool = False) -> None:
+        """A host's output, a whole line at a time, each line behind its host's name."""
+        text = self._partial.pop(host, "") + text
+        lines = text.split("\n")
+        rest = lines.pop()
+        if final and rest.strip("\r"):
+            lines.append(rest)
+            rest = ""
+        if rest:
+            self._partial[host] = rest
+        if not lines:
+            return
+        self._clear_progress()
+        prefix = f"\x1b[36m{host}\x1b[0m | " if self.out.is_terminal else f"{host} | "
+        sys.stdout.write("".join(f"{prefix}{line.rstrip(chr(13))}\n" for line in lines))
+        sys.stdout.flush()
+        self._at_line_start = True
+
+    def _host_finished(self, event: StepFinished) -> None:
+        """One host's end, as it happens."""
+        mark, style = ("✓", "green") if event.status is StepStatus.SUCCEEDED else ("✗", "red")
+        took = f" in {format_seconds(event.result.duration)}" if event.result else ""
+        why = "" if event.status is StepStatus.SUCCEEDED else ": " + _outcome_text(event)
+        self.out.print(Text(f"  {mark} {event.host} {event.status}{why}{took}", style=style))
+
+    def _host_table(self, ends: list[StepFinished]) -> None:
+        """After a fanned-out step: each host, its status, exit code and time."""
+        width = max(len("host"), *(len(e.host or "") for e in ends))
+        table = Text(f"  {'host'.ljust(width)}   status       exit   time", "bold")
+        for end in ends:
+            result = end.result
+            code = "-" if result is None or result.exit_code is None else str(result.exit_code)
+            took = format_seconds(result.duration) if result else "-"
+            status = str(end.status)
+            style = "green" if end.status is StepStatus.SUCCEEDED else "red"
+            table.append(f"\n  {(end.host or '').ljust(width)}   ")
+            table.append(status.ljust(12), style=style)
+            table.append(f" {code.ljust(6)} {took}")
+            if end.status is not StepStatus.SUCCEEDED and end.reason:
+                table.append(f"   {end.reason}", style="dim")
+        self.out.print(table)
+
+    def announce_hosts(
+        self, step: Step, hosts: list[str], limit: int, serial: bool, policy: str
+    ) -> None:
+        """Where a fanned-out step runs, how many at once, and what a failure does."""
+        self._fanned.add(step.id)
+        self._host_order[step.id] = hosts
+        pace = f"{limit} at a time, in order" if serial else f"up to {limit} at a time"
+        self.out.print(
+            Text(
+                f"  on {plural(len(hosts), 'host')}: {', '.join(hosts)} ({pace};"
+                f" on a failure: {policy})",
+                style="magenta",
+            )
+        )
+
+    def ask_host_failure(self, step: Step, host: str, summary: str) -> bool:
+        """`on_failure: ask`: a host failed; go on with the others?"""
+        self.out.print(Text(f"  Step {step.id} failed on {host}: {summary}", style="red"))
+        while True:
+            key = self._key("[c]ontinue with the other hosts / [s]top (no new host starts) ")
+            if key in ("c", "s"):
+                return key == "c"
 
     def _run_finished(self, event: RunFinished) -> None:
         status, message = str(event.status), event.message
@@ -531,8 +616,39 @@ def _outcome_text(event: StepFinished) -> str:
     return f"exit status {result.exit_code}"
 
 
+def _where_it_runs(
+    step: Step, plan: Plan, forks: int | None, inventory: tuple[Target, ...] = ()
+) -> str:
+    """`runs on web: web1, web2, web3 (2 at a time)`, for the dry run; empty: runs here."""
+    if step.target is None or step.kind is not StepKind.COMMAND:
+        return ""
+    if is_template(step.target):
+        return f"runs on {step.target} (known at run time)"
+    own = {t.name for t in plan.runbook.targets}
+    targets = plan.runbook.targets + tuple(t for t in inventory if t.name not in own)
+    hosts = resolve(step.target, targets)
+    names = ", ".join(h.name for h in hosts)
+    if not is_group(step.target, targets):
+        host = hosts[0]
+        how = f"ssh {host.ssh}" if host.ssh else f"exec: {host.exec}"
+        return f"runs on {step.target} ({how})"
+    if step.serial is not None:
+        pace = f"{step.serial} at a time, in order"
+    else:
+        pace = f"up to {step.forks or forks or DEFAULT_FORKS} at a time"
+    policy = {"continue": "a failure does not stop the others", "ask": "ask on a failure"}.get(
+        step.on_failure, "a failure stops the hosts not yet started"
+    )
+    return f"runs on {step.target}: {names} ({pace}; {policy})"
+
+
 def print_dry_run(
-    terminal: Terminal, plan: Plan, commands: list[tuple[Step, str]], flow: int | None = None
+    terminal: Terminal,
+    plan: Plan,
+    commands: list[tuple[Step, str]],
+    flow: int | None = None,
+    forks: int | None = None,
+    inventory: tuple[Target, ...] = (),
 ) -> None:
     """The selected steps with final commands, numbered as the run would number them, then
     the failure handlers' (rollback) steps apart; nothing runs."""
@@ -568,6 +684,9 @@ def print_dry_run(
         flags = step_flags(step)
         append_flags(line, flags)
         out.print(line)
+        where = _where_it_runs(step, plan, forks, inventory)
+        if where:
+            out.print(Text("  " + where, style="magenta"))
         if step.kind is StepKind.MANUAL:
             out.print(Text.assemble(("  ☐ ", "bold"), command))
         else:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 from engine.console.text import PlainConsole, Text, prints_plainly
 from engine.diagnostics import Diagnostic
 from engine.duration import format_duration
-from engine.model import Param, Section, Step, StepKind
+from engine.model import Param, Section, Step, StepKind, Target
 from engine.record import step_flags
+from engine.targets import is_group, resolve
 
 if TYPE_CHECKING:  # kept out of start-up: `runbook log` needs none of them
     from rich.console import Console
@@ -257,7 +258,10 @@ class Terminal:
                 "owner": runbook.owner,
                 "tags": list(runbook.tags),
                 "params": [_param_dict(p) for p in runbook.params],
-                "steps": [_step_dict(by_id[i], role) for i, role in roles],
+                "steps": [
+                    _step_dict(by_id[i], role) | _target_dict(by_id[i], runbook.targets)
+                    for i, role in roles
+                ],
                 "edges": [
                     {"from": e.source, "to": e.target, "kind": str(e.kind)} for e in plan.edges
                 ],
@@ -358,6 +362,20 @@ def _param_dict(param: Param) -> dict[str, object]:
         "type": param.type,
         "implicit": param.implicit,
     }
+
+
+def _target_dict(step: Step, targets: tuple[Target, ...]) -> dict[str, object]:
+    """Where a step runs: its target and, for a group, its hosts (a template: at run time)."""
+    if step.target is None:
+        return {"target": None}
+    data: dict[str, object] = {"target": step.target}
+    if is_group(step.target, targets):
+        data["hosts"] = [h.name for h in resolve(step.target, targets)]
+    if step.forks is not None:
+        data["forks"] = step.forks
+    if step.serial is not None:
+        data["serial"] = step.serial
+    return data
 
 
 def _step_dict(step: Step, role: str) -> dict[str, object]:

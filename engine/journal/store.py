@@ -250,6 +250,7 @@ class _Buffered:
     first: float
     text: list[str]
     size: int
+    host: str | None = None  # a fanned-out step's host: each host's output is its own row
 
 
 @dataclass(slots=True)
@@ -326,6 +327,9 @@ class JournalWriter:
             case StepStarted():
                 row.search = event.command or event.text
                 row.field = "command"
+                if event.host is not None:  # `log search HOST` finds what ran there
+                    row.search += f"\n(on {event.host})"
+                    row.field = f"command on {event.host}"
             case StepFinished() if self._tail:
                 row.search, self._tail = "".join(self._tail), []
             case RunStarted():
@@ -386,11 +390,17 @@ class JournalWriter:
     def _buffer(self, event: Output) -> None:
         text = event.text
         buffered = self._output
-        if buffered and (buffered.step, buffered.attempt) != (event.step, event.attempt):
+        if buffered and (buffered.step, buffered.attempt, buffered.host) != (
+            event.step,
+            event.attempt,
+            event.host,
+        ):
             self.flush()
             buffered = None
         if buffered is None:
-            buffered = self._output = _Buffered(event.step, event.attempt, event.time, [], 0)
+            buffered = self._output = _Buffered(
+                event.step, event.attempt, event.time, [], 0, event.host
+            )
         buffered.text.append(text)
         buffered.size += len(text)
         if buffered.size >= FLUSH_BYTES or event.time - buffered.first >= FLUSH_SECONDS:
@@ -401,14 +411,18 @@ class JournalWriter:
         if buffered is None:
             return []
         text = "".join(buffered.text)
+        data: dict[str, object] = {"text": text}
+        if buffered.host is not None:
+            data["host"] = buffered.host
         return [
             _Row(
                 EventKind.OUTPUT,
                 buffered.step,
                 buffered.attempt,
                 buffered.first,
-                {"text": text},
+                data,
                 search=self._indexable(buffered.step, buffered.attempt, text),
+                field="output" if buffered.host is None else f"output on {buffered.host}",
             )
         ]
 

@@ -55,6 +55,7 @@ def detail_dict(detail: RunDetail, step_id: str | None = None) -> dict[str, obje
                         "duration": a.duration,
                         "output": a.output,
                     }
+                    | ({"host": a.host} if a.host else {})
                     for a in step.attempts
                 ],
             }
@@ -108,7 +109,8 @@ def to_markdown(detail: RunDetail) -> str:
         for attempt in step.attempts:
             if not attempt.command:
                 continue
-            head = f"Attempt {attempt.number}" + (" (edited command)" if attempt.edited else "")
+            head = f"Attempt {attempt.number}" + (f" on {attempt.host}" if attempt.host else "")
+            head += " (edited command)" if attempt.edited else ""
             result = f"exit {attempt.exit_code}" if attempt.exit_code is not None else "no result"
             fence = _fence(attempt.command)
             lines += [f"{head}, {when(attempt.started)}, {result}:", "", f"{fence}bash"]

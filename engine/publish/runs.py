@@ -56,9 +56,11 @@ class RunLinks:
         return f"{self.runbook}#step-{step_id}" if self.runbook else None
 
 
-def output_file(step_id: str, attempt: int) -> str:
-    """The name of an attempt's full output, written beside its run page."""
-    return f"output-{re.sub(r'[^A-Za-z0-9_.-]', '_', step_id)}-{attempt}.log"
+def output_file(step_id: str, attempt: int, host: str | None = None) -> str:
+    """The name of an attempt's full output (on one host of a fanned-out step), written
+    beside its run page."""
+    name = f"{step_id}-{attempt}" + (f"-{host}" if host else "")
+    return f"output-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.log"
 
 
 def large_outputs(detail: RunDetail) -> Iterator[tuple[str, Attempt]]:
@@ -66,7 +68,7 @@ def large_outputs(detail: RunDetail) -> Iterator[tuple[str, Attempt]]:
     for step in detail.steps:
         for attempt in step.attempts:
             if len(attempt.output) > 2 * EDGE:
-                yield output_file(step.id, attempt.number), attempt
+                yield output_file(step.id, attempt.number, attempt.host), attempt
 
 
 def runs_index(
@@ -266,7 +268,7 @@ def _chunks(detail: RunDetail) -> Chunks:
             continue
         number = attempt + offsets.get(step, 0)
         seen[step] = max(seen.get(step, 0), number)
-        if isinstance(event, Output):
+        if isinstance(event, Output) and event.host is None:  # hosts' output: no replay
             chunks.setdefault((step, number), []).append((event.time, event.text))
     return chunks
 
@@ -311,8 +313,12 @@ def _step_section(step: StepRecord, links: RunLinks, replayed: set[tuple[str, in
         if not attempt.command:
             continue
         result = f"exit code {attempt.exit_code}" if attempt.exit_code is not None else "no result"
+        if attempt.exit_code is None and attempt.reason:
+            result = f"{attempt.status}: {attempt.reason}"
         lines += [
-            f"<p>Attempt {attempt.number}{' (edited)' if attempt.edited else ''},"
+            f"<p>Attempt {attempt.number}"
+            + (f" on <strong>{esc(attempt.host)}</strong>" if attempt.host else "")
+            + f"{' (edited)' if attempt.edited else ''},"
             f" {esc(when(attempt.started))}, {esc(result)},"
             f" {esc(duration_text(attempt.duration))}</p>",
             f'<pre class="rb-command"><code>{esc(attempt.command.rstrip())}</code></pre>',
@@ -323,7 +329,7 @@ def _step_section(step: StepRecord, links: RunLinks, replayed: set[tuple[str, in
             replay = (
                 f'<div class="rb-replay" data-rb-replay="{esc(step.id)}/{attempt.number}"'
                 f' data-rb-src="{esc(links.beside + REPLAY_FILE)}"></div>'
-                if (step.id, attempt.number) in replayed
+                if (step.id, attempt.number) in replayed and attempt.host is None
                 else ""
             )
             lines += [_output(step.id, attempt, opened, replay, links.beside), ""]
@@ -337,7 +343,7 @@ def _output(step_id: str, attempt: Attempt, opened: bool, replay: str, beside: s
     count = text.count("\n") + (0 if text.endswith("\n") else 1)
     if len(text) > 2 * EDGE:
         skipped = len(text) - 2 * EDGE
-        name = beside + output_file(step_id, attempt.number)
+        name = beside + output_file(step_id, attempt.number, attempt.host)
         body = (
             _term(text[:EDGE])
             + '<p class="rb-output-cut">… '

@@ -1,0 +1,551 @@
+"""Sessions on other machines: the same bash session protocol through a command that gives a
+shell (`ssh -tt HOST`, `kubectl exec -i -t POD --`, `docker exec -it C`, `sudo -iu USER`).
+
+The local session reads its commands from a FIFO and finds a step's processes in /proc; neither
+reaches another machine. Here the commands are typed into the session's terminal (echo off):
+the step's text and its launcher are written to files by builtins, as $'...' strings in which
+every byte but plain printable ASCII is an escape, so no byte of a step can act as a terminal's
+control character, and no typed line comes near the 4095-byte limit of a terminal's line.
+Stopping a step's processes (a timeout, the second Ctrl-C) runs a small bash script on the
+target over a side channel (ssh's master connection, or the exec command again without a
+terminal): it signals every process that carries the step's tag and every descendant of the
+session's shell, as the local reaper does from /proc.
+
+SSH is OpenSSH's own client: the operator's config (or `--ssh-config FILE` as `-F`), agents,
+jump hosts and known_hosts as they are set. One master connection per host for the whole run
+(`ControlMaster`, `ControlPersist`) in a private directory; `BatchMode=yes`, so an unknown or
+changed host key, or a password prompt, fails that host's connection instead of waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pexpect
+
+from engine import reaper
+from engine.shell import (
+    _FILE_ARGUMENT,
+    _NOT_CARRIED,
+    _PRELUDE,
+    _START_SECONDS,
+    Outcome,
+    ShellError,
+    ShellSession,
+    StepIO,
+    check_answers,
+    may_change_state,
+)
+
+# Run by the target's login shell: a bash, or a clear word that there is none.
+REMOTE_BASH = (
+    "command -v bash >/dev/null 2>&1 || { echo 'runbook: this target has no bash: steps run in"
+    " a bash session (remote shells must be bash)' >&2; exit 127; };"
+    " exec bash --noprofile --norc --noediting -i"
+)
+# Signals a step's processes on the target: $1 the signal (0 only counts), $2 the step's tag,
+# $3 the session shell's pid. Prints how many processes it found.
+_REAPER = r"""
+sig=$1 tag=$2 top=$3
+declare -A parent
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" = "$$" ] && continue
+  read -r st < "$d/stat" 2>/dev/null || continue
+  st=${st##*) }
+  set -- $st
+  [ "$1" = Z ] && continue
+  parent[$p]=$2
+done
+pids=()
+for f in $(grep -lzx "RUNBOOK_STEP_TAG=$tag" /proc/[0-9]*/environ 2>/dev/null); do
+  f=${f#/proc/}; f=${f%/environ}
+  [ -n "${parent[$f]}" ] && pids+=("$f")
+done
+for p in "${!parent[@]}"; do
+  q=${parent[$p]} k=0
+  while [ -n "$q" ] && [ "$q" != 0 ] && [ "$k" -lt 64 ]; do
+    if [ "$q" = "$top" ]; then pids+=("$p"); break; fi
+    q=${parent[$q]} k=$((k + 1))
+  done
+done
+[ "${#pids[@]}" -gt 0 ] && kill -"$sig" "${pids[@]}" 2>/dev/null
+echo "${#pids[@]}"
+"""
+_T = TypeVar("_T")
+_HOST_NAME = re.compile(r"^[^-\s][^\s]*$")
+_PID = re.compile(rb"RBPID:(\d+):")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """How to reach one host: the command that gives its shell (with a terminal), and the
+    command that runs a program beside the session (no terminal) to stop a step's processes."""
+
+    name: str
+    shell: tuple[str, ...]
+    side: tuple[str, ...]
+    joined: bool = False  # the side command takes one string (ssh's remote command)
+
+    def side_command(self, words: Sequence[str]) -> list[str]:
+        """The side channel running `words` on the target."""
+        if self.joined:
+            return [*self.side, " ".join(shlex.quote(w) for w in words)]
+        return [*self.side, *words]
+
+
+def exec_connection(name: str, words: Sequence[str]) -> Connection:
+    """A target reached by an exec command (`kubectl exec -i -t POD --`): the session runs
+    `sh -c` through it; the side channel is the same command without its terminal flags."""
+    if not words:
+        raise ShellError(f"target {name}: the exec command is empty")
+    side = []
+    for word in words:
+        if word in ("-t", "--tty", "--tty=true"):
+            continue
+        if re.fullmatch(r"-[a-zA-Z]*t[a-zA-Z]*", word) and not word.startswith("--"):
+            word = word.replace("t", "")
+            if word == "-":
+                continue
+        side.append(word)
+    return Connection(name, (*words, "sh", "-c", REMOTE_BASH), tuple(side))
+
+
+class SshControl:
+    """The run's ssh master connections: one per host, in a private directory, closed at the
+    end of the run."""
+
+    def __init__(self, config: str | None = None) -> None:
+        self.config = config
+        self.directory = Path(tempfile.mkdtemp(prefix="rb-ssh-"))
+        os.chmod(self.directory, 0o700)
+        self._masters: dict[str, Connection] = {}
+        self._sockets: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._host_locks: dict[str, threading.Lock] = {}
+
+    def options(self, destination: str) -> list[str]:
+        """What every ssh command of the run is given: the config, the control socket, and
+        batch mode (nothing is asked: no password prompt, no host key accepted silently)."""
+        config = ["-F", self.config] if self.config else []
+        # A socket per destination as written, not ssh's %C: two aliases of one HostName and
+        # port (jump hosts, HostKeyAlias) would share %C, and the second master would lose.
+        with self._lock:
+            socket = self._sockets.setdefault(destination, f"m{len(self._sockets)}")
+        path = f"ControlPath={self.directory}/{socket}"
+        return [*config, "-o", path, "-o", "BatchMode=yes"]
+
+    def connect(self, destination: str) -> Connection:
+        """The connection to `destination`, its master started on first use. Raises
+        ShellError with ssh's own words (refused, host key changed, ...)."""
+        if not _HOST_NAME.match(destination):
+            raise ShellError(f"{destination!r} is not an ssh destination")
+        with self._lock:
+            host_lock = self._host_locks.setdefault(destination, threading.Lock())
+        with host_lock:
+            if destination in self._masters:
+                return self._masters[destination]
+            log = self.directory / f"master-{secrets.token_hex(4)}.log"
+            with open(log, "wb") as errors:
+                try:
+                    done = subprocess.run(
+                        [
+                            "ssh",
+                            *self.options(destination),
+                            "-o",
+                            "ControlMaster=yes",
+                            "-o",
+                            # Up while the run's sessions are; gone a minute after the last,
+                            # even when the engine was killed and never said `-O exit`.
+                            "ControlPersist=60",
+                            "-N",
+                            "-f",
+                            "--",
+                            destination,
+                        ],
+                        stdin=subprocess.DEVNULL,
+                        stdout=errors,
+                        stderr=errors,
+                        timeout=120,
+                        check=False,
+                    )
+                except (OSError, subprocess.TimeoutExpired) as exc:
+                    raise ShellError(f"ssh {destination}: {exc}") from None
+            said = log.read_text(errors="replace").strip()
+            log.unlink(missing_ok=True)
+            if done.returncode != 0:
+                raise ShellError(f"ssh {destination}: " + _last_words(said))
+            base = ["ssh", *self.options(destination), "-o", "ControlMaster=no"]
+            connection = Connection(
+                destination,
+                (*base, "-tt", "--", destination, "exec /bin/sh -c " + shlex.quote(REMOTE_BASH)),
+                (*base, "-T", "--", destination),
+                joined=True,
+            )
+            self._masters[destination] = connection
+            return connection
+
+    def close(self) -> None:
+        """Every master asked to exit (all at once), and the private directory removed."""
+
+        def stop(destination: str) -> None:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(
+                    ["ssh", *self.options(destination), "-O", "exit", "--", destination],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=10,
+                    check=False,
+                )
+
+        _each(stop, list(self._masters))
+        self._masters.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# Bytes typed as themselves inside $'...'; every other is written \xHH: no control character,
+# quote, backslash or `!` (history expansion) reaches the terminal or the shell's parser.
+_SAFE = frozenset(range(0x20, 0x7F)) - {ord("'"), ord("\\"), ord("!")}
+_LINE = 1000  # characters per typed line: far below a terminal's 4095-byte line limit
+
+
+def _files(files: Sequence[tuple[str, str]]) -> str:
+    """A command that writes files of the session's directory with builtins only (no fork):
+    each text typed as $'...' pieces, a line each, inside one brace group (read whole before it
+    runs, so one marker ends it), ending in `; ` for the rest of the command line."""
+    lines = []
+    for name, text in files:
+        tokens = [chr(b) if b in _SAFE else f"\\x{b:02x}" for b in text.encode()]
+        pieces, current, size = [], [], 0
+        for token in tokens:
+            if size + len(token) > _LINE:
+                pieces.append("".join(current))
+                current, size = [], 0
+            current.append(token)
+            size += len(token)
+        pieces.append("".join(current))
+        lines.append(f"__rb_f=$'{pieces[0]}'")
+        lines += [f"__rb_f+=$'{piece}'" for piece in pieces[1:]]
+        lines.append(f'builtin printf %s "$__rb_f" > "$__rb_dir"/{name}')
+    return "{ " + "\n".join(lines) + "; builtin unset -v __rb_f; }; "
+
+
+def _last_words(text: str) -> str:
+    """ssh's message, without the banner of a changed host key: its conclusion first."""
+    lines = [line.strip() for line in text.splitlines() if line.strip().strip("@")]
+    if not lines:
+        return "the connection failed"
+    if any("REMOTE HOST IDENTIFICATION HAS CHANGED" in line for line in lines):
+        offending = next((line for line in lines if line.startswith("Offending")), "")
+        return (
+            "the host key has changed (not accepted): "
+            + lines[-1]
+            + (f" ({offending})" if offending else "")
+        )
+    return "; ".join(lines[-2:])
+
+
+class RemoteSession(ShellSession):
+    """A bash session on a target, driven by the same protocol as the local one."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        dimensions: tuple[int, int] = (24, 80),
+        kill_grace: float = 2.0,
+        secret_variables: tuple[str, ...] = (),
+        exports: Mapping[str, str] | None = None,
+    ) -> None:
+        self.connection = connection
+        self._workdir = Path(tempfile.mkdtemp(prefix="runbook-remote-"))
+        self._state = self._workdir / "state"
+        self._commands = None  # type: ignore[assignment]
+        self._token = secrets.token_hex(8)
+        self._tag = secrets.token_hex(8)
+        self._marker = re.compile(rb"\x1eRB" + self._token.encode() + rb":(\d+)\x1e")
+        self._kill_grace = kill_grace
+        self._count = 0
+        self._stray = b""
+        self._slave = None
+        self._pty_name = None  # the terminal is the target's: no local /proc look at it
+        self._cwd = ""
+        self._baseline = (frozenset(), {})
+        self._variables = {}
+        self._functions = {}
+        self._left = {}
+        self._state_changed = False
+        self._remote_pid = 0
+        env = dict(os.environ)
+        env.setdefault("TERM", "xterm-256color")
+        try:
+            self._child = pexpect.spawn(
+                connection.shell[0],
+                list(connection.shell[1:]),
+                env=env,
+                echo=False,
+                dimensions=dimensions,
+                encoding=None,
+            )
+        except (pexpect.ExceptionPexpect, OSError) as exc:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            raise ShellError(
+                f"{connection.name}: cannot start {connection.shell[0]}: {exc}"
+            ) from None
+        self._child.delaybeforesend = None
+        self._child.delayafterclose = 0
+        self._child.delayafterterminate = 0
+        said = bytearray()
+        try:
+            self._start(said, secret_variables, exports or {})
+        except ShellError:
+            self.close()
+            words = said.decode("utf-8", "replace").replace("\r", "").strip().splitlines()
+            tail = "; ".join(line for line in words[-3:] if line.strip())
+            raise ShellError(
+                f"{connection.name}: the session did not start" + (f": {tail}" if tail else "")
+            ) from None
+
+    def _start(
+        self, said: bytearray, secret_variables: tuple[str, ...], exports: Mapping[str, str]
+    ) -> None:
+        prelude = _PRELUDE % {
+            "state": '"$__rb_dir/state"',
+            "workdir": '"$__rb_dir"',
+            "secrets": shlex.quote(" ".join(secret_variables)),
+            "all_variables": " ".join(
+                f"${{!{c}@}}" for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+            ),
+            "not_carried": _NOT_CARRIED,
+            "token": self._token,
+        }
+        # The state file is emptied once read (the engine cannot reach it), and echo goes off
+        # again after an interactive step.
+        prelude = prelude.replace(
+            '[ -s "$__rb_state" ] && builtin source "$__rb_state" 2>/dev/null',
+            '[ -n "$__rb_echo" ] && { stty -echo 2>/dev/null; __rb_echo=; }\n'
+            '[ -s "$__rb_state" ] && { builtin source "$__rb_state" 2>/dev/null;'
+            ' : > "$__rb_state"; }',
+        ).replace(
+            f'builtin printf "\\036RB{self._token}:%d\\036" "$__rb_status"',
+            f'builtin printf "\\036RB{self._token}:%d:%s\\036" "$__rb_status" "$__rb_seq"',
+        )
+        assert "$__rb_seq" in prelude
+        head = (
+            "__rb_seq=1; stty -echo 2>/dev/null; set +H\n"
+            '__rb_dir=$(mktemp -d "${TMPDIR:-/tmp}/runbook-XXXXXX") || builtin exit 1\n'
+        )
+        self._send(head + prelude.strip())
+        self._expect(1)
+        self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
+        said.clear()
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]
+        lines.append("builtin printf 'RBPID:%s:' \"$$\"")
+        write = _files([("env", "\n".join(lines) + "\n")])
+        self._send(f'__rb_seq=2; {write}builtin source "$__rb_dir"/env; rm -f -- "$__rb_dir"/env')
+        self._expect(2)
+        self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
+        found = _PID.search(bytes(said))
+        self._remote_pid = int(found.group(1)) if found else 0
+        self._stray = b""
+
+    def _expect(self, seq: int) -> None:
+        """The next marker to wait for: the one of command `seq` (a marker a stray empty
+        line printed carries an earlier number, and is not taken for the command's end)."""
+        token = self._token.encode()
+        self._marker = re.compile(rb"\x1eRB" + token + rb":(\d+):" + str(seq).encode() + rb"\x1e")
+        self._stale = re.compile(rb"\x1eRB" + token + rb":\d+:\d*\x1e")
+
+    def _without_stale(self, on_output: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        """Output with the markers of earlier commands taken out."""
+
+        def filtered(data: bytes) -> None:
+            data = self._stale.sub(b"", data)
+            if data:
+                on_output(data)
+
+        return filtered
+
+    def _send(self, script: str) -> None:
+        """Hand the session one command: typed into its terminal (echo is off)."""
+        self._child.send(f"{script}\n".encode())
+
+    def _reset_terminal(self, interactive: bool) -> None:
+        """The terminal's modes are the target's: the session sets them itself."""
+
+    def run_step(
+        self,
+        body: str,
+        io: StepIO,
+        *,
+        interpreter: str | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        interactive: bool = False,
+        no_input: bool = False,
+    ) -> Outcome:
+        """Run one step's text in the remote session, as the local session would."""
+        check_answers(io)
+        self._count += 1
+        number = self._count
+        tag = f"{self._tag}.{number}"
+        script = f'"$__rb_dir"/s-{number}'
+        inner = [f"export {reaper.TAG_VARIABLE}={tag}"]
+        if interactive:
+            inner.append("stty echo 2>/dev/null")
+        if cwd:
+            inner.append(f"builtin cd -- {shlex.quote(cwd)} || exit 1")
+        for name, value in (env or {}).items():
+            inner.append(f"export {name}={shlex.quote(value)}")
+        if interpreter:
+            words = shlex.split(interpreter)
+            program = os.path.basename(words[0]) if words else ""
+            argument = re.sub(r"[\d.]+$", "", program) in _FILE_ARGUMENT
+            inner.append(f"{interpreter} {script}" if argument else f"{interpreter} < {script}")
+        else:
+            inner.append(f"builtin source {script}")
+        private = " ".join(env or {})
+        trap = "trap '__rb_save $?' EXIT; " if interactive or may_change_state(body) else ""
+        write = _files([(f"s-{number}", body), (f"l-{number}", "\n".join(inner) + "\n")])
+        command = (
+            f"{write}__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)};"
+            f" {'__rb_echo=1; ' if interactive else ''}"
+            f'( {trap}builtin source "$__rb_dir"/l-{number} )'
+            + (" < /dev/null" if no_input else " <&2")
+        )
+        io = dataclasses.replace(io, on_output=self._without_stale(io.on_output))
+        self._deliver_stray(io)
+        self._expect(number + 2)
+        started = time.monotonic()
+        self._send(f"__rb_seq={number + 2}; {command}")
+        return self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
+
+    def _escalate(self, tree: reaper.StepTree, level: int) -> tuple[reaper.StepTree, int]:
+        """Ctrl-C through the target's terminal, then SIGTERM and SIGKILL on the target."""
+        if level <= 1:
+            self._child.send(b"\x03")
+            return tree, 1
+        self._signal_remote(tree.tag, signal.SIGTERM if level == 2 else signal.SIGKILL)
+        return tree, min(level, 3)
+
+    def _stop_tree(self, tree: reaper.StepTree, grace: float, first: int) -> None:
+        """What is left of the step on the target: `first`, then SIGKILL after `grace`."""
+        if not self._signal_remote(tree.tag, first) or first == signal.SIGKILL:
+            return
+        until = time.monotonic() + grace
+        while time.monotonic() < until:
+            if not self._signal_remote(tree.tag, 0):
+                return
+            time.sleep(0.1)
+        self._signal_remote(tree.tag, signal.SIGKILL)
+
+    def _signal_remote(self, tag: str, signum: int) -> int:
+        """Signal the step's processes on the target; how many there were."""
+        command = self.connection.side_command(
+            ["bash", "-c", _REAPER, "reaper", str(int(signum)), tag, str(self._remote_pid)]
+        )
+        try:
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return 0
+        words = done.stdout.split()
+        return int(words[-1]) if words and words[-1].isdigit() else 0
+
+    def take_state(self) -> None:
+        """A remote session's state stays on the target: not recorded for resume."""
+        return None
+
+    def restore(self, state: object) -> list[str]:
+        return ["a remote session's state is not rebuilt on resume"]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._child.isalive():
+                self._send("builtin exit 0")
+                self._child.expect(pexpect.EOF, timeout=2)
+        with contextlib.suppress(Exception):
+            self._child.close(force=True)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+class TargetSessions:
+    """The run's sessions on targets: one per host, started on first use and kept for the
+    whole run (so `cd` and variables carry from step to step on each host)."""
+
+    def __init__(
+        self,
+        ssh_config: str | None = None,
+        dimensions: tuple[int, int] = (24, 80),
+        secret_variables: tuple[str, ...] = (),
+        exports: Mapping[str, str] | None = None,
+    ) -> None:
+        self.ssh = SshControl(ssh_config)
+        self.dimensions = dimensions
+        self.secret_variables = secret_variables
+        self.exports = dict(exports or {})
+        self._sessions: dict[str, RemoteSession] = {}
+        self._lock = threading.Lock()
+        self._host_locks: dict[str, threading.Lock] = {}
+
+    def session(
+        self, name: str, ssh: str | None, exec_words: Sequence[str] | None
+    ) -> RemoteSession:
+        """The session on a host, started when first asked for. Raises ShellError."""
+        key = f"ssh:{ssh}" if ssh is not None else "exec:" + shlex.join(exec_words or ())
+        with self._lock:
+            host_lock = self._host_locks.setdefault(key, threading.Lock())
+        with host_lock:
+            found = self._sessions.get(key)
+            if found is not None and found._child.isalive():
+                return found
+            if ssh is not None:
+                connection = self.ssh.connect(ssh)
+            else:
+                connection = exec_connection(name, exec_words or ())
+            session = RemoteSession(
+                connection,
+                dimensions=self.dimensions,
+                secret_variables=self.secret_variables,
+                exports={**self.exports, "RUNBOOK_HOST": name},
+            )
+            self._sessions[key] = session
+            return session
+
+    def close(self) -> None:
+        """Every session ended (all at once), then every master connection."""
+        _each(RemoteSession.close, list(self._sessions.values()))
+        self._sessions.clear()
+        self.ssh.close()
+
+
+def _each(action: Callable[[_T], None], items: Sequence[_T]) -> None:
+    """`action` on every item, in parallel: closing 20 hosts one by one takes seconds."""
+    if len(items) <= 1:
+        for item in items:
+            action(item)
+        return
+    with ThreadPoolExecutor(min(len(items), 32)) as pool:
+        list(pool.map(action, items))

@@ -1,0 +1,509 @@
+"""Steps on other machines, against a real sshd the tests start (tests/sshd.py) and a small real
+program that execs bash (an exec target): sessions, fan-out, failure policies, the journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from engine.remote import TargetSessions
+from engine.shell import ShellError, StepIO
+from tests.conftest import RUNBOOK, environment, run_cli, write_runbook
+from tests.sshd import HOSTS, Sshd, sshd_server  # noqa: F401 (the fixture `sshd`)
+
+# An exec target's stand-in for `kubectl exec -i -t POD --`: its options, a name, `--`, then
+# the command it runs in place of itself. With --no-bash, the command finds only `sh` (dash).
+FAKE_EXEC = """\
+import os, sys
+args = sys.argv[1:]
+command = args[args.index("--") + 1 :]
+if "--no-bash" in args:
+    bare = os.environ["FAKE_EXEC_BARE"]
+    os.environ["PATH"] = bare
+os.environ["FAKE_EXEC_NAME"] = args[args.index("--") - 1]
+os.execvp(command[0], command)
+"""
+
+
+@pytest.fixture
+def fake_exec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    program = tmp_path / "fake-exec"
+    program.write_text(FAKE_EXEC)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "sh").symlink_to("/bin/dash" if os.path.exists("/bin/dash") else "/bin/sh")
+    monkeypatch.setenv("FAKE_EXEC_BARE", str(bare))
+    return program
+
+
+@pytest.fixture
+def sessions(sshd: Sshd):
+    made = TargetSessions(str(sshd.config))
+    yield made
+    made.close()
+
+
+def run_step(session, body: str, **options) -> tuple[object, str]:
+    out = bytearray()
+    outcome = session.run_step(body, StepIO(on_output=out.extend), **options)
+    return outcome, out.decode().replace("\r", "")
+
+
+def test_state_carries_across_steps_on_a_remote_host(sessions: TargetSessions) -> None:
+    session = sessions.session("host1", "host1", None)
+    outcome, _ = run_step(session, "cd /tmp && COUNT=41; greet() { echo hi $1; }")
+    assert outcome.ok
+    outcome, said = run_step(session, 'COUNT=$((COUNT + 1)); greet "$COUNT from $PWD"')
+    assert outcome.ok and said == "hi 42 from /tmp\n"
+    outcome, said = run_step(session, "echo $RUNBOOK_HOST; exit 3")
+    assert outcome.exit_code == 3 and said == "host1\n"
+    _, said = run_step(session, "echo $COUNT")
+    assert said == "42\n"  # `exit` ended the step only
+
+
+def test_any_byte_of_a_step_reaches_the_remote_shell_as_written(sessions: TargetSessions) -> None:
+    session = sessions.session("host1", "host1", None)
+    long = "y" * 6000  # one line longer than a terminal's line limit
+    body = f"printf '%s|' 'a\x03b\x04c\x1a' \"it's\" 'é ü !x' '\\n'; X='{long}'; echo ${{#X}}"
+    outcome, said = run_step(session, body)
+    assert outcome.ok
+    assert said == "a\x03b\x04c\x1a|it's|é ü !x|\\n|6000\n"
+
+
+def test_a_timeout_kills_the_remote_process_tree(sessions: TargetSessions, sshd: Sshd) -> None:
+    session = sessions.session("host2", "host2", None)
+    body = "setsid sleep 4321.5 & sleep 4322.5 & sleep 4323.5; echo never"
+    outcome, said = run_step(session, body, timeout=1)
+    assert outcome.timed_out and "never" not in said, (outcome, said)
+    left = sshd.ssh("host2", "pgrep -f 'sleep 432[123][.]5' || echo none")
+    assert left.stdout.strip() == "none", left.stdout
+    outcome, said = run_step(session, "echo still here")
+    assert outcome.ok and said == "still here\n"
+
+
+def test_ctrl_c_stops_the_remote_tree_level_by_level(sessions: TargetSessions, sshd: Sshd) -> None:
+    session = sessions.session("host3", "host3", None)
+    said = bytearray()
+    presses = []
+
+    def pressed() -> bool:
+        # The operator presses Ctrl-C once the step is up, and again after each word of the
+        # engine's: the step ignores SIGINT, so the second press (SIGTERM) stops it.
+        if b"ready" in said and len(presses) == said.count(b"[runbook: ") < 2:
+            presses.append(1)
+            return True
+        return False
+
+    body = "trap '' INT; echo ready; sleep 4341.5 & sleep 4342.5"
+    outcome = session.run_step(body, StepIO(on_output=said.extend, interrupt_requested=pressed))
+    assert outcome.interrupted and len(presses) == 2, (outcome, bytes(said))
+    assert b"press Ctrl-C again to stop all its processes (SIGTERM)" in said
+    left = sshd.ssh("host3", "pgrep -f 'sleep 434[12][.]5' || echo none")
+    assert left.stdout.strip() == "none", left.stdout
+
+
+def test_each_alias_gets_its_own_master_and_none_outlives_the_run(sshd: Sshd) -> None:
+    made = TargetSessions(str(sshd.config))
+    # host4..host6 are aliases of one HostName and port: ssh's %C would give them one socket.
+    with ThreadPoolExecutor(3) as pool:
+        started = list(pool.map(lambda h: made.session(h, h, None), ["host4", "host5", "host6"]))
+    assert [run_step(s, "echo $RUNBOOK_HOST")[1] for s in started] == [
+        "host4\n",
+        "host5\n",
+        "host6\n",
+    ]
+    directory = str(made.ssh.directory)
+    masters = [c for c in _commands_naming(directory) if "ControlMaster=yes" in c]
+    assert len(masters) == 3  # one a host, each on its own socket
+    made.close()
+    assert _commands_naming(directory) == []
+
+
+def _commands_naming(text: str) -> list[str]:
+    """Command lines of live processes that name `text` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if text in line and (entry / "stat").read_text().split(") ")[-1][0] != "Z":
+            found.append(line)
+    return found
+
+
+def test_a_host_that_refuses_the_connection_is_a_clear_error(sessions: TargetSessions) -> None:
+    with pytest.raises(ShellError, match="Connection refused"):
+        sessions.session("refused", "refused", None)
+
+
+def test_a_changed_host_key_is_never_accepted(sessions: TargetSessions) -> None:
+    with pytest.raises(ShellError, match="host key has changed"):
+        sessions.session("changed", "changed", None)
+
+
+def test_an_exec_target_runs_the_same_session(fake_exec: Path) -> None:
+    made = TargetSessions()
+    try:
+        words = (sys.executable, str(fake_exec), "-i", "-t", "box-1", "--")
+        session = made.session("box", None, words)
+        run_step(session, "cd /tmp; V=from-exec")
+        outcome, said = run_step(session, 'echo "$V $PWD $FAKE_EXEC_NAME"')
+        assert outcome.ok and said == "from-exec /tmp box-1\n"
+        outcome, said = run_step(session, "sleep 4331.5 & sleep 4332.5", timeout=1)
+        assert outcome.timed_out
+        outcome, said = run_step(session, "pgrep -f 'sleep 433[12][.]5' || echo none")
+        assert said == "none\n"
+    finally:
+        made.close()
+
+
+def test_a_target_without_bash_is_refused_clearly(fake_exec: Path) -> None:
+    made = TargetSessions()
+    try:
+        words = (sys.executable, str(fake_exec), "--no-bash", "box", "--")
+        with pytest.raises(ShellError, match="has no bash"):
+            made.session("box", None, words)
+    finally:
+        made.close()
+
+
+FAN = """\
+---
+targets:
+  web: {{group: [{hosts}]}}
+  one: {{ssh: host1}}
+---
+# Fan
+
+```bash {{target: web, {annotation}}}
+{body}
+```
+
+```bash {{target: one}}
+echo after
+```
+"""
+# Each host notes it started, counts the hosts running beside it, and records the count.
+COUNTING = (
+    'mkdir -p "$DIR/active"; touch "$DIR/active/$RUNBOOK_HOST";'
+    ' ls "$DIR/active" | wc -l >> "$DIR/counts"; echo "$RUNBOOK_HOST" >> "$DIR/order";'
+    ' sleep 0.3; rm "$DIR/active/$RUNBOOK_HOST"'
+)
+
+
+def fan(tmp_path: Path, sshd: Sshd, annotation: str, body: str, *extra: str, hosts=HOSTS):
+    path = write_runbook(
+        tmp_path, FAN.format(hosts=", ".join(hosts), annotation=annotation, body=body)
+    )
+    return run_cli(
+        tmp_path,
+        "run",
+        "--yes",
+        "--ssh-config",
+        sshd.config,
+        "--journal",
+        tmp_path / "j.db",
+        path,
+        *(["-p", f"dir={tmp_path}"] if "$DIR" in body else []),
+        *extra,
+    )
+
+
+def hosts_finished(tmp_path: Path) -> dict[str, str]:
+    """Each host's status in the fanned-out step, as `log show --format json` has it."""
+    shown = run_cli(
+        tmp_path, "log", "show", "last", "--format", "json", "--journal", tmp_path / "j.db"
+    )
+    assert shown.returncode == 0, shown.stderr
+    step = json.loads(shown.stdout)["steps"][0]
+    return {a["host"]: a["status"] for a in step["attempts"] if a.get("host")}
+
+
+def test_fan_out_with_forks_3_runs_every_host_three_at_a_time(tmp_path: Path, sshd: Sshd) -> None:
+    done = fan(tmp_path, sshd, "on_failure: continue", COUNTING, "--forks", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = [int(n) for n in (tmp_path / "counts").read_text().split()]
+    assert len(counts) == 10 and max(counts) <= 3
+    assert hosts_finished(tmp_path) == dict.fromkeys(HOSTS, "succeeded")
+    assert "host7 | " not in done.stdout  # the step printed nothing
+    assert "succeeded on all 10 hosts" in done.stdout
+
+
+def test_serial_1_runs_one_host_at_a_time_in_order(tmp_path: Path, sshd: Sshd) -> None:
+    done = fan(tmp_path, sshd, "serial: 1", COUNTING, hosts=HOSTS[:4])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert set((tmp_path / "counts").read_text().split()) == {"1"}
+    assert (tmp_path / "order").read_text().split() == list(HOSTS[:4])
+
+
+FAIL_ON_HOST3 = 'echo "on $RUNBOOK_HOST"; [ "$RUNBOOK_HOST" != host3 ]'
+
+
+@pytest.mark.parametrize(
+    ("policy", "finished", "after"),
+    [
+        # stop: the hosts after the failing one never start; the run stops there.
+        ("stop", {"host1": "succeeded", "host2": "succeeded", "host3": "failed"}, False),
+        ("abort", {"host1": "succeeded", "host2": "succeeded", "host3": "failed"}, False),
+        # continue: every host runs, the step fails, and the run goes on.
+        ("continue", {"host1": "succeeded", "host2": "succeeded", "host3": "failed",
+                      "host4": "succeeded"}, True),
+        # ask, unattended: nobody to ask, so it stops.
+        ("ask", {"host1": "succeeded", "host2": "succeeded", "host3": "failed"}, False),
+    ],
+)  # fmt: skip
+def test_a_failure_on_one_host_under_each_policy(
+    tmp_path: Path,
+    sshd: Sshd,
+    policy: str,
+    finished: dict[str, str],
+    after: bool,
+) -> None:
+    done = fan(tmp_path, sshd, f"serial: 1, on_failure: {policy}", FAIL_ON_HOST3, hosts=HOSTS[:4])
+    assert done.returncode == 1
+    assert hosts_finished(tmp_path) == finished
+    assert "host3 | on host3" in done.stdout
+    assert "1 of 4 hosts failed: host3 (exit status 1)" in done.stdout
+    assert ("after\n" in done.stdout) is after
+
+
+def test_an_unreachable_host_fails_the_step_there_not_the_engine(
+    tmp_path: Path, sshd: Sshd
+) -> None:
+    done = fan(
+        tmp_path, sshd, "on_failure: continue", "echo up", hosts=("host1", "refused", "changed")
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    finished = hosts_finished(tmp_path)
+    assert finished == {"host1": "succeeded", "refused": "failed", "changed": "failed"}
+    assert "Connection refused" in done.stdout and "host key has changed" in done.stdout
+    assert "after" in done.stdout
+    found = run_cli(tmp_path, "log", "search", "refused", "--journal", tmp_path / "j.db")
+    assert "command on refused" in found.stdout
+    shown = run_cli(tmp_path, "log", "show", "last", "--journal", tmp_path / "j.db")
+    assert "attempt 1 on refused" in shown.stdout
+    assert "failed (ssh refused: " in shown.stdout
+
+
+def test_an_exec_target_from_a_parameter_is_quoted(tmp_path: Path, fake_exec: Path) -> None:
+    path = write_runbook(
+        tmp_path,
+        f"""
+        ---
+        params:
+          box: {{default: "box; touch pwned"}}
+        targets:
+          pod: {{exec: "{sys.executable} {fake_exec} -i -t {{{{ box }}}} --"}}
+        ---
+        # Exec
+
+        ```bash {{target: pod, capture: name}}
+        printenv FAKE_EXEC_NAME
+        ```
+
+        ```bash
+        echo "captured: {{{{ name }}}}"
+        ```
+        """,
+    )
+    done = run_cli(tmp_path, "run", "--yes", "--journal", tmp_path / "j.db", path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "captured: box; touch pwned" in done.stdout
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_check_names_an_unknown_target_with_a_hint(tmp_path: Path) -> None:
+    path = write_runbook(
+        tmp_path,
+        """
+        ---
+        targets:
+          web: {group: [web1, web2]}
+          db: {ssh: db.internal, exec: "x"}
+        ---
+        # T
+
+        ```bash {target: wbe, forks: 2}
+        uptime
+        ```
+        """,
+    )
+    done = run_cli(tmp_path, "check", path)
+    assert done.returncode == 1
+    assert "rb.md:8:10: error: unknown target 'wbe'" in done.stdout + done.stderr
+    assert "did you mean 'web'?" in done.stdout + done.stderr
+    assert "rb.md:4:" in done.stdout + done.stderr  # db: exactly one of ssh, exec or group
+
+
+def test_show_json_gives_each_steps_target_and_a_groups_hosts(tmp_path: Path) -> None:
+    path = write_runbook(
+        tmp_path,
+        """
+        ---
+        targets:
+          db1: {ssh: db1.internal}
+          web: {group: [web1, web2, web3]}
+        ---
+        # T
+
+        ```bash {target: web, forks: 2, on_failure: continue}
+        uptime
+        ```
+
+        ```bash {target: db1}
+        uptime
+        ```
+
+        ```bash
+        uptime
+        ```
+        """,
+    )
+    done = run_cli(tmp_path, "show", "--format", "json", path)
+    steps = json.loads(done.stdout)["steps"]
+    assert steps[0]["target"] == "web" and steps[0]["hosts"] == ["web1", "web2", "web3"]
+    assert steps[0]["forks"] == 2
+    assert steps[1]["target"] == "db1" and "hosts" not in steps[1]
+    assert steps[2]["target"] is None
+    dry = run_cli(tmp_path, "run", "--dry-run", path)
+    assert "runs on web: web1, web2, web3 (up to 2 at a time" in dry.stdout
+    assert "runs on db1 (ssh db1.internal)" in dry.stdout
+
+
+def test_an_inventory_file_gives_the_targets(tmp_path: Path, sshd: Sshd) -> None:
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("hosts:\n  db: host5\ngroups:\n  pair: [host6, db]\n")
+    path = write_runbook(tmp_path, "# I\n\n```bash {target: pair}\necho $RUNBOOK_HOST\n```\n")
+    done = run_cli(
+        tmp_path, "run", "--yes", "--ssh-config", sshd.config, "--inventory", inventory,
+        "--journal", tmp_path / "j.db", path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "host6 | host6" in done.stdout and "db | db" in done.stdout
+    bad = tmp_path / "bad.yml"
+    bad.write_text("hosts:\n  db: {ssh: x, sssh: y}\n")
+    done = run_cli(tmp_path, "run", "--yes", "--inventory", bad, path)
+    assert done.returncode == 2 and "bad.yml:2: unknown key 'sssh'" in done.stderr
+
+
+def test_resume_after_kill_9_mid_fan_out_reruns_only_the_unfinished_hosts(
+    tmp_path: Path, sshd: Sshd
+) -> None:
+    path = write_runbook(
+        tmp_path,
+        f"""
+        ---
+        ssh_config: {sshd.config}
+        targets:
+          web: {{group: [host1, host2, host3, host4]}}
+        ---
+        # Rolling
+
+        ```bash {{target: web, serial: 1}}
+        echo "$RUNBOOK_HOST" >> "$DIR/ran"
+        if [ "$RUNBOOK_HOST" = host3 ]; then
+          touch "$DIR/blocked"
+          while [ ! -e "$DIR/resumed" ]; do sleep 0.1; done
+        fi
+        ```
+        """,
+    )
+    journal = tmp_path / "j.db"
+    log = open(tmp_path / "first.log", "wb")  # noqa: SIM115 (the killed run's output)
+    first = subprocess.Popen(
+        [str(RUNBOOK), "run", "--yes", "--journal", str(journal), "-p", f"dir={tmp_path}", path],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        env=environment(tmp_path),
+        cwd=tmp_path,
+    )
+    try:
+        for _ in range(600):  # until the step is in the middle of host3 (at most a minute)
+            if (tmp_path / "blocked").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (tmp_path / "blocked").exists(), (tmp_path / "first.log").read_text()
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+    (tmp_path / "resumed").touch()
+    resumed = run_cli(
+        tmp_path, "resume", "--yes", "--rerun-unfinished", "--journal", journal, "-p",
+        f"dir={tmp_path}",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "finished on host1, host2" in resumed.stderr
+    assert (tmp_path / "ran").read_text().split() == ["host1", "host2", "host3", "host3", "host4"]
+
+
+def test_ask_on_a_host_failure_lets_the_operator_go_on(tmp_path: Path, sshd: Sshd) -> None:
+    path = write_runbook(
+        tmp_path,
+        FAN.format(hosts="host1, host2, host3", annotation="serial: 1, on_failure: ask",
+                   body='[ "$RUNBOOK_HOST" != host1 ]'),
+    )  # fmt: skip
+    child = pexpect.spawn(
+        str(RUNBOOK),
+        ["run", str(path), "--ssh-config", str(sshd.config), "--journal", str(tmp_path / "j.db")],
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        dimensions=(40, 200),
+        timeout=60,
+        env=environment(tmp_path),
+    )
+    child.expect("Run it?")
+    child.send("r")
+    child.expect("failed on host1")
+    child.expect(r"\[c\]ontinue with the other hosts")
+    child.send("c")
+    child.expect("Run it?")  # the run went on past the step to the next one
+    child.send("r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert hosts_finished(tmp_path) == {
+        "host1": "failed",
+        "host2": "succeeded",
+        "host3": "succeeded",
+    }
+
+
+def test_a_target_from_a_parameter(tmp_path: Path, sshd: Sshd) -> None:
+    path = write_runbook(
+        tmp_path,
+        """
+        ---
+        params:
+          where: {description: the host to look at}
+        targets:
+          db: {ssh: host7}
+        ---
+        # Where
+
+        ```bash {target: "{{ where }}"}
+        echo "on $RUNBOOK_HOST"
+        ```
+        """,
+    )
+    for where, said in (("db", "on db"), ("host8", "on host8")):
+        done = run_cli(
+            tmp_path, "run", "--yes", "--ssh-config", sshd.config, "-p", f"where={where}",
+            "--journal", tmp_path / "j.db", path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert said in done.stdout
