@@ -47,10 +47,11 @@ $(SSHD):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client
 
-## Lint, format check, check the project's runbooks, build the site, run the whole test suite.
+## Lint, format check, type check, check the project's runbooks, build the site, run the whole test suite.
 test: $(STAMP) bytecode $(CHROMIUM) $(INITDB) $(SSHD)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict engine
 	$(BIN)/runbook check runbooks
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest

@@ -233,7 +233,9 @@ def _files(files: Sequence[tuple[str, str]]) -> str:
     lines = []
     for name, text in files:
         tokens = [chr(b) if b in _SAFE else f"\\x{b:02x}" for b in text.encode()]
-        pieces, current, size = [], [], 0
+        pieces: list[str] = []
+        current: list[str] = []
+        size = 0
         for token in tokens:
             if size + len(token) > _LINE:
                 pieces.append("".join(current))
@@ -435,7 +437,7 @@ class RemoteSession(ShellSession):
         self._expect(number + 2)
         started = time.monotonic()
         self._send(f"__rb_seq={number + 2}; {command}")
-        return self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
+        return self._wait(io, timeout, started, reaper.StepTree(tag, self._pid))
 
     def _escalate(self, tree: reaper.StepTree, level: int) -> tuple[reaper.StepTree, int]:
         """Ctrl-C through the target's terminal, then SIGTERM and SIGKILL on the target."""

@@ -232,8 +232,8 @@ class ShellSession:
         self._child.delaybeforesend = None
         self._child.delayafterclose = 0
         self._child.delayafterterminate = 0
-        self._child.ptyproc.delayafterclose = 0
-        self._child.ptyproc.delayafterterminate = 0
+        self._child.ptyproc.delayafterclose = 0  # type: ignore[attr-defined]
+        self._child.ptyproc.delayafterterminate = 0  # type: ignore[attr-defined]
         self._modes = self._session_modes()
         self._open_slave()
         prelude = _PRELUDE % {
@@ -304,6 +304,13 @@ class ShellSession:
         while data:
             data = data[os.write(self._commands, data) :]
 
+    @property
+    def _pid(self) -> int:
+        """The session shell's pid (pexpect's is typed optional: it is set once spawned)."""
+        pid = self._child.pid
+        assert pid is not None
+        return pid
+
     def run_step(
         self,
         body: str,
@@ -364,7 +371,7 @@ class ShellSession:
         started = time.monotonic()
         self._send(command)
         try:
-            outcome = self._wait(io, timeout, started, reaper.StepTree(tag, self._child.pid))
+            outcome = self._wait(io, timeout, started, reaper.StepTree(tag, self._pid))
         finally:
             script.unlink(missing_ok=True)
             if launcher is not None:
@@ -372,7 +379,7 @@ class ShellSession:
         if trap:
             self._read_dump()
         if interactive or _BACKGROUND.search(body):
-            self._note_left_running(reaper.StepTree(tag, self._child.pid))
+            self._note_left_running(reaper.StepTree(tag, self._pid))
         return outcome
 
     # -- the state resume rebuilds ------------------------------------------------------------
@@ -619,7 +626,7 @@ class ShellSession:
         """The step's process group: the pty's foreground job, never the session's own."""
         with contextlib.suppress(OSError):
             group = os.tcgetpgrp(self._child.child_fd)
-            if group != os.getpgid(self._child.pid):
+            if group != os.getpgid(self._pid):
                 return group
         return None
 

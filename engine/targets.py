@@ -112,7 +112,10 @@ def read_targets(
                 "write [user@]host[:port] or an alias of your ssh config; options go in the config",
             )
         else:
-            found.append(Target(name, at, **{key: item.strip()}))
+            value = item.strip()
+            found.append(
+                Target(name, at, ssh=value) if key == "ssh" else Target(name, at, exec=value)
+            )
     return tuple(found)
 
 

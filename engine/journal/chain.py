@@ -129,17 +129,17 @@ def check_runs_chain(runs: list[RunChain], recorded: Head, since: str | None = N
     last = max(by_number, default=0)
     previous = GENESIS
     for number in range(1, last + 1):
-        seal = by_number.get(number)
-        if seal is None:
+        found = by_number.get(number)
+        if found is None:
             problems.append(f"seal {number} is missing: a run, or the end of one, was deleted")
             previous = ""
             continue
-        if previous and seal.previous != previous:
+        if previous and found.previous != previous:
             problems.append(
-                f"seal {number} (run {seal.run_id}) does not follow seal {number - 1}:"
+                f"seal {number} (run {found.run_id}) does not follow seal {number - 1}:"
                 " runs were reordered or rewritten"
             )
-        previous = seal.hash
+        previous = found.hash
     index = {seal.hash: seal.number for seal in seals}
     index[GENESIS] = 0
     for run in runs:
@@ -151,7 +151,7 @@ def check_runs_chain(runs: list[RunChain], recorded: Head, since: str | None = N
                 " it was deleted"
             )
             continue
-        started_after = index[run.start_head]  # type: ignore[index]
+        started_after = index[run.start_head]
         if any(seal.number <= started_after for seal in run.seals):
             problems.append(
                 f"run {run.run_id} started after seal {started_after} but is sealed before it:"

@@ -65,7 +65,7 @@ def copy_journal(source: Location, target: Location) -> CopyReport:
 
 
 def _db(store: Store) -> Any:
-    return store.db  # type: ignore[attr-defined]  (both backends keep their connection there)
+    return store.db  # type: ignore[attr-defined]  # both backends keep their connection there
 
 
 def _transactions(db: Any) -> Any:

@@ -151,7 +151,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
         with conn.transaction():
             db.lock_head()  # two engines creating the schema at once take turns
             current = False
-            if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
+            if _one(conn.execute("SELECT to_regclass('meta')").fetchone()) is not None:
                 check_schema(db, shown)
                 current = schema_version(db) == SCHEMA_VERSION
             if not current:
@@ -284,9 +284,11 @@ class PostgresStore:
         A row whose lock is free was left by an engine that died: stale, replaced."""
         with self._check("lock the runbook in the journal"):
             key = _lock_key(abspath)
-            got = self.conn.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", (_RUNBOOK_LOCKS, key)
-            ).fetchone()[0]
+            got = _one(
+                self.conn.execute(
+                    "SELECT pg_try_advisory_lock(%s, %s)", (_RUNBOOK_LOCKS, key)
+                ).fetchone()
+            )
             row = self.conn.execute(
                 "SELECT run_id, pid, host, operator, since FROM active WHERE abspath = %s",
                 (abspath,),
@@ -333,7 +335,7 @@ class PostgresStore:
 
     def head(self) -> tuple[Head, int]:
         with self._check("read the journal"):
-            runs = self.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+            runs = _one(self.conn.execute("SELECT count(*) FROM runs").fetchone())
             return read_head(self.db), int(runs)
 
     def migrate(self) -> tuple[int, int]:
@@ -366,3 +368,9 @@ def _translated(prefix: str) -> Iterator[None]:
 
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+
+def _one(row: Any) -> Any:
+    """The single value of a one-row, one-column answer (such queries always return a row)."""
+    assert row is not None
+    return row[0]
