@@ -32,7 +32,7 @@ from engine.remote import TargetSessions
 from engine.run import RunAborted, Runner, RunOptions, dry_run_commands, preflight
 from engine.shell import ShellError, ShellSession
 from engine.targets import read_targets
-from engine.yamlsafe import YamlError, load_yaml
+from engine.yamlsafe import YamlDocument, YamlError, load_yaml
 
 EXIT_FOR_STATUS = {
     RunStatus.SUCCEEDED: 0,
@@ -63,19 +63,28 @@ class Launch:
     ssh_config: str | None = None  # --ssh-config FILE (over the front matter's ssh_config)
 
 
+def read_yaml_file(path: Path, what: str) -> YamlDocument:
+    """A YAML file given on the command line (`--params-file`, `--inventory`), read safely;
+    any problem is one line naming the file (and the line)."""
+    about = f" {what}" if what else ""
+    try:
+        text = read_regular_file(path).decode("utf-8")
+    except OSError as exc:
+        raise LaunchError(f"{path}: cannot read{about}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LaunchError(f"{path}: cannot read{about}: {exc}") from None
+    loaded = load_yaml(text)
+    if isinstance(loaded, YamlError):
+        shown = f"{what} is not YAML: " if what else ""
+        raise LaunchError(f"{path}:{loaded.line + 1}: {shown}{loaded.message}")
+    return loaded
+
+
 def parse_param_args(pairs: tuple[str, ...], params_file: Path | None) -> dict[str, str]:
     """`-p NAME=VALUE` pairs over a YAML mapping file's values."""
     values: dict[str, str] = {}
     if params_file is not None:
-        try:
-            text = read_regular_file(params_file).decode("utf-8")
-        except OSError as exc:
-            raise LaunchError(f"{params_file}: cannot read: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise LaunchError(f"{params_file}: cannot read: {exc}") from None
-        loaded = load_yaml(text)
-        if isinstance(loaded, YamlError):
-            raise LaunchError(f"{params_file}:{loaded.line + 1}: {loaded.message}")
+        loaded = read_yaml_file(params_file, "")
         if not isinstance(loaded.value, dict) or any(
             isinstance(v, dict | list) for v in loaded.value.values()
         ):
@@ -260,15 +269,7 @@ def read_inventory(path: Path) -> tuple[Target, ...]:
     """`--inventory FILE`: targets usable across runbooks. Either `hosts:` (name: destination,
     or {ssh: ...} / {exec: ...}) and `groups:` (name: [hosts]), or a `targets:` mapping as in
     front matter."""
-    try:
-        text = read_regular_file(path).decode("utf-8")
-    except OSError as exc:
-        raise LaunchError(f"{path}: cannot read the inventory: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise LaunchError(f"{path}: cannot read the inventory: {exc}") from None
-    loaded = load_yaml(text)
-    if isinstance(loaded, YamlError):
-        raise LaunchError(f"{path}:{loaded.line + 1}: the inventory is not YAML: {loaded.message}")
+    loaded = read_yaml_file(path, "the inventory")
     value = loaded.value
     sink = DiagnosticSink(str(path))
 
