@@ -50,6 +50,24 @@ JOURNAL = click.option(
     help="The journal: a SQLite file (default: .runbook/journal.db in the project) or a"
     " postgresql:// URL.",
 )
+# Steps on other machines: the same three options for `run` and `resume`.
+FORKS = click.option(
+    "--forks",
+    type=click.IntRange(1, 500),
+    default=None,
+    metavar="N",
+    help="Run a group's step on at most N hosts at once (default 5).",
+)
+SSH_CONFIG = click.option(
+    "--ssh-config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The ssh client's config file (passed to ssh as -F).",
+)
+INVENTORY = click.option(
+    "--inventory",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Targets (hosts and groups) from a YAML file, usable across runbooks.",
+)
 FORMAT = click.option(
     "--format",
     "output_format",
@@ -170,23 +188,9 @@ def show(path: Path, output_format: str) -> None:
     metavar="LABEL",
     help="Take this option where the runbook offers a choice (repeatable).",
 )
-@click.option(
-    "--forks",
-    type=click.IntRange(1, 500),
-    default=None,
-    metavar="N",
-    help="Run a group's step on at most N hosts at once (default 5).",
-)
-@click.option(
-    "--ssh-config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The ssh client's config file (passed to ssh as -F).",
-)
-@click.option(
-    "--inventory",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Targets (hosts and groups) from a YAML file, usable across runbooks.",
-)
+@FORKS
+@SSH_CONFIG
+@INVENTORY
 @JOURNAL
 def run(
     path: Path,
@@ -277,6 +281,9 @@ def run(
     metavar="LABEL",
     help="Take this option where a choice was not made yet (repeatable).",
 )
+@FORKS
+@SSH_CONFIG
+@INVENTORY
 @JOURNAL
 def resume(
     run_ref: str,
@@ -287,6 +294,9 @@ def resume(
     rerun_unfinished: bool,
     run_guessed: bool,
     choose: tuple[str, ...],
+    forks: int | None,
+    ssh_config: Path | None,
+    inventory: Path | None,
     journal: str | None,
 ) -> None:
     """Continue an interrupted or failed run where it stopped."""
@@ -309,6 +319,9 @@ def resume(
             rerun_unfinished=rerun_unfinished,
             run_guessed=run_guessed,
             choose=choose,
+            forks=forks,
+            ssh_config=None if ssh_config is None else str(ssh_config),
+            inventory=inventory,
         )
     except launch.LaunchError as exc:
         raise UserError(str(exc)) from None

@@ -24,6 +24,7 @@ from engine.launch import (
     collect_params,
     provenance,
     run_in_session,
+    with_targets,
 )
 from engine.loader import RunbookNotFound, read_runbook
 from engine.model import Runbook
@@ -63,6 +64,9 @@ def resume_run(
     rerun_unfinished: bool = False,
     run_guessed: bool = False,
     choose: tuple[str, ...] = (),
+    forks: int | None = None,
+    ssh_config: str | None = None,
+    inventory: Path | None = None,
 ) -> int:
     """Continue an interrupted or failed run at its first unfinished step."""
     if not exists(journal):
@@ -84,6 +88,7 @@ def resume_run(
         asked = _Resume(given, yes, allow_danger, force, journal, terminal)
         asked.rerun_unfinished = rerun_unfinished
         asked.run_guessed, asked.choose = run_guessed, choose
+        asked.forks, asked.ssh_config, asked.inventory = forks, ssh_config, inventory
         return _resume(store, detail, old_text, Path(abspath), asked)
     finally:
         store.close()
@@ -106,6 +111,9 @@ class _Resume:
         self.rerun_unfinished = False
         self.run_guessed = False
         self.choose: tuple[str, ...] = ()
+        self.forks: int | None = None  # steps on other machines: as `run` takes them
+        self.ssh_config: str | None = None
+        self.inventory: Path | None = None
 
 
 def recorded_params(runbook: Runbook, recorded: dict[str, object]) -> dict[str, str]:
@@ -179,6 +187,7 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
         chosen=tuple(choices_made(plan, detail).items()),
         hosts_done=hosts_done,
     )
+    options = with_targets(options, asked.forks, asked.inventory)
     params = Parameters.of(plan, values)
     check_before_running(plan, params, options)
     facts = provenance(runbook, summary.id, asked.journal)
@@ -200,6 +209,7 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
             asked.force,
             captured,
             restore=state,
+            ssh_config=asked.ssh_config,
         )
         return run_in_session(launch, writer, facts, resumed=True)
     finally:

@@ -397,6 +397,24 @@ def test_an_inventory_file_gives_the_targets(tmp_path: Path, sshd: Sshd) -> None
     assert done.returncode == 2 and "bad.yml:2: unknown key 'sssh'" in done.stderr
 
 
+def test_resume_takes_the_inventory_and_ssh_config_as_run_does(tmp_path: Path, sshd: Sshd) -> None:
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("hosts:\n  db: host7\n")
+    marker = tmp_path / "ok"  # the "remote" host is this machine: the path is the same there
+    path = write_runbook(
+        tmp_path,
+        f"# R\n\n```bash {{target: db}}\ntest -e {marker} && echo fixed on $RUNBOOK_HOST\n```\n",
+    )
+    journal = tmp_path / "j.db"
+    reach = ("--ssh-config", sshd.config, "--inventory", inventory, "--journal", journal)
+    first = run_cli(tmp_path, "run", "--yes", *reach, path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    marker.touch()
+    again = run_cli(tmp_path, "resume", "--yes", *reach)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "fixed on db" in again.stdout  # RUNBOOK_HOST: the host as the runbook names it
+
+
 def test_resume_after_kill_9_mid_fan_out_reruns_only_the_unfinished_hosts(
     tmp_path: Path, sshd: Sshd
 ) -> None:
