@@ -50,6 +50,9 @@ JOURNAL = click.option(
     help="The journal: a SQLite file (default: .runbook/journal.db in the project) or a"
     " postgresql:// URL.",
 )
+RUN_GUESSED = click.option(
+    "--run-guessed", is_flag=True, help="With --yes, also run blocks guessed to be commands."
+)
 # Steps on other machines: the same three options for `run` and `resume`.
 FORKS = click.option(
     "--forks",
@@ -179,9 +182,7 @@ def show(path: Path, output_format: str) -> None:
 @click.option("--skip", metavar="ID[,ID...]", help="Do not run these steps.")
 @click.option("--force", is_flag=True, help="Run even if another run of it is active.")
 @click.option("--quiet", is_flag=True, help="Do not show the runbook's text between steps.")
-@click.option(
-    "--run-guessed", is_flag=True, help="With --yes, also run blocks guessed to be commands."
-)
+@RUN_GUESSED
 @click.option(
     "--choose",
     multiple=True,
@@ -272,9 +273,7 @@ def run(
     is_flag=True,
     help="With --yes, run again a step that started but whose end was not recorded.",
 )
-@click.option(
-    "--run-guessed", is_flag=True, help="With --yes, also run blocks guessed to be commands."
-)
+@RUN_GUESSED
 @click.option(
     "--choose",
     multiple=True,
