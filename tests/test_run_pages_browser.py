@@ -7,60 +7,19 @@ from __future__ import annotations
 
 import json
 import re
-import select
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, serving
 from test_run_pages import Built, build, make_site, tamper
-from test_site_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, Tab
+from test_site_browser import DESKTOP, PHONE, Tab
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason=f"{CHROMIUM} is missing: install Debian's chromium (`make test` does) to run these",
 )
-
-
-@contextmanager
-def serving(directory: Path) -> Iterator[str]:
-    """`python -m http.server` for `directory` on a port the system picks; its base URL."""
-    command = [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"]
-    process = subprocess.Popen(
-        [*command, "--directory", str(directory)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([process.stdout], [], [], 10)
-        line = process.stdout.readline() if ready and process.stdout else ""
-        match = re.search(r"port (\d+)", line)
-        assert match, f"http.server did not say where it listens: {line!r}"
-        url = f"http://127.0.0.1:{match.group(1)}/"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")

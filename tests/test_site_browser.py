@@ -10,30 +10,18 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 15_000
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -198,38 +186,8 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(built_site: Path) -> Iterator[str]:
-    """`python -m http.server` on a port the system picks, on 127.0.0.1; its base URL."""
-    command = [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"]
-    process = subprocess.Popen(
-        [*command, "--directory", str(built_site)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([process.stdout], [], [], 10)
-        line = process.stdout.readline() if ready and process.stdout else ""
-        match = re.search(r"port (\d+)", line)
-        assert match, f"http.server did not say where it listens: {line!r}"
-        url = f"http://127.0.0.1:{match.group(1)}/"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with serving(built_site) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
