@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -11,7 +10,8 @@ from engine.annotation import MAX_TIMEOUT, NAME_PATTERN
 from engine.diagnostics import DiagnosticSink, did_you_mean
 from engine.duration import format_duration, parse_duration
 from engine.model import Param, Target
-from engine.regexes import PatternError, compile_pattern, fullmatch
+from engine.param_types import PARAM_TYPES, TYPE_NAMES, typed_value
+from engine.regexes import PatternError, compile_pattern, matches
 from engine.targets import read_targets
 from engine.yamlsafe import YamlDocument, YamlError, load_yaml
 
@@ -61,9 +61,6 @@ FOREIGN_KEYS = frozenset(
     """.split()  # noqa: SIM905 (a word list reads better as words)
 )
 PARAM_KEYS = ("description", "default", "choices", "pattern", "secret", "required", "type")
-PARAM_TYPES = ("str", "int", "float", "bool")
-_TRUE = frozenset({"true", "yes", "on", "y"})
-_FALSE = frozenset({"false", "no", "off", "n"})
 SHELLS = ("bash", "sh")  # sh: bash in POSIX mode; steps run in a bash session
 
 
@@ -329,7 +326,7 @@ def _read_param(
                 f"default {default_text!r} of '{name}' is not one of its choices",
                 f"choose one of: {', '.join(choices)}",
             )
-        if pattern and not _matches(pattern, default_text):
+        if pattern and not matches(pattern, default_text):
             sink.error(
                 key_line("default"),
                 "param-default",
@@ -347,26 +344,6 @@ def _read_param(
         required=required is True,
         type=kind,
     )
-
-
-TYPE_NAMES = {"str": "text", "int": "whole number", "float": "number", "bool": "true or false"}
-
-
-def typed_value(text: str, kind: str) -> str | None:
-    """A value's text for its parameter type (None when it is not one): text stays as written."""
-    text = text.strip() if kind != "str" else text
-    if kind == "int":
-        return str(int(text, 10)) if re.fullmatch(r"[+-]?\d+", text) else None
-    if kind == "float":
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-        return repr(number) if number == number and abs(number) != float("inf") else None
-    if kind == "bool":
-        lowered = text.lower()
-        return "true" if lowered in _TRUE else "false" if lowered in _FALSE else None
-    return text
 
 
 def _one_edit(word: str, key: str) -> bool:
@@ -389,11 +366,3 @@ def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _matches(pattern: str, value: str) -> bool:
-    """Whether `value` matches; a pattern too slow to answer counts as no match."""
-    try:
-        return fullmatch(pattern, value)
-    except PatternError:
-        return False

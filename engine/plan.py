@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from engine.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
-from engine.front_matter import TYPE_NAMES, typed_value
 from engine.model import FAILURE_ACTIONS, Param, Runbook, Step, StepKind
-from engine.regexes import PatternError, fullmatch, pattern_problem
+from engine.param_types import TYPE_NAMES, typed_value
+from engine.regexes import matches, pattern_problem
 from engine.targets import is_group, is_template
 from engine.templates import (
     NameUse,
@@ -439,7 +439,7 @@ def _check_arithmetic_flow(
 
 
 def _integers_only(pattern: str) -> bool:
-    return not any(_matches(pattern, probe) for probe in _PROBES)
+    return not any(matches(pattern, probe) for probe in _PROBES)
 
 
 def _safe_names(body: str, names: set[str]) -> list[NameUse]:
@@ -593,15 +593,7 @@ def resolve_params(
         value = typed
         if param.choices and value not in param.choices:
             problems.append(f"'{param.name}' must be one of {', '.join(param.choices)}{got}")
-        elif param.pattern and not _matches(param.pattern, value):
+        elif param.pattern and not matches(param.pattern, value):
             problems.append(f"'{param.name}' must match {param.pattern!r}{got}")
         values[param.name] = value
     return values, missing, problems
-
-
-def _matches(pattern: str, value: str) -> bool:
-    """A parameter's pattern, run with a time limit (a pattern that runs out does not match)."""
-    try:
-        return fullmatch(pattern, value)
-    except PatternError:
-        return False

@@ -39,6 +39,15 @@ def fullmatch(pattern: str, value: str, timeout: float = TIMEOUT) -> bool:
         raise PatternError(f"pattern {pattern!r} took longer than {timeout:g} s") from None
 
 
+def matches(pattern: str, value: str) -> bool:
+    """Whether the whole of `value` matches; a pattern too slow to answer counts as no match
+    (a parameter's value is checked with it: in front matter, on the command line, at a prompt)."""
+    try:
+        return fullmatch(pattern, value)
+    except PatternError:
+        return False
+
+
 def search(pattern: str, text: str, timeout: float = TIMEOUT) -> Any:
     """The first match in `text` (for an expect prompt); raises PatternError past `timeout`."""
     try:

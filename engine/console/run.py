@@ -24,12 +24,12 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
-from engine.front_matter import TYPE_NAMES, typed_value
 from engine.model import Param, Step, StepKind, Target
+from engine.param_types import TYPE_NAMES, typed_value
 from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
 from engine.record import format_seconds, step_flags
-from engine.regexes import PatternError, fullmatch
+from engine.regexes import matches
 from engine.run import Choice, plural
 from engine.shell import Outcome
 from engine.targets import DEFAULT_FORKS, is_group, is_template, resolve
@@ -594,12 +594,8 @@ def _param_problem(param: Param, value: str) -> str | None:
         return f"{param.name} must be a {TYPE_NAMES[param.type]}"
     if param.choices and value not in param.choices:
         return f"choose one of: {', '.join(param.choices)}"
-    if param.pattern:
-        try:
-            if not fullmatch(param.pattern, value):
-                return f"must match {param.pattern}"
-        except PatternError as exc:
-            return str(exc)
+    if param.pattern and not matches(param.pattern, value):
+        return f"must match {param.pattern}"
     return None
 
 
