@@ -131,7 +131,8 @@ _TOKEN = re.compile(
 _QUOTING = re.compile(r"""\$'((?:[^'\\]|\\.)*)'|'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)""", re.DOTALL)
 
 
-def _unquote(word: str) -> str:
+def unquote(word: str) -> str:
+    """A shell word's value: quotes removed, backslash escapes resolved."""
     if "'" not in word and '"' not in word and "\\" not in word:
         return word
     return _QUOTING.sub(lambda m: next(g for g in m.groups() if g is not None), word)
@@ -145,7 +146,7 @@ def tokenize(line: str) -> tuple[list[str], bool]:
     for blank, comment, op, word in _TOKEN.findall(line):
         covered += len(blank) + len(comment) + len(op) + len(word)
         if word:
-            words.append(_unquote(word))
+            words.append(unquote(word))
         elif op:
             words.append(op)
     return words, covered == len(line)

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from engine.commands import unquote
 from engine.diagnostics import DiagnosticSink
 from engine.model import Param, Step, StepKind
 
@@ -266,23 +267,13 @@ def _export_edits(
             continue  # a placeholder already asks for it
         name = match.group(1).lower()
         name = name + "_value" if name in _JINJA_WORDS else name
-        written = shlex_unquote(value.group(0)) if value else ""
+        written = unquote(value.group(0)) if value else ""
         if name not in params and name not in found:
             line, column = _position(step, command, match.start())
             origin = f"export {match.group(1)}"
             found[name] = _Found(name, line, column, f"{origin} (promptEnv)", origin, written)
         edits.append((match.end(), end, "{{ " + name + " }}"))
     return edits
-
-
-def shlex_unquote(word: str) -> str:
-    """A shell word's value: quotes removed, backslash escapes resolved."""
-    import shlex
-
-    try:
-        return "".join(shlex.split(word)) if word else ""
-    except ValueError:
-        return word
 
 
 def _edited(command: str, edits: list[tuple[int, int, str]]) -> str:
