@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -381,6 +382,15 @@ def search(tab: Tab, words: str) -> Any:
     tab.page.keyboard.type(words)
     first = tab.page.locator(".md-search-result__item").first
     first.wait_for(state="visible")
+    # Results re-render after each typed key: read them once the list stops changing.
+    results = tab.page.locator(".md-search-result__list")
+    previous, deadline = "", time.monotonic() + 15
+    while time.monotonic() < deadline:
+        tab.page.wait_for_timeout(300)
+        current = results.inner_html()
+        if current == previous:
+            break
+        previous = current
     return first
 
 
@@ -388,7 +398,7 @@ def test_searching_a_step_id_lands_on_the_runbook(browser: Any, server: str) -> 
     tab = Tab(browser, server, DESKTOP)
     # Three runs of this runbook have a section "health-check" too: the runbook comes first.
     first = search(tab, "health-check")
-    hrefs = [a.get_attribute("href") or "" for a in first.locator("a").all()]
+    hrefs: list[str] = first.locator("a").evaluate_all("links => links.map(a => a.href)")
     assert re.search(r"/health/(\?[^#]*)?$", hrefs[0]), hrefs
     assert any(h.endswith("#step-health-check") for h in hrefs), hrefs
     # The graph's source is no search result's text.
