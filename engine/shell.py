@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import pexpect
 
@@ -168,8 +168,17 @@ _CTRL_C_NEXT = {
 }
 
 
+class Marker(Protocol):
+    """What finds the end of a command in the session's output (a compiled pattern, or a
+    remote session's finder of one command's marker): group 1 is the exit status."""
+
+    def search(self, data: bytes) -> re.Match[bytes] | None: ...
+
+
 class ShellSession:
     """A persistent shell in a pty; `run_step` executes one step and reports its outcome."""
+
+    _marker: Marker
 
     def __init__(
         self,

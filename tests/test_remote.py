@@ -15,7 +15,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from engine.remote import TargetSessions
+from engine.remote import TargetSessions, _pieces
 from engine.shell import ShellError, StepIO
 from tests.conftest import RUNBOOK, environment, run_cli, write_runbook
 from tests.sshd import HOSTS, Sshd, sshd_server  # noqa: F401 (the fixture `sshd`)
@@ -77,6 +77,29 @@ def test_any_byte_of_a_step_reaches_the_remote_shell_as_written(sessions: Target
     outcome, said = run_step(session, body)
     assert outcome.ok
     assert said == "a\x03b\x04c\x1a|it's|é ü !x|\\n|6000\n"
+
+
+def test_a_steps_values_reach_the_remote_shell_whether_typed_or_written(
+    sessions: TargetSessions,
+) -> None:
+    session = sessions.session("host1", "host1", None)
+    plain = {"GREETING": "it's plain", "WHERE": "/tmp"}  # a launcher typed as it is
+    outcome, said = run_step(session, 'echo "$GREETING in $PWD"', env=plain, cwd="/tmp")
+    assert outcome.ok and said == "it's plain in /tmp\n"
+    odd = {"CERT": "line one\nline\x1b two", "LONG": "z" * 3000}  # a launcher in a file
+    outcome, said = run_step(session, 'printf "%s|%s" "$CERT" "${#LONG}"', env=odd)
+    assert outcome.ok and said == "line one\nline\x1b two|3000"
+
+
+def test_typed_pieces_never_cut_an_escape_in_two() -> None:
+    text = "é" * 700 + "\x00" + "a" * 999 + "!" * 400
+    pieces = _pieces(text)
+    assert all(len(piece) <= 1000 for piece in pieces)
+    assert "".join(pieces).count("\\x") == 700 * 2 + 1 + 400
+    decoded = b"".join(
+        bytes(piece, "latin-1").decode("unicode_escape").encode("latin-1") for piece in pieces
+    )
+    assert decoded.decode() == text
 
 
 def test_a_timeout_kills_the_remote_process_tree(sessions: TargetSessions, sshd: Sshd) -> None:
