@@ -111,6 +111,56 @@ def split_info(info: str) -> FenceInfo:
     return FenceInfo(language.lower(), annotation, brace, extra)
 
 
+SECTION_KEYS = ("target",)
+_MAPPING_START = re.compile(r"\{\s*[\"']?[A-Za-z_][\w-]*[\"']?\s*:")
+
+
+def split_heading(text: str) -> tuple[str, str | None]:
+    """A heading's text and its annotation: a flow mapping ending the heading
+    (`Restart the web tier {target: web}`). Attribute lists (`{#id}`, `{: .class}`) and
+    braces inside the title are left alone."""
+    stripped = text.rstrip()
+    for found in _MAPPING_START.finditer(stripped):
+        if _matching_brace(stripped, found.start()) == len(stripped) - 1:
+            return stripped[: found.start()].rstrip(), stripped[found.start() :]
+    return text, None
+
+
+def annotate_section(annotation: str, line: int, column: int, sink: DiagnosticSink) -> str | None:
+    """A heading's annotation checked: the target its section's steps run on."""
+    read = read_annotation(annotation)
+    if isinstance(read, str):
+        sink.error(
+            line,
+            "annotation-syntax",
+            read,
+            "write a YAML flow mapping such as {target: web}",
+            column=column,
+        )
+        return None
+    target = None
+    for key, value in read.items():
+        at = column + _key_offset(annotation, key)
+        if key not in SECTION_KEYS:
+            sink.error(
+                line,
+                "unknown-key",
+                f"unknown key '{key}' in a section's annotation",
+                did_you_mean(key, SECTION_KEYS) or "a section's annotation takes: target",
+                column=at,
+            )
+        elif not isinstance(value, str) or not value.strip():
+            sink.error(
+                line,
+                "annotation-value",
+                f"'target': expected a non-empty string, got {value!r}",
+                column=at,
+            )
+        else:
+            target = value.strip()
+    return target
+
+
 def _matching_brace(text: str, start: int) -> int:
     depth, quote = 0, ""
     for index in range(start, len(text)):

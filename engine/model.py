@@ -102,13 +102,17 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A heading; `parent` is the slug of the enclosing section, if any."""
+    """A heading; `parent` is the slug of the enclosing section, if any. Its annotation
+    (`## Restart the web tier {target: web}`) is kept as written, so the site can drop it."""
 
     slug: str
     title: str
     level: int
     line: int
     parent: str | None = None
+    target: str | None = None  # where its command steps run, and its subsections' (unless set)
+    annotation: str = ""
+    annotation_column: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,7 @@ class Step:
     classes: tuple[str, ...] = ()  # fence classes kept for the site: {.line-numbers}
     prompt_env: bool | None = None  # Runme's promptEnv: exports asked (True), never asked (False)
     target: str | None = None  # where it runs: a target's name (or a template); None: here
+    target_section: str | None = None  # the section whose annotation gave `target`, if one did
     forks: int | None = None  # at most this many hosts of a group at once
     serial: int | None = None  # hosts at a time, in order (a rolling change): wins over forks
 

@@ -15,7 +15,14 @@ from markdown_it.token import Token
 from mdit_py_plugins.admon import admon_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from engine.annotation import SHELL_LANGUAGES, StepAttributes, annotate, split_info
+from engine.annotation import (
+    SHELL_LANGUAGES,
+    StepAttributes,
+    annotate,
+    annotate_section,
+    split_heading,
+    split_info,
+)
 from engine.classify import BlockKind, inline_command, judge_block
 from engine.content_tabs import content_tabs_plugin
 from engine.diagnostics import DiagnosticSink
@@ -115,12 +122,21 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
         section = stack[-1].slug if stack else None
         if kind == "heading_open":
             level = int(token.tag[1])
-            title = _plain_text(tokens[index + 1])
+            text, annotation = split_heading(tokens[index + 1].content)
+            title = _plain_text(text)
             first_heading = first_heading or (title if level == 1 else "")
             while stack and stack[-1].level >= level:
                 stack.pop()
             slug = section_slug(slugify(title) or "section")
-            heading = Section(slug, title, level, _line(token), stack[-1].slug if stack else None)
+            parent = stack[-1].slug if stack else None
+            heading = Section(slug, title, level, _line(token), parent)
+            if annotation is not None:
+                written = lines[heading.line - 1] if heading.line <= len(lines) else ""
+                column = written.rfind(annotation) + 1 or 1
+                target = annotate_section(annotation, heading.line, column, sink)
+                heading = replace(
+                    heading, target=target, annotation=annotation, annotation_column=column
+                )
             sections.append(heading)
             stack.append(heading)
         elif kind.endswith("_open") and kind in _CONTAINERS:
@@ -177,7 +193,8 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
     )
     if not drafts:
         _warn_no_steps(tokens, sink)
-    steps = _settle_ids(drafts, front, sink)
+    steps = _settle_ids(drafts, front, sink, _section_targets(sections))
+    _note_section_targets(sections, steps, sink)
     implicit = find_implicit(steps, front.params, (name for name, _ in front.env), sink)
     title = front.title or first_heading or PurePath(path).stem
     runbook = Runbook(
@@ -226,9 +243,9 @@ def _looks_unclosed(lines: list[str]) -> bool:
     return not any(re.fullmatch(r"(-{3,}|\.\.\.)\s*", line) for line in lines[1:])
 
 
-def _plain_text(inline: Token) -> str:
+def _plain_text(text: str) -> str:
     """A heading's text without its inline markup, as the site's table of contents shows it."""
-    source = inline.content.strip()
+    source = text.strip()
     if not _INLINE_MARKUP.search(source):
         return source
     children = _INLINE.parseInline(source)[0].children or []
@@ -368,7 +385,52 @@ def _warn_no_steps(tokens: list[Token], sink: DiagnosticSink) -> None:
         )
 
 
-def _settle_ids(drafts: list[_Draft], front: FrontMatter, sink: DiagnosticSink) -> tuple[Step, ...]:
+def _section_targets(sections: list[Section]) -> dict[str, tuple[str, str]]:
+    """Each section's target and the section that set it: its own annotation's, or the
+    nearest enclosing section's."""
+    found: dict[str, tuple[str, str]] = {}
+    for section in sections:  # a parent always comes before its subsections
+        if section.target is not None:
+            found[section.slug] = (section.target, section.slug)
+        elif section.parent in found:
+            found[section.slug] = found[section.parent]
+    return found
+
+
+def _note_section_targets(
+    sections: list[Section], steps: tuple[Step, ...], sink: DiagnosticSink
+) -> None:
+    """Say at each heading with a target which steps it sends there (an inference made
+    visible), or that it sends none."""
+    for section in sections:
+        if section.target is None:
+            continue
+        count = sum(s.target_section == section.slug for s in steps)
+        if count:
+            sink.info(
+                section.line,
+                "section-target",
+                f"{count} command step(s) of this section and its subsections run on"
+                f" '{section.target}'",
+                "a step's own `target:` wins over its section's",
+                column=section.annotation_column,
+            )
+        else:
+            sink.warning(
+                section.line,
+                "section-target",
+                f"this section's target '{section.target}' has no effect: none of its"
+                " command steps is without a target of its own",
+                column=section.annotation_column,
+            )
+
+
+def _settle_ids(
+    drafts: list[_Draft],
+    front: FrontMatter,
+    sink: DiagnosticSink,
+    section_targets: dict[str, tuple[str, str]],
+) -> tuple[Step, ...]:
     explicit: dict[str, int] = {}
     for draft in drafts:
         if draft.attrs and draft.attrs.id:
@@ -395,11 +457,16 @@ def _settle_ids(drafts: list[_Draft], front: FrontMatter, sink: DiagnosticSink) 
         else:
             base = f"{draft.section or 'step'}-{position[draft.section]}"
             step_id, is_explicit = step_id_for(base), False
-        steps.append(_make_step(draft, step_id, is_explicit))
+        inherited = None
+        if draft.kind is StepKind.COMMAND and draft.section is not None:
+            inherited = section_targets.get(draft.section)
+        steps.append(_make_step(draft, step_id, is_explicit, inherited))
     return tuple(steps)
 
 
-def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
+def _make_step(
+    draft: _Draft, step_id: str, explicit: bool, inherited: tuple[str, str] | None = None
+) -> Step:
     step = Step(
         id=step_id,
         kind=draft.kind,
@@ -421,6 +488,8 @@ def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
         prose=draft.prose,
     )
     attrs = draft.attrs
+    if inherited is not None and (attrs is None or attrs.target is None):
+        step = replace(step, target=inherited[0], target_section=inherited[1])
     if attrs is None:
         return step
     return replace(
@@ -441,7 +510,7 @@ def _make_step(draft: _Draft, step_id: str, explicit: bool) -> Step:
         cwd=attrs.cwd,
         env=attrs.env,
         capture=attrs.capture,
-        target=attrs.target,
+        target=attrs.target or step.target,
         forks=attrs.forks,
         serial=attrs.serial,
         key_columns=tuple(attrs.key_columns.items()),

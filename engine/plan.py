@@ -129,24 +129,35 @@ def _check_targets(runbook: Runbook, sink: DiagnosticSink) -> None:
                         "give the step a single target, or drop the key",
                         column=step.column_of(key),
                     )
-        if is_template(step.target) or step.target in names:
-            continue
-        if not names:
-            sink.warning(
-                step.line,
-                "undeclared-target",
-                f"target '{step.target}' is not declared in front matter `targets:`; it must"
-                " come from --inventory, or it is taken as an ssh destination",
-                column=column,
-            )
-            continue
-        sink.error(
-            step.line,
-            "unknown-target",
-            f"unknown target '{step.target}'",
-            did_you_mean(step.target, names) or f"declared targets: {', '.join(names)}",
+        if step.target_section is None:  # a section's target is checked once, at its heading
+            _check_target_name(step.target, names, step.line, column, sink)
+    for section in runbook.sections:
+        if section.target is not None:
+            _check_target_name(section.target, names, section.line, section.annotation_column, sink)
+
+
+def _check_target_name(
+    target: str, names: list[str], line: int, column: int, sink: DiagnosticSink
+) -> None:
+    """A target's name is declared, or a template (known at run time), or said to be neither."""
+    if is_template(target) or target in names:
+        return
+    if not names:
+        sink.warning(
+            line,
+            "undeclared-target",
+            f"target '{target}' is not declared in front matter `targets:`; it must"
+            " come from --inventory, or it is taken as an ssh destination",
             column=column,
         )
+        return
+    sink.error(
+        line,
+        "unknown-target",
+        f"unknown target '{target}'",
+        did_you_mean(target, names) or f"declared targets: {', '.join(names)}",
+        column=column,
+    )
 
 
 def _failure_handlers(

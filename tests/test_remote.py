@@ -548,3 +548,58 @@ def test_a_target_from_a_parameter(tmp_path: Path, sshd: Sshd) -> None:
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert said in done.stdout
+
+
+def test_a_sections_target_sends_its_steps_there_and_keeps_the_rest_here(
+    tmp_path: Path, sshd: Sshd
+) -> None:
+    path = write_runbook(
+        tmp_path,
+        """---
+targets:
+  pair: {group: [host4, host5]}
+  six: {ssh: host6}
+---
+# Sections
+
+```bash
+echo "here: ${RUNBOOK_HOST:-local}"
+```
+
+## On the pair {target: pair}
+
+```bash
+echo "step one on $RUNBOOK_HOST"
+```
+
+### Still the pair
+
+```bash
+echo "step two on $RUNBOOK_HOST"
+```
+
+```bash {target: six}
+echo "own target: $RUNBOOK_HOST"
+```
+
+## Back here
+
+```bash
+echo "back: ${RUNBOOK_HOST:-local}"
+```
+""",
+    )
+    done = run_cli(
+        tmp_path, "run", "--yes", "--ssh-config", sshd.config, "--journal", tmp_path / "j.db", path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for said in (
+        "here: local",
+        "step one on host4",
+        "step one on host5",
+        "step two on host4",
+        "step two on host5",
+        "own target: six",
+        "back: local",
+    ):
+        assert said in done.stdout, (said, done.stdout)

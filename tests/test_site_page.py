@@ -233,3 +233,27 @@ def test_nodes_are_styled_by_what_the_engine_judged_and_the_legend_names_only_th
     assert "follow" not in source
     assert "rb-legend-danger" in drawn and "rb-legend-interactive" in drawn
     assert "rb-legend-follow" not in drawn
+
+
+def test_a_headings_target_leaves_the_heading_and_labels_its_graph_section() -> None:
+    text = """\
+    ---
+    targets:
+      web: {group: [web1, web2]}
+    ---
+    # Deploy
+
+    ## Restart the web tier {target: web} ##
+
+    ```bash
+    systemctl restart app
+    ```
+    """
+    steps = plan(text)
+    runbook = dataclasses.replace(steps.runbook, text=textwrap.dedent(text))
+    markdown, _ = runbook_markdown(runbook, steps, "runbook run x.md", Stash())
+    assert markdown.splitlines()[6] == "## Restart the web tier ##"
+    assert 'subgraph g0["Restart the web tier · on web"]' in mermaid_source(steps)
+    assert "target=web" in html.unescape(
+        runbook_markdown(runbook, steps, "x", Stash())[1].headers[0][2]
+    )

@@ -159,3 +159,93 @@ def test_an_exec_targets_side_channel_drops_only_its_terminal_flags() -> None:
     )
     assert exec_connection("u", ("sudo", "-iu", "deploy")).side == ("sudo", "-iu", "deploy")
     assert exec_connection("u", ("x", "--tty", "y")).side_command(["a b"]) == ["x", "y", "a b"]
+
+
+SECTIONS = """
+    ---
+    targets:
+      web: {group: [web1, web2]}
+      db1: {ssh: db1.internal}
+    ---
+    # Deploy
+
+    ```bash
+    echo here
+    ```
+
+    ## Restart the web tier {target: web}
+
+    ```bash
+    systemctl restart app
+    ```
+
+    ### Check it {#check}
+
+    ```bash
+    curl -fsS localhost/health
+    ```
+
+    ```bash {target: db1}
+    psql -c 'select 1'
+    ```
+
+    - [ ] look at the dashboard
+
+    ## Back here
+
+    ```bash
+    echo here again
+    ```
+    """
+
+
+def test_a_headings_target_holds_for_its_section_and_subsections() -> None:
+    runbook = parse(SECTIONS)
+    restart = next(s for s in runbook.sections if s.target)
+    assert (restart.title, restart.line, restart.target) == ("Restart the web tier", 12, "web")
+    assert restart.annotation == "{target: web}" and restart.annotation_column == 25
+    assert [s.title for s in runbook.sections][2] == "Check it {#check}"  # attribute lists stay
+    where = [(s.id, s.target, s.target_section) for s in runbook.steps]
+    assert where == [
+        ("deploy-1", None, None),
+        ("restart-the-web-tier-1", "web", "restart-the-web-tier"),
+        ("check-it-check-1", "web", "restart-the-web-tier"),
+        ("check-it-check-2", "db1", None),  # the step's own target wins
+        ("check-it-check-3", None, None),  # a manual step runs nowhere
+        ("back-here-1", None, None),
+    ]
+    notes = [(d.code, d.location.line, d.location.column) for d in runbook.diagnostics]
+    assert notes == [("section-target", 12, 25)]
+    assert "2 command step(s)" in runbook.diagnostics[0].message
+
+
+def test_a_sections_target_is_checked_once_at_its_heading() -> None:
+    checked = plan(SECTIONS.replace("{target: web}", "{target: wbe}"))
+    errors = [(d.code, d.location.line, d.hint) for d in checked.diagnostics if d.is_error]
+    assert errors == [("unknown-target", 12, "did you mean 'web'?")]
+
+
+def test_a_headings_annotation_is_read_strictly() -> None:
+    runbook = parse(
+        """
+        # T {targte: web}
+
+        ## Braces {x} in a title stay
+
+        ## Empty {target: ""}
+
+        ## No steps {target: web}
+        """
+    )
+    assert [s.title for s in runbook.sections] == [
+        "T",
+        "Braces {x} in a title stay",
+        "Empty",
+        "No steps",
+    ]
+    assert found(runbook.diagnostics) == [
+        ("unknown-key", 1),
+        ("annotation-value", 5),
+        ("section-target", 7),
+    ]
+    assert runbook.diagnostics[0].hint == "did you mean 'target'?"

@@ -618,6 +618,17 @@ def _where_it_runs(
     """`runs on web: web1, web2, web3 (2 at a time)`, for the dry run; empty: runs here."""
     if step.target is None or step.kind is not StepKind.COMMAND:
         return ""
+    if step.target_section is not None:
+        title = next((s.title for s in plan.runbook.sections if s.slug == step.target_section), "")
+        where = _where_it_runs_core(step, plan, forks, inventory)
+        return f"{where}; set by its section '{title}'"
+    return _where_it_runs_core(step, plan, forks, inventory)
+
+
+def _where_it_runs_core(
+    step: Step, plan: Plan, forks: int | None, inventory: tuple[Target, ...]
+) -> str:
+    assert step.target is not None
     if is_template(step.target):
         return f"runs on {step.target} (known at run time)"
     own = {t.name for t in plan.runbook.targets}

@@ -59,12 +59,17 @@ def runbook_markdown(
     """The page's Markdown, structured as the author wrote it, and what `decorate` adds to
     its HTML: the header box, the graph and a header per command step.
 
-    Only two things change in the Markdown, both within a line: annotations leave the fence
-    info strings, and a manual step's badge joins the end of its task item's line. Front
+    Only three things change in the Markdown, each within a line: annotations leave the fence
+    info strings and the headings, and a manual step's badge joins the end of its task item's
+    line. Front
     matter lines are blanked, not removed, so the step lines from the model still index the
     source; `run_href(id)` is the URL of a run's page, relative to this page.
     """
     lines = strip_front_matter(runbook.text.splitlines())
+    for section in runbook.sections:  # a heading's annotation leaves it, as a fence's does
+        if section.annotation and section.line <= len(lines):
+            head, _, tail = lines[section.line - 1].rpartition(section.annotation)
+            lines[section.line - 1] = head.rstrip() + tail
     numbers = {step_id: n for n, step_id in enumerate(_ordered_ids(plan), 1)}
     headers = []
     for step in sorted(runbook.steps, key=lambda s: s.line):
@@ -266,7 +271,7 @@ def mermaid_source(plan: Plan) -> str:
     by_id = {s.id: s for s in runbook.steps}
     node = {step_id: f"s{n}" for n, step_id in enumerate(ids)}
     lines = ["flowchart TD"]
-    titles = {s.slug: s.title for s in runbook.sections}
+    titles = {s.slug: s.title + (f" · on {s.target}" if s.target else "") for s in runbook.sections}
     groups: dict[str | None, list[str]] = {}
     for step_id in ids:
         groups.setdefault(by_id[step_id].section, []).append(step_id)
