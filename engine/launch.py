@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,13 @@ from engine.console.run import RunConsole, print_dry_run
 from engine.console.terminal import Terminal
 from engine.diagnostics import DiagnosticSink, did_you_mean
 from engine.events import Fanout, Provenance, RunStatus, SessionState
+from engine.inventory import (
+    InventoryError,
+    looks_like_ansible_yaml,
+    looks_like_ini,
+    read_ini,
+    read_yaml,
+)
 from engine.journal import lock
 from engine.journal.location import Location, shown
 from engine.journal.storage import RunWriter, Store, open_store
@@ -63,16 +70,22 @@ class Launch:
     ssh_config: str | None = None  # --ssh-config FILE (over the front matter's ssh_config)
 
 
-def read_yaml_file(path: Path, what: str) -> YamlDocument:
-    """A YAML file given on the command line (`--params-file`, `--inventory`), read safely;
-    any problem is one line naming the file (and the line)."""
+def read_text_file(path: Path, what: str) -> str:
+    """A text file given on the command line, read safely; a problem is one line naming it."""
     about = f" {what}" if what else ""
     try:
-        text = read_regular_file(path).decode("utf-8")
+        return read_regular_file(path).decode("utf-8")
     except OSError as exc:
         raise LaunchError(f"{path}: cannot read{about}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise LaunchError(f"{path}: cannot read{about}: {exc}") from None
+
+
+def read_yaml_file(path: Path, what: str, text: str | None = None) -> YamlDocument:
+    """A YAML file given on the command line (`--params-file`, `--inventory`), read safely;
+    any problem is one line naming the file (and the line)."""
+    if text is None:
+        text = read_text_file(path, what)
     loaded = load_yaml(text)
     if isinstance(loaded, YamlError):
         shown = f"{what} is not YAML: " if what else ""
@@ -268,14 +281,23 @@ def _maybe_in_repository(directory: str) -> bool:
 def read_inventory(path: Path) -> tuple[Target, ...]:
     """`--inventory FILE`: targets usable across runbooks. Either `hosts:` (name: destination,
     or {ssh: ...} / {exec: ...}) and `groups:` (name: [hosts]), or a `targets:` mapping as in
-    front matter."""
-    loaded = read_yaml_file(path, "the inventory")
+    front matter, or an Ansible inventory as it is (INI or YAML)."""
+    text = read_text_file(path, "the inventory")
+    if looks_like_ini(text):
+        return _ansible_inventory(path, lambda: read_ini(text))
+    loaded = read_yaml_file(path, "the inventory", text)
     value = loaded.value
     sink = DiagnosticSink(str(path))
 
     def line(*keys: str) -> int:
         found = loaded.line_of(*keys)
         return 1 + (found or 0)
+
+    if isinstance(value, str):  # host names alone, one a line: INI without a section
+        return _ansible_inventory(path, lambda: read_ini(text))
+    if looks_like_ansible_yaml(value):
+        assert isinstance(value, dict)
+        return _ansible_inventory(path, lambda: read_yaml(value, line))
 
     if isinstance(value, dict) and set(value) <= {"hosts", "groups"} and value:
         hosts = value.get("hosts") or {}
@@ -300,6 +322,15 @@ def read_inventory(path: Path) -> tuple[Target, ...]:
         first = errors[0]
         raise LaunchError(f"{path}:{first.location.line}: {first.message}")
     return targets
+
+
+def _ansible_inventory(path: Path, read: Callable[[], tuple[Target, ...]]) -> tuple[Target, ...]:
+    """An Ansible inventory's targets, or its first unread construct as `FILE:LINE: ...`."""
+    try:
+        return read()
+    except InventoryError as problem:
+        hint = f" ({problem.hint})" if problem.hint else ""
+        raise LaunchError(f"{path}:{problem.line}: {problem.message}{hint}") from None
 
 
 def with_targets(options: RunOptions, forks: int | None, inventory: Path | None) -> RunOptions:

@@ -420,6 +420,28 @@ def test_an_inventory_file_gives_the_targets(tmp_path: Path, sshd: Sshd) -> None
     assert done.returncode == 2 and "bad.yml:2: unknown key 'sssh'" in done.stderr
 
 
+def test_ansible_inventories_are_read_as_they_are(tmp_path: Path, sshd: Sshd) -> None:
+    ini = tmp_path / "hosts"
+    ini.write_text(
+        "[pair]\nhost[1:2]\n\n[other]\nporty ansible_host=host3"
+        f" ansible_port={sshd.port}\n\n[both:children]\npair\nother\n"
+    )
+    yml = tmp_path / "hosts.yml"
+    yml.write_text("all:\n  children:\n    both:\n      hosts:\n        host4:\n        host5:\n")
+    path = write_runbook(tmp_path, '# I\n\n```bash {target: both}\necho "on $RUNBOOK_HOST"\n```\n')
+    for inventory, hosts in ((ini, ("host1", "host2", "porty")), (yml, ("host4", "host5"))):
+        done = run_cli(
+            tmp_path, "run", "--yes", "--ssh-config", sshd.config, "--inventory", inventory,
+            "--journal", tmp_path / "j.db", path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert all(f"{host} | on {host}" in done.stdout for host in hosts), done.stdout
+    ini.write_text("[web]\nw1 ansible_connection=winrm\n")
+    done = run_cli(tmp_path, "run", "--yes", "--inventory", ini, path)
+    assert done.returncode == 2
+    assert "hosts:2: host 'w1': ansible_connection=winrm is not supported" in done.stderr
+
+
 def test_resume_takes_the_inventory_and_ssh_config_as_run_does(tmp_path: Path, sshd: Sshd) -> None:
     inventory = tmp_path / "inventory.yml"
     inventory.write_text("hosts:\n  db: host7\n")
