@@ -29,6 +29,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -136,8 +137,11 @@ class SshControl:
 
     def __init__(self, config: str | None = None) -> None:
         self.config = config
-        self.directory = Path(tempfile.mkdtemp(prefix="rb-ssh-"))
+        remove_stale_directories(Path(tempfile.gettempdir()))
+        self.directory = Path(tempfile.mkdtemp(prefix=_PREFIX))
         os.chmod(self.directory, 0o700)
+        # Its owner, so a later run can tell it was left by an engine that was killed.
+        (self.directory / _OWNER).write_text(_process_identity(os.getpid()) or "")
         self._masters: dict[str, Connection] = {}
         self._sockets: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -223,6 +227,63 @@ class SshControl:
         _each(stop, list(self._masters))
         self._masters.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_PREFIX = "rb-ssh-"
+_OWNER = "owner"  # in a run's ssh directory: "PID START" of the engine that made it
+_UNOWNED_STALE_SECONDS = 3600.0  # a directory made before owners were written
+
+
+def _process_identity(pid: int) -> str | None:
+    """`PID START`: the pid and its start time (a later process may reuse the pid); None
+    when there is no such process. Without /proc, `PID -` when the pid is in use."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as found:
+            fields = found.read().rsplit(b")", 1)[1].split()
+        return f"{pid} {fields[19].decode()}"
+    except (OSError, IndexError):
+        if os.path.isdir("/proc/self"):
+            return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:
+        pass
+    return f"{pid} -"
+
+
+def remove_stale_directories(root: Path) -> list[Path]:
+    """Remove the ssh directories of runs whose engine is gone (killed: kill -9, a lost
+    machine), after asking the masters still listening there to exit. Only this user's
+    directories; a live engine's are left alone. Returns what was removed."""
+    try:
+        candidates = [entry for entry in root.iterdir() if entry.name.startswith(_PREFIX)]
+    except OSError:
+        return []
+    removed = []
+    for directory in candidates:
+        try:
+            info = directory.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            owner = (directory / _OWNER).read_text().split()
+        except FileNotFoundError:
+            owner = []  # made before owners were written, or an instant before its owner
+        except OSError:
+            continue
+        if len(owner) != 2 or not owner[0].isdigit():
+            if time.time() - info.st_mtime < _UNOWNED_STALE_SECONDS:
+                continue
+        elif _process_identity(int(owner[0])) == " ".join(owner):
+            continue  # its engine is running
+        with contextlib.suppress(OSError):
+            for entry in directory.iterdir():
+                if entry.is_socket():
+                    _terminate_master(entry)
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
 
 
 # OpenSSH's multiplexing protocol (PROTOCOL.mux): a hello, then a request to terminate.
@@ -331,8 +392,8 @@ class RemoteSession(ShellSession):
         exports: Mapping[str, str] | None = None,
     ) -> None:
         self.connection = connection
-        self._workdir = Path(tempfile.mkdtemp(prefix="runbook-remote-"))
-        self._state = self._workdir / "state"
+        # Nothing of the session is kept here (its files are on the target): no local
+        # directory a killed engine would leave behind.
         self._commands = None  # type: ignore[assignment]
         self._token = secrets.token_hex(8)
         self._tag = secrets.token_hex(8)
@@ -364,7 +425,6 @@ class RemoteSession(ShellSession):
                 encoding=None,
             )
         except (pexpect.ExceptionPexpect, OSError) as exc:
-            shutil.rmtree(self._workdir, ignore_errors=True)
             raise ShellError(
                 f"{connection.name}: cannot start {connection.shell[0]}: {exc}"
             ) from None
@@ -551,7 +611,6 @@ class RemoteSession(ShellSession):
                 self._child.expect(pexpect.EOF, timeout=2)
         with contextlib.suppress(Exception):
             self._child.close(force=True)
-        shutil.rmtree(self._workdir, ignore_errors=True)
 
 
 class TargetSessions:

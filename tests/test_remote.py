@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from engine.remote import TargetSessions, _pieces
+from engine.remote import TargetSessions, _pieces, remove_stale_directories
 from engine.shell import ShellError, StepIO
 from tests.conftest import RUNBOOK, environment, run_cli, write_runbook
 from tests.sshd import HOSTS, Sshd, sshd_server  # noqa: F401 (the fixture `sshd`)
@@ -625,3 +627,79 @@ echo "back: ${RUNBOOK_HOST:-local}"
         "back: local",
     ):
         assert said in done.stdout, (said, done.stdout)
+
+
+def test_a_killed_runs_ssh_directory_and_master_are_gone_when_the_next_run_starts(
+    tmp_path: Path, sshd: Sshd
+) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="rb-t-"))  # short: a socket's path is ~100 bytes
+    try:
+        step = 'touch "$DIR/started"; sleep 61.25'
+        path = write_runbook(tmp_path, f"# K\n\n```bash {{target: host8}}\n{step}\n```\n")
+        log = open(tmp_path / "first.log", "wb")  # noqa: SIM115 (the killed run's output)
+        first = subprocess.Popen(
+            [str(RUNBOOK), "run", "--yes", "--ssh-config", str(sshd.config), "--journal",
+             str(tmp_path / "j.db"), "-p", f"dir={tmp_path}", path],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            env=environment(tmp_path, TMPDIR=str(scratch)), cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            for _ in range(600):  # until the step runs on the host (at most a minute)
+                if (tmp_path / "started").exists() or first.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert (tmp_path / "started").exists(), (tmp_path / "first.log").read_text()
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        finally:
+            if first.poll() is None:
+                first.kill()
+            log.close()
+        left = list(scratch.glob("rb-ssh-*"))
+        assert len(left) == 1 and any(p.is_socket() for p in left[0].iterdir())
+        master = subprocess.run(
+            ["pgrep", "-f", f"ControlPath={left[0]}/"], capture_output=True, text=True
+        )
+        assert master.stdout.strip(), "the killed run's master is still up (ControlPersist)"
+        other = write_runbook(tmp_path, "# N\n\n```bash {target: host9}\necho next\n```\n", "n.md")
+        done = run_cli(
+            tmp_path, "run", "--yes", "--ssh-config", sshd.config, "--journal",
+            tmp_path / "j.db", other, TMPDIR=str(scratch),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert list(scratch.iterdir()) == []  # the killed run's directory, and the new run's own
+        for pid in master.stdout.split():
+            assert not Path(f"/proc/{pid}").exists() or "Z" in _state_of(int(pid))
+    finally:
+        sshd.ssh("host8", "pkill -f 'sleep 61[.]25' || true")
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_only_directories_whose_engine_is_gone_are_removed(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    made = {
+        "rb-ssh-live": f"{os.getpid()} {alive}",  # this process: running
+        "rb-ssh-reused": f"{os.getpid()} 1",  # this pid, another start: a reused pid
+        "rb-ssh-dead": f"{gone.pid} 12345",
+        "rb-ssh-young": None,  # no owner yet: being made
+    }
+    for name, owner in made.items():
+        (tmp_path / name).mkdir()
+        if owner is not None:
+            (tmp_path / name / "owner").write_text(owner)
+    (tmp_path / "rb-ssh-old").mkdir()  # no owner, an hour old: made before owners were written
+    os.utime(tmp_path / "rb-ssh-old", (time.time() - 7200, time.time() - 7200))
+    (tmp_path / "other").mkdir()
+    removed = remove_stale_directories(tmp_path)
+    assert sorted(p.name for p in removed) == ["rb-ssh-dead", "rb-ssh-old", "rb-ssh-reused"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "rb-ssh-live", "rb-ssh-young"]
+
+
+def _state_of(pid: int) -> str:
+    """A process's state letter (Z: a zombie that has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
