@@ -77,17 +77,24 @@ for d in /proc/[0-9]*; do
   [ "$1" = Z ] && continue
   parent[$p]=$2
 done
-pids=()
-for f in $(grep -lzx "RUNBOOK_STEP_TAG=$tag" /proc/[0-9]*/environ 2>/dev/null); do
-  f=${f#/proc/}; f=${f%/environ}
-  [ -n "${parent[$f]}" ] && pids+=("$f")
-done
+declare -A level
+deepest=0
 for p in "${!parent[@]}"; do
   q=${parent[$p]} k=0
   while [ -n "$q" ] && [ "$q" != 0 ] && [ "$k" -lt 64 ]; do
-    if [ "$q" = "$top" ]; then pids+=("$p"); break; fi
+    if [ "$q" = "$top" ]; then level[$p]=$k; [ "$k" -gt "$deepest" ] && deepest=$k; break; fi
     q=${parent[$q]} k=$((k + 1))
   done
+done
+# Parents before their children: a step's shell is gone before the command it waits for,
+# so it never runs its next command in between.
+pids=()
+for ((d = 0; d <= deepest; d++)); do
+  for p in "${!level[@]}"; do [ "${level[$p]}" = "$d" ] && pids+=("$p"); done
+done
+for f in $(grep -lzx "RUNBOOK_STEP_TAG=$tag" /proc/[0-9]*/environ 2>/dev/null); do
+  f=${f#/proc/}; f=${f%/environ}
+  [ -n "${parent[$f]}" ] && [ -z "${level[$f]}" ] && pids+=("$f")
 done
 [ "${#pids[@]}" -gt 0 ] && kill -"$sig" "${pids[@]}" 2>/dev/null
 echo "${#pids[@]}"
