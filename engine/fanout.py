@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,6 +47,8 @@ class FanOutPlan:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     responders: tuple[Responder, ...] = ()
+    retries: int = 0  # further attempts on a host where it failed (not where it was stopped)
+    retry_delay: float = 0.0
 
 
 class _Counter:
@@ -79,11 +82,15 @@ def fan_out(
     skip: Sequence[str] = (),
 ) -> list[HostResult]:
     """Run the step on every host (but those in `skip`); each host's start, output and end
-    are emitted as its own events. Returns each host's result, in the hosts' order."""
+    are emitted as its own events, each attempt of it too (a failed host is tried again up
+    to `retries` times, `retry_delay` apart, before its failure counts). Returns each host's
+    last result, in the hosts' order."""
     inbox: queue.Queue[tuple[str, str, object]] = queue.Queue()
     pending = [h for h in plan.hosts if h.name not in skip]
     running: dict[str, tuple[threading.Thread, _Counter]] = {}
     results: dict[str, HostResult] = {}
+    attempts = {h.name: attempt for h in pending}
+    again: list[tuple[float, Host]] = []  # hosts to try again, and when
     decoders = {h.name: codecs.getincrementaldecoder("utf-8")(errors="replace") for h in pending}
     streams = {h.name: StreamMasker(masker) for h in pending}
     stopped = False
@@ -117,7 +124,12 @@ def fan_out(
     def start(host: Host) -> None:
         emit(
             StepStarted(
-                plan.step, attempt, "command", command=plan.command, cwd=plan.cwd, host=host.name
+                plan.step,
+                attempts[host.name],
+                "command",
+                command=plan.command,
+                cwd=plan.cwd,
+                host=host.name,
             )
         )
         counter = _Counter()
@@ -128,14 +140,21 @@ def fan_out(
     def flush(name: str) -> None:
         text = decoders[name].decode(streams[name].flush(), final=True)
         if text:
-            emit(Output(plan.step, attempt, text, host=name))
+            emit(Output(plan.step, attempts[name], text, host=name))
 
-    while running or (pending and not stopped):
-        can_start = not stopped and (not plan.batches or not running)
+    while running or again or (pending and not stopped):
+        now = time.monotonic()
+        while again and again[0][0] <= now and len(running) < plan.limit and not stopped:
+            start(again.pop(0)[1])  # a host tried again keeps its place in its batch
+        can_start = not stopped and (not plan.batches or not (running or again))
         while can_start and pending and len(running) < plan.limit:
             start(pending.pop(0))
+        if stopped and again and not running:
+            again.clear()  # Ctrl-C or a failure elsewhere: no host is tried again
+            continue
+        wait = 0.2 if not again else min(0.2, max(0.0, again[0][0] - now))
         try:
-            kind, name, item = inbox.get(timeout=0.2)
+            kind, name, item = inbox.get(timeout=wait)
         except queue.Empty:
             tick()
             if interrupted():
@@ -147,20 +166,29 @@ def fan_out(
             assert isinstance(item, bytes)
             text = decoders[name].decode(streams[name].feed(item))
             if text:
-                emit(Output(plan.step, attempt, text, host=name))
+                emit(Output(plan.step, attempts[name], text, host=name))
             continue
         assert isinstance(item, HostResult)
         thread, _ = running.pop(name)
         thread.join()
         flush(name)
-        results[name] = item
         outcome = item.outcome
+        retry = (
+            item.status in (StepStatus.FAILED, StepStatus.TIMED_OUT)
+            and attempts[name] < attempt + plan.retries
+            and not stopped
+        )
         emit(
             StepFinished(
                 plan.step,
-                attempt,
+                attempts[name],
                 item.status,
-                reason=item.reason,
+                reason=(
+                    f"{item.reason + '; ' if item.reason else ''}tried again"
+                    f" ({attempts[name] - attempt + 1} of {plan.retries} retries)"
+                )
+                if retry
+                else item.reason,
                 result=None
                 if outcome is None
                 else StepResult(
@@ -173,6 +201,13 @@ def fan_out(
                 host=name,
             )
         )
+        results[name] = item  # the last attempt's, until another one ends
+        if retry:
+            attempts[name] += 1
+            host = next(h for h in plan.hosts if h.name == name)
+            again.append((time.monotonic() + plan.retry_delay, host))
+            again.sort(key=lambda waiting: waiting[0])
+            continue
         if item.status is not StepStatus.SUCCEEDED and not stopped:
             if plan.policy == "continue":
                 continue

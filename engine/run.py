@@ -571,6 +571,8 @@ class Runner:
             env=dict(rendered.env),
             timeout=step.timeout or self.plan.runbook.timeout,
             responders=answers,
+            retries=step.retries,
+            retry_delay=step.retry_delay,
         )
         done = self._hosts_done.get(step.id, ())
         announce = getattr(self.ui, "announce_hosts", None)

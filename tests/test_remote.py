@@ -703,3 +703,30 @@ def _state_of(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_retries_on_a_group_step_try_again_only_where_it_failed(tmp_path: Path, sshd: Sshd) -> None:
+    body = (
+        'n=$(cat "$DIR/tries-$RUNBOOK_HOST" 2>/dev/null || echo 0); n=$((n + 1));'
+        ' echo "$n" > "$DIR/tries-$RUNBOOK_HOST"; echo "try $n";'
+        ' case $RUNBOOK_HOST in host4) [ "$n" -ge 2 ];; host6) false;; esac'
+    )
+    hosts = ("host4", "host5", "host6")
+    done = fan(tmp_path, sshd, "retries: 2, on_failure: continue", body, hosts=hosts)
+    assert done.returncode != 0  # host6 never succeeds
+    tries = {h: (tmp_path / f"tries-{h}").read_text().strip() for h in hosts}
+    assert tries == {"host4": "2", "host5": "1", "host6": "3"}
+    shown = run_cli(
+        tmp_path, "log", "show", "last", "--format", "json", "--journal", tmp_path / "j.db"
+    )
+    attempts = json.loads(shown.stdout)["steps"][0]["attempts"]
+    each = sorted((a["host"], a["attempt"], a["status"]) for a in attempts if a.get("host"))
+    assert each == [
+        ("host4", 1, "failed"),
+        ("host4", 2, "succeeded"),
+        ("host5", 1, "succeeded"),
+        ("host6", 1, "failed"),
+        ("host6", 2, "failed"),
+        ("host6", 3, "failed"),
+    ]
+    assert "1 of 3 hosts failed: host6 (exit status 1)" in done.stdout + done.stderr

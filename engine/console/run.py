@@ -221,7 +221,11 @@ class RunConsole:
         mark, style = ("✓", "green") if event.status is StepStatus.SUCCEEDED else ("✗", "red")
         took = f" in {format_seconds(event.result.duration)}" if event.result else ""
         why = "" if event.status is StepStatus.SUCCEEDED else ": " + _outcome_text(event)
-        self.out.print(Text(f"  {mark} {event.host} {event.status}{why}{took}", style=style))
+        attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+        again = "; tried again" if event.reason and "tried again" in event.reason else ""
+        self.out.print(
+            Text(f"  {mark} {event.host} {event.status}{attempt}{why}{took}{again}", style=style)
+        )
 
     def _host_table(self, ends: list[StepFinished]) -> None:
         """After a fanned-out step: each host, its status, exit code and time."""
@@ -234,6 +238,8 @@ class RunConsole:
             status = str(end.status)
             style = "green" if end.status is StepStatus.SUCCEEDED else "red"
             table.append(f"\n  {(end.host or '').ljust(width)}   ")
+            if end.attempt > 1:
+                status += f" ({end.attempt})"
             table.append(status.ljust(12), style=style)
             table.append(f" {code.ljust(6)} {took}")
             if end.status is not StepStatus.SUCCEEDED and end.reason:
