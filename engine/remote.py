@@ -53,6 +53,7 @@ from engine.shell import (
     ShellError,
     ShellSession,
     StepIO,
+    _InputWatch,
     check_answers,
     may_change_state,
 )
@@ -63,10 +64,10 @@ REMOTE_BASH = (
     " a bash session (remote shells must be bash)' >&2; exit 127; };"
     " exec bash --noprofile --norc --noediting -i"
 )
-# Signals a step's processes on the target: $1 the signal (0 only counts), $2 the step's tag,
-# $3 the session shell's pid. Prints how many processes it found.
-_REAPER = r"""
-sig=$1 tag=$2 top=$3
+# A step's processes on the target, in `pids`, parents before their children: every
+# descendant of the session's shell ($3) and every process carrying the step's tag ($2).
+_STEP_PROCESSES = r"""
+tag=$2 top=$3
 declare -A parent
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
@@ -86,8 +87,6 @@ for p in "${!parent[@]}"; do
     q=${parent[$q]} k=$((k + 1))
   done
 done
-# Parents before their children: a step's shell is gone before the command it waits for,
-# so it never runs its next command in between.
 pids=()
 for ((d = 0; d <= deepest; d++)); do
   for p in "${!level[@]}"; do [ "${level[$p]}" = "$d" ] && pids+=("$p"); done
@@ -96,10 +95,47 @@ for f in $(grep -lzx "RUNBOOK_STEP_TAG=$tag" /proc/[0-9]*/environ 2>/dev/null); 
   f=${f#/proc/}; f=${f%/environ}
   [ -n "${parent[$f]}" ] && [ -z "${level[$f]}" ] && pids+=("$f")
 done
-[ "${#pids[@]}" -gt 0 ] && kill -"$sig" "${pids[@]}" 2>/dev/null
+"""
+# Signals a step's processes on the target: $1 the signal (0 only counts), $2 the step's tag,
+# $3 the session shell's pid. Parents first: a step's shell is gone before the command it
+# waits for, so it never runs its next command in between. Prints how many there were.
+_REAPER = (
+    "sig=$1\n"
+    + _STEP_PROCESSES
+    + r"""[ "${#pids[@]}" -gt 0 ] && kill -"$sig" "${pids[@]}" 2>/dev/null
 echo "${#pids[@]}"
 """
+)
+# Whether a step's process on the target is blocked reading a terminal (its system call and
+# the file it reads, else the kernel function it sleeps in and its input): prints yes or no.
+_WAITING = (
+    _STEP_PROCESSES
+    + r"""case $HOSTTYPE in
+  x86_64) reads=" 0 17 19 7 23 270 271 " ;;
+  aarch64) reads=" 63 65 67 72 73 " ;;
+  *) reads="" ;;
+esac
+for p in "${pids[@]}"; do
+  words=
+  read -r words < "/proc/$p/syscall" 2>/dev/null
+  set -- $words
+  if [ -n "$1" ] && [ "$1" != running ] && [ "$1" -ge 0 ] 2>/dev/null; then
+    [[ $reads == *" $1 "* ]] || continue
+    input=$(readlink "/proc/$p/fd/$((16#${2#0x}))" 2>/dev/null)
+  else
+    read -r where < "/proc/$p/wchan" 2>/dev/null
+    case $where in n_tty_read|wait_woken) ;; *) continue ;; esac
+    input=$(readlink "/proc/$p/fd/0" 2>/dev/null)
+  fi
+  case $input in /dev/pts/*|/dev/tty*) echo yes; exit 0 ;; esac
+done
+echo no
+"""
+)
 _T = TypeVar("_T")
+# A quiet step on a target is asked about after this, then half as often each time, down to
+# once every _ASK_LAST seconds.
+_ASK_FIRST, _ASK_LAST = 0.5, 8.0
 _HOST_NAME = re.compile(r"^[^-\s][^\s]*$")
 _PID = re.compile(rb"RBPID:(\d+):")
 
@@ -420,6 +456,7 @@ class RemoteSession(ShellSession):
         self._left = {}
         self._state_changed = False
         self._remote_pid = 0
+        self._no_input = False
         env = dict(os.environ)
         env.setdefault("TERM", "xterm-256color")
         try:
@@ -561,6 +598,7 @@ class RemoteSession(ShellSession):
             + (" < /dev/null" if no_input else " <&2")
         )
         io = dataclasses.replace(io, on_output=self._without_stale(io.on_output))
+        self._no_input = no_input
         self._deliver_stray(io)
         self._expect(number + 2)
         started = time.monotonic()
@@ -588,21 +626,29 @@ class RemoteSession(ShellSession):
 
     def _signal_remote(self, tag: str, signum: int) -> int:
         """Signal the step's processes on the target; how many there were."""
+        words = self._on_target(_REAPER, str(int(signum)), tag, timeout=30).split()
+        return int(words[-1]) if words and words[-1].isdigit() else 0
+
+    def _on_target(self, script: str, first: str, tag: str, timeout: float) -> str:
+        """A bash script run on the target over the side channel with the step's tag and
+        the session shell's pid; what it printed ("" when it could not run)."""
         command = self.connection.side_command(
-            ["bash", "-c", _REAPER, "reaper", str(int(signum)), tag, str(self._remote_pid)]
+            ["bash", "-c", script, "runbook", first, tag, str(self._remote_pid)]
         )
         try:
             done = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=30,
-                check=False,
+                command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
             )
         except (OSError, subprocess.TimeoutExpired):
-            return 0
-        words = done.stdout.split()
-        return int(words[-1]) if words and words[-1].isdigit() else 0
+            return ""
+        return done.stdout.decode(errors="replace")
+
+    def _input_watch(self, tree: reaper.StepTree) -> _InputWatch:
+        """On the target: asked over the side channel, after a quiet moment (a step that
+        reads /dev/null is never asked about)."""
+        if self._no_input:
+            return _InputWatch(None)
+        return _RemoteInputWatch(lambda: self._on_target(_WAITING, "", tree.tag, 10).strip())
 
     def take_state(self) -> None:
         """A remote session's state stays on the target: not recorded for resume."""
@@ -618,6 +664,30 @@ class RemoteSession(ShellSession):
                 self._child.expect(pexpect.EOF, timeout=2)
         with contextlib.suppress(Exception):
             self._child.close(force=True)
+
+
+class _RemoteInputWatch(_InputWatch):
+    """A step on a target waits for input: after a quiet moment the target is asked (its
+    /proc) whether a process of the step is blocked reading its terminal."""
+
+    def __init__(self, ask: Callable[[], str]) -> None:
+        super().__init__(None)
+        self._ask = ask
+        self._next = 0.0  # asked again no sooner: each question runs a program on the target
+        self._every = _ASK_FIRST
+
+    def output(self, data: bytes, now: float) -> None:
+        super().output(data, now)
+        if data:
+            self._every = _ASK_FIRST
+
+    def waiting(self, now: float, fd: int) -> bool:
+        if now < self._next or not self.quiet(now):
+            return False
+        self._said = self._ask() == "yes"
+        self._every = min(self._every * 2, _ASK_LAST)
+        self._next = now + self._every
+        return self._said
 
 
 class TargetSessions:

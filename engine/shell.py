@@ -499,7 +499,7 @@ class ShellSession:
         escalate_at: float | None = None
         deadline = started + timeout if timeout else None
         matchers = [(_timed_pattern(r.prompt), r) for r in io.responders]
-        watch = _InputWatch(self._pty_name) if tree is not None else None
+        watch = self._input_watch(tree) if tree is not None else None
         keys: int | None = None  # the operator's keys, once the step was found waiting
         modes = _ModeWatch()
         while True:
@@ -586,6 +586,10 @@ class ShellSession:
                 if matchers:
                     window = (window + data.decode("utf-8", "replace"))[-4096:]
                     window = self._respond(window, io, matchers)
+
+    def _input_watch(self, tree: reaper.StepTree) -> _InputWatch:
+        """What tells that the step's processes wait for input: /proc, here."""
+        return _InputWatch(self._pty_name)
 
     def _waiting(self, io: StepIO, watch: _InputWatch) -> int | None:
         """The step is waiting for input: said once per question; the operator's keys."""
@@ -710,12 +714,19 @@ class _InputWatch:
     def last_line(self) -> str:
         return self._tail.rpartition(b"\n")[2].decode("utf-8", "replace")
 
-    def waiting(self, now: float, fd: int) -> bool:
+    def quiet(self, now: float) -> bool:
+        """Quiet a moment after output that ends without a line break, not yet said, and
+        not checked a moment ago: time to look whether the step reads its terminal."""
         if self._said or now - self._last < QUIET_SECONDS or self._tail.endswith(b"\n"):
             return False
-        if self._pty is None or not _READS or now - self._checked < QUIET_SECONDS:
+        if now - self._checked < QUIET_SECONDS:
             return False
         self._checked = now
+        return True
+
+    def waiting(self, now: float, fd: int) -> bool:
+        if self._pty is None or not _READS or not self.quiet(now):
+            return False
         try:
             group = os.tcgetpgrp(fd)
         except OSError:

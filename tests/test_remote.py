@@ -730,3 +730,25 @@ def test_retries_on_a_group_step_try_again_only_where_it_failed(tmp_path: Path, 
         ("host6", 3, "failed"),
     ]
     assert "1 of 3 hosts failed: host6 (exit status 1)" in done.stdout + done.stderr
+
+
+def test_a_remote_step_waiting_for_input_is_found_and_answered(sessions: TargetSessions) -> None:
+    session = sessions.session("host9", "host9", None)
+    asked: list[str] = []
+    keys, typed = os.pipe()
+    os.write(typed, b"ada\n")
+    os.close(typed)
+
+    def waiting(last_line: str) -> int:
+        asked.append(last_line)
+        return keys
+
+    out = bytearray()
+    try:
+        outcome = session.run_step(
+            'read -p "name? " n; echo "hello, $n"', StepIO(on_output=out.extend, on_waiting=waiting)
+        )
+    finally:
+        os.close(keys)
+    assert outcome.ok and asked == ["name? "]
+    assert out.decode().replace("\r", "").endswith("hello, ada\n")
