@@ -112,16 +112,20 @@ def split_info(info: str) -> FenceInfo:
 
 
 SECTION_KEYS = ("target",)
-_MAPPING_START = re.compile(r"\{\s*[\"']?[A-Za-z_][\w-]*[\"']?\s*:")
+_MAPPING_START = re.compile(r"\{\s*[\"']?([A-Za-z_][\w-]*)[\"']?\s*:")
 
 
 def split_heading(text: str) -> tuple[str, str | None]:
-    """A heading's text and its annotation: a flow mapping ending the heading
-    (`Restart the web tier {target: web}`). Attribute lists (`{#id}`, `{: .class}`) and
-    braces inside the title are left alone."""
+    """A heading's text and its annotation: a flow mapping ending the heading whose first
+    key is a section's key or close to one (`Restart the web tier {target: web}`, and
+    `{targte: web}` to be told about). Attribute lists (`{#id}`, `{: .class}`), braces
+    inside the title and a title ending in an example (`Payload {"id": 1}`) are left alone."""
     stripped = text.rstrip()
     for found in _MAPPING_START.finditer(stripped):
-        if _matching_brace(stripped, found.start()) == len(stripped) - 1:
+        if _matching_brace(stripped, found.start()) != len(stripped) - 1:
+            continue
+        key = found.group(1)
+        if key in SECTION_KEYS or did_you_mean(key, SECTION_KEYS):
             return stripped[: found.start()].rstrip(), stripped[found.start() :]
     return text, None
 

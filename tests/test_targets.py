@@ -232,6 +232,8 @@ def test_a_headings_annotation_is_read_strictly() -> None:
 
         ## Braces {x} in a title stay
 
+        ## Payload {"id": 1}
+
         ## Empty {target: ""}
 
         ## No steps {target: web}
@@ -240,12 +242,13 @@ def test_a_headings_annotation_is_read_strictly() -> None:
     assert [s.title for s in runbook.sections] == [
         "T",
         "Braces {x} in a title stay",
+        'Payload {"id": 1}',  # an example, not an annotation
         "Empty",
         "No steps",
     ]
     assert found(runbook.diagnostics) == [
         ("unknown-key", 1),
-        ("annotation-value", 5),
-        ("section-target", 7),
+        ("annotation-value", 7),
+        ("section-target", 9),
     ]
     assert runbook.diagnostics[0].hint == "did you mean 'target'?"
