@@ -211,9 +211,12 @@ class SessionState:
     variables: str = ""
     functions: str = ""
     left_running: tuple[str, ...] = ()
+    host: str | None = None  # the target whose session this is; None: the local one
 
     def to_data(self) -> dict[str, object]:
         data: dict[str, object] = {"cwd": self.cwd}
+        if self.host is not None:
+            data["host"] = self.host
         if self.variables:
             data["variables"] = self.variables
         if self.functions:
@@ -232,6 +235,7 @@ class SessionState:
             variables=str(data.get("variables") or ""),
             functions=str(data.get("functions") or ""),
             left_running=tuple(str(p) for p in running) if isinstance(running, list) else (),
+            host=str(data["host"]) if isinstance(data.get("host"), str) else None,
         )
 
 

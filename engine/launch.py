@@ -67,6 +67,8 @@ class Launch:
     captured: Mapping[str, str] = field(default_factory=dict)  # on resume: values kept so far
     quiet: bool = False  # --quiet: the prose between steps is not shown
     restore: SessionState | None = None  # on resume: the shell session to rebuild first
+    # On resume: each target's session, rebuilt when it starts.
+    target_states: Mapping[str, SessionState] = field(default_factory=dict)
     ssh_config: str | None = None  # --ssh-config FILE (over the front matter's ssh_config)
 
 
@@ -353,11 +355,23 @@ def remote_sessions(launch: Launch) -> TargetSessions | None:
     exports.update({name.upper(): value for name, value in launch.params.values.items()})
     exports["RUNBOOK_PATH"] = runbook.path
     size = shutil.get_terminal_size((80, 24))
+    terminal = launch.terminal
+
+    def restored(host: str, state: SessionState, problems: list[str]) -> None:
+        terminal.warning(
+            f"restored the shell session on {host} of the last finished step there: "
+            + restored_summary(state)
+        )
+        for problem in problems:
+            terminal.warning(f"could not restore on {host}: {problem}")
+
     return TargetSessions(
         config,
         dimensions=(size.lines, size.columns),
         secret_variables=tuple(p.name.upper() for p in runbook.params if p.secret),
         exports=exports,
+        states=launch.target_states,
+        on_restored=restored,
     )
 
 

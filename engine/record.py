@@ -115,11 +115,21 @@ class RunDetail:
 
     @property
     def session_state(self) -> SessionState | None:
-        """The shell session as the last step that recorded it left it: what resume rebuilds."""
+        """The local shell session as the last step that recorded it left it: what resume
+        rebuilds."""
         for event in reversed(self.events):
-            if isinstance(event, StepFinished) and event.state is not None:
+            if isinstance(event, StepFinished) and event.state and event.state.host is None:
                 return event.state
         return None
+
+    @property
+    def target_states(self) -> dict[str, SessionState]:
+        """Each target's session as the last step on it left it (steps on one target)."""
+        found: dict[str, SessionState] = {}
+        for event in self.events:
+            if isinstance(event, StepFinished) and event.state and event.state.host is not None:
+                found[event.state.host] = event.state
+        return found
 
 
 def run_detail(summary: RunSummary, events: Iterable[Event]) -> RunDetail:

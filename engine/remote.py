@@ -44,8 +44,10 @@ from typing import TypeVar
 import pexpect
 
 from engine import reaper
+from engine.events import SessionState
 from engine.shell import (
     _FILE_ARGUMENT,
+    _FUNCTION,
     _NOT_CARRIED,
     _PRELUDE,
     _START_SECONDS,
@@ -53,7 +55,10 @@ from engine.shell import (
     ShellError,
     ShellSession,
     StepIO,
+    _changed_variables,
+    _entries,
     _InputWatch,
+    _parse_dump,
     check_answers,
     may_change_state,
 )
@@ -433,6 +438,7 @@ class RemoteSession(ShellSession):
         kill_grace: float = 2.0,
         secret_variables: tuple[str, ...] = (),
         exports: Mapping[str, str] | None = None,
+        host: str | None = None,
     ) -> None:
         self.connection = connection
         # Nothing of the session is kept here (its files are on the target): no local
@@ -457,6 +463,9 @@ class RemoteSession(ShellSession):
         self._state_changed = False
         self._remote_pid = 0
         self._no_input = False
+        self._seq = 0
+        self._state_delimiter = b"\x1eRBS" + self._token.encode() + b"\x1e"
+        self.host = host or connection.name
         env = dict(os.environ)
         env.setdefault("TERM", "xterm-256color")
         try:
@@ -511,6 +520,14 @@ class RemoteSession(ShellSession):
             f'builtin printf "\\036RB{self._token}:%d:%s\\036" "$__rb_status" "$__rb_seq"',
         )
         assert "$__rb_seq" in prelude
+        # The state a step saved, printed after a delimiter (the engine cannot read the file):
+        # what resume rebuilds on this target. It keeps the step's status.
+        prelude += (
+            '\n__rb_show() { local __rb_l; builtin mapfile -t __rb_l 2>/dev/null < "$__rb_state";'
+            f" builtin printf '\\036RBS{self._token}\\036';"
+            ' [ "${#__rb_l[@]}" -gt 0 ] && builtin printf \'%s\\n\' "${__rb_l[@]}";'
+            " return $1; }"
+        )
         head = (
             "__rb_seq=1; stty -echo 2>/dev/null; set +H\n"
             '__rb_dir=$(mktemp -d "${TMPDIR:-/tmp}/runbook-XXXXXX") || builtin exit 1\n'
@@ -528,6 +545,20 @@ class RemoteSession(ShellSession):
         found = _PID.search(bytes(said))
         self._remote_pid = int(found.group(1)) if found else 0
         self._stray = b""
+        # What the session starts with: a step's state is recorded as its difference.
+        said.clear()
+        self._seq = 3
+        self._send(
+            "__rb_seq=3; __rb_keep_cwd=1; __rb_private='';"
+            " ( trap '__rb_save $?' EXIT; : ); __rb_show $?"
+        )
+        self._expect(3)
+        self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
+        self._stray = b""
+        _, _, text = bytes(said).partition(self._state_delimiter)
+        head, functions, cwd = _parse_dump(_dump_text(text))
+        self._baseline = (frozenset(head.splitlines(keepends=True)), functions)
+        self._cwd = cwd or ""
 
     def _expect(self, seq: int) -> None:
         """The next marker to wait for: the one of command `seq` (a marker a stray empty
@@ -596,14 +627,40 @@ class RemoteSession(ShellSession):
             f"{write}__rb_keep_cwd={0 if cwd else 1}; __rb_private={shlex.quote(private)};"
             f" {'__rb_echo=1; ' if interactive else ''}( {trap}{launcher} )"
             + (" < /dev/null" if no_input else " <&2")
+            + ("; __rb_show $?" if trap else "")
         )
-        io = dataclasses.replace(io, on_output=self._without_stale(io.on_output))
+        state = bytearray()
+        on_output = self._without_stale(io.on_output)
+        splitter = _StateSplitter(self._state_delimiter, on_output, state)
+        io = dataclasses.replace(io, on_output=splitter.feed if trap else on_output)
         self._no_input = no_input
         self._deliver_stray(io)
-        self._expect(number + 2)
+        self._seq += 1
+        self._expect(self._seq)
         started = time.monotonic()
-        self._send(f"__rb_seq={number + 2}; {command}")
-        return self._wait(io, timeout, started, reaper.StepTree(tag, self._pid))
+        self._send(f"__rb_seq={self._seq}; {command}")
+        outcome = self._wait(io, timeout, started, reaper.StepTree(tag, self._pid))
+        splitter.flush()
+        if splitter.found:
+            self._take_dump(_dump_text(bytes(state)))
+        return outcome
+
+    def _take_dump(self, text: str) -> None:
+        """The state a step saved: what differs from the session's start, and its directory."""
+        if not text.strip():
+            return
+        head, functions, cwd = _parse_dump(text)
+        base_lines, base_functions = self._baseline
+        self._variables = _changed_variables(head, base_lines)
+        self._variables.pop("BASH_CMDS", None)  # the command hash table: the session's own
+        self._functions = {
+            name: body
+            for name, body in functions.items()
+            if base_functions.get(name) != body and not name.startswith("__rb_")
+        }
+        if cwd is not None:
+            self._cwd = cwd
+        self._state_changed = True
 
     def _escalate(self, tree: reaper.StepTree, level: int) -> tuple[reaper.StepTree, int]:
         """Ctrl-C through the target's terminal, then SIGTERM and SIGKILL on the target."""
@@ -650,12 +707,41 @@ class RemoteSession(ShellSession):
             return _InputWatch(None)
         return _RemoteInputWatch(lambda: self._on_target(_WAITING, "", tree.tag, 10).strip())
 
-    def take_state(self) -> None:
-        """A remote session's state stays on the target: not recorded for resume."""
-        return None
+    def take_state(self) -> SessionState | None:
+        """The session's state on the target if it may have changed since the last call."""
+        if not self._state_changed:
+            return None
+        self._state_changed = False
+        return SessionState(
+            cwd=self._cwd,
+            variables="".join(self._variables.values()),
+            functions="".join(self._functions.values()),
+            host=self.host,
+        )
 
-    def restore(self, state: object) -> list[str]:
-        return ["a remote session's state is not rebuilt on resume"]
+    def restore(self, state: SessionState) -> list[str]:
+        """Rebuild a recorded state in this (new) session on the target, before any step
+        runs: variables, functions, directory. Returns what could not be restored."""
+        text = state.variables + state.functions
+        text += f"builtin cd -- {shlex.quote(state.cwd)} || builtin echo 'no directory'\n"
+        said = bytearray()
+        self._seq += 1
+        self._expect(self._seq)
+        write = _files([("restore", text)])
+        self._send(f'__rb_seq={self._seq}; {write}builtin source "$__rb_dir"/restore')
+        self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
+        self._stray = b""
+        problems = []
+        if said.strip():
+            words = said.decode("utf-8", "replace").replace("\r", "").strip()
+            if "no directory" in words:
+                problems.append(f"the directory {state.cwd} does not exist on {self.host}")
+            else:
+                problems.append(words)
+        self._variables = _changed_variables(state.variables, frozenset())
+        self._functions = _entries(state.functions, _FUNCTION)
+        self._cwd = state.cwd
+        return problems
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -690,6 +776,47 @@ class _RemoteInputWatch(_InputWatch):
         return self._said
 
 
+class _StateSplitter:
+    """A step's output, then (after the delimiter) the state its session saved: the state
+    never reaches the step's output; a delimiter split across reads is held back whole."""
+
+    def __init__(
+        self, delimiter: bytes, on_output: Callable[[bytes], None], state: bytearray
+    ) -> None:
+        self._delimiter = delimiter
+        self._on_output = on_output
+        self._state = state
+        self._carry = b""
+        self.found = False
+
+    def feed(self, data: bytes) -> None:
+        if self.found:
+            self._state.extend(data)
+            return
+        data, self._carry = self._carry + data, b""
+        before, found, after = data.partition(self._delimiter)
+        if found:
+            self.found = True
+            self._state.extend(after)
+            data = before
+        else:
+            cut = data.rfind(b"\x1e")
+            if cut >= 0 and len(data) - cut < len(self._delimiter):
+                data, self._carry = data[:cut], data[cut:]
+        if data:
+            self._on_output(data)
+
+    def flush(self) -> None:
+        if self._carry:
+            self._on_output(self._carry)
+            self._carry = b""
+
+
+def _dump_text(data: bytes) -> str:
+    """A state dump as the target's terminal gave it back (line ends as CR LF)."""
+    return data.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+
+
 class TargetSessions:
     """The run's sessions on targets: one per host, started on first use and kept for the
     whole run (so `cd` and variables carry from step to step on each host)."""
@@ -700,8 +827,14 @@ class TargetSessions:
         dimensions: tuple[int, int] = (24, 80),
         secret_variables: tuple[str, ...] = (),
         exports: Mapping[str, str] | None = None,
+        states: Mapping[str, SessionState] | None = None,
+        on_restored: Callable[[str, SessionState, list[str]], None] | None = None,
     ) -> None:
         self.ssh = SshControl(ssh_config)
+        # On resume: each target's session as the last step on it left it, rebuilt when the
+        # session starts (then said through `on_restored`).
+        self.states = dict(states or {})
+        self.on_restored = on_restored
         self.dimensions = dimensions
         self.secret_variables = secret_variables
         self.exports = dict(exports or {})
@@ -729,8 +862,14 @@ class TargetSessions:
                 dimensions=self.dimensions,
                 secret_variables=self.secret_variables,
                 exports={**self.exports, "RUNBOOK_HOST": name},
+                host=name,
             )
             self._sessions[key] = session
+            state = self.states.pop(name, None)
+            if state is not None:
+                problems = session.restore(state)
+                if self.on_restored is not None:
+                    self.on_restored(name, state, problems)
             return session
 
     def close(self) -> None:

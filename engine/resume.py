@@ -209,6 +209,7 @@ def _resume(store: Store, detail: RunDetail, old_text: str, abspath: Path, asked
             asked.force,
             captured,
             restore=state,
+            target_states=detail.target_states,
             ssh_config=asked.ssh_config,
         )
         return run_in_session(launch, writer, facts, resumed=True)

@@ -722,7 +722,7 @@ class Runner:
                     interrupted=outcome.interrupted,
                     captured=kept,
                 ),
-                state=self._session_state(),
+                state=self._session_state(self._step_session),
             )
         )
         return outcome, ok
@@ -763,9 +763,10 @@ class Runner:
 
         return operator_keys
 
-    def _session_state(self) -> SessionState | None:
-        """The session as the step left it, when it may have changed: what resume rebuilds."""
-        take = getattr(self.session, "take_state", None)
+    def _session_state(self, session: ShellSession) -> SessionState | None:
+        """The session (local, or a target's) as the step left it, when it may have changed:
+        what resume rebuilds."""
+        take = getattr(session, "take_state", None)
         return take() if take is not None else None
 
     def _debug_shell(self, step: Step, rendered: RenderedStep) -> None:

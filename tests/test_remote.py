@@ -752,3 +752,58 @@ def test_a_remote_step_waiting_for_input_is_found_and_answered(sessions: TargetS
         os.close(keys)
     assert outcome.ok and asked == ["name? "]
     assert out.decode().replace("\r", "").endswith("hello, ada\n")
+
+
+def test_resume_rebuilds_a_targets_session_as_its_last_step_left_it(
+    tmp_path: Path, sshd: Sshd
+) -> None:
+    path = write_runbook(
+        tmp_path,
+        f"""---
+ssh_config: {sshd.config}
+targets:
+  box: {{ssh: host7}}
+---
+# Keep state
+
+```bash {{target: box}}
+cd /tmp && GREETING="hello there"; greet() {{ echo "$GREETING from $PWD"; }}
+```
+
+```bash {{target: box}}
+touch "$DIR/blocked"; while [ ! -e "$DIR/resumed" ]; do sleep 0.1; done; greet > "$DIR/said"
+```
+
+```bash
+echo "local: ${{GREETING:-unset}}" > "$DIR/local"
+```
+""",
+    )
+    journal = tmp_path / "j.db"
+    log = open(tmp_path / "first.log", "wb")  # noqa: SIM115 (the killed run's output)
+    first = subprocess.Popen(
+        [str(RUNBOOK), "run", "--yes", "--journal", str(journal), "-p", f"dir={tmp_path}", path],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            if (tmp_path / "blocked").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (tmp_path / "blocked").exists(), (tmp_path / "first.log").read_text()
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+    (tmp_path / "resumed").touch()
+    resumed = run_cli(
+        tmp_path, "resume", "--yes", "--rerun-unfinished", "--journal", journal, "-p",
+        f"dir={tmp_path}",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "restored the shell session on box" in resumed.stderr
+    assert "variables GREETING" in resumed.stderr and "functions greet" in resumed.stderr
+    assert (tmp_path / "said").read_text() == "hello there from /tmp\n"
+    assert (tmp_path / "local").read_text() == "local: unset\n"  # the target's, not here

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from engine.events import (
     Output,
+    SessionState,
     StepFinished,
     StepResult,
     StepStarted,
@@ -12,7 +13,7 @@ from engine.events import (
     from_data,
     to_data,
 )
-from engine.record import replay
+from engine.record import RunDetail, replay
 from engine.remote import exec_connection
 from engine.targets import Host, resolve
 from tests.conftest import found, parse, plan
@@ -252,3 +253,18 @@ def test_a_headings_annotation_is_read_strictly() -> None:
         ("section-target", 9),
     ]
     assert runbook.diagnostics[0].hint == "did you mean 'target'?"
+
+
+def test_a_targets_session_state_is_kept_apart_from_the_local_one() -> None:
+    local = SessionState(cwd="/srv", variables='declare -- A="1"\n')
+    box = SessionState(cwd="/tmp", variables='declare -- B="2"\n', host="box")
+    assert SessionState.from_data(box.to_data()) == box
+    assert "host" not in local.to_data()
+    events = [
+        StepStarted("a", 1, "command"),
+        StepFinished("a", 1, StepStatus.SUCCEEDED, state=local),
+        StepStarted("b", 1, "command"),
+        StepFinished("b", 1, StepStatus.SUCCEEDED, state=box),
+    ]
+    detail = RunDetail(None, tuple(events), ())  # type: ignore[arg-type]
+    assert detail.session_state == local and detail.target_states == {"box": box}
