@@ -138,6 +138,34 @@ echo no
 """
 )
 _T = TypeVar("_T")
+# The state a step saved, printed after a delimiter (the engine cannot read the target's
+# file): only the variables that differ from the session's start (`__rb_base` keeps the
+# start's lines on the target), never the engine's own; `__rb_show` keeps the step's status.
+_STATE_FUNCTIONS = r"""
+__rb_base() {
+  local __rb_l __rb_x; declare -gA __rb_seen=()
+  builtin mapfile -t __rb_l 2>/dev/null < "$__rb_state"
+  for __rb_x in "${__rb_l[@]}"; do
+    [ "$__rb_x" = '#rb-functions' ] && break
+    [ -n "$__rb_x" ] && __rb_seen[$__rb_x]=1
+  done
+  : > "$__rb_state"
+}
+__rb_show() {
+  local __rb_l __rb_x __rb_v=1
+  builtin mapfile -t __rb_l 2>/dev/null < "$__rb_state"
+  builtin printf '\036RBSTOKEN\036'
+  for __rb_x in "${__rb_l[@]}"; do
+    [ "$__rb_x" = '#rb-functions' ] && __rb_v=
+    if [ -n "$__rb_v" ]; then
+      [ -n "$__rb_x" ] && [ -n "${__rb_seen[$__rb_x]+1}" ] && continue
+      [[ $__rb_x == "declare -"*" __rb_"* ]] && continue
+    fi
+    builtin printf '%s\n' "$__rb_x"
+  done
+  return $1
+}
+"""
 # A quiet step on a target is asked about after this, then half as often each time, down to
 # once every _ASK_LAST seconds.
 _ASK_FIRST, _ASK_LAST = 0.5, 8.0
@@ -520,14 +548,7 @@ class RemoteSession(ShellSession):
             f'builtin printf "\\036RB{self._token}:%d:%s\\036" "$__rb_status" "$__rb_seq"',
         )
         assert "$__rb_seq" in prelude
-        # The state a step saved, printed after a delimiter (the engine cannot read the file):
-        # what resume rebuilds on this target. It keeps the step's status.
-        prelude += (
-            '\n__rb_show() { local __rb_l; builtin mapfile -t __rb_l 2>/dev/null < "$__rb_state";'
-            f" builtin printf '\\036RBS{self._token}\\036';"
-            ' [ "${#__rb_l[@]}" -gt 0 ] && builtin printf \'%s\\n\' "${__rb_l[@]}";'
-            " return $1; }"
-        )
+        prelude += _STATE_FUNCTIONS.replace("TOKEN", self._token)
         head = (
             "__rb_seq=1; stty -echo 2>/dev/null; set +H\n"
             '__rb_dir=$(mktemp -d "${TMPDIR:-/tmp}/runbook-XXXXXX") || builtin exit 1\n'
@@ -539,26 +560,18 @@ class RemoteSession(ShellSession):
         lines = [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]
         lines.append("builtin printf 'RBPID:%s:' \"$$\"")
         write = _files([("env", "\n".join(lines) + "\n")])
-        self._send(f'__rb_seq=2; {write}builtin source "$__rb_dir"/env; rm -f -- "$__rb_dir"/env')
+        # What the session starts with stays on the target (`__rb_base`): a step's state is
+        # sent back as its difference.
+        self._send(
+            f'__rb_seq=2; {write}builtin source "$__rb_dir"/env; rm -f -- "$__rb_dir"/env;'
+            " __rb_keep_cwd=1; __rb_private=''; ( trap '__rb_save $?' EXIT; : ); __rb_base"
+        )
         self._expect(2)
         self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
         found = _PID.search(bytes(said))
         self._remote_pid = int(found.group(1)) if found else 0
         self._stray = b""
-        # What the session starts with: a step's state is recorded as its difference.
-        said.clear()
-        self._seq = 3
-        self._send(
-            "__rb_seq=3; __rb_keep_cwd=1; __rb_private='';"
-            " ( trap '__rb_save $?' EXIT; : ); __rb_show $?"
-        )
-        self._expect(3)
-        self._wait(StepIO(on_output=said.extend), _START_SECONDS, time.monotonic(), None)
-        self._stray = b""
-        _, _, text = bytes(said).partition(self._state_delimiter)
-        head, functions, cwd = _parse_dump(_dump_text(text))
-        self._baseline = (frozenset(head.splitlines(keepends=True)), functions)
-        self._cwd = cwd or ""
+        self._seq = 2
 
     def _expect(self, seq: int) -> None:
         """The next marker to wait for: the one of command `seq` (a marker a stray empty
@@ -650,13 +663,11 @@ class RemoteSession(ShellSession):
         if not text.strip():
             return
         head, functions, cwd = _parse_dump(text)
-        base_lines, base_functions = self._baseline
-        self._variables = _changed_variables(head, base_lines)
+        # Only what differs from the session's start came back: the target compared.
+        self._variables = _changed_variables(head, frozenset())
         self._variables.pop("BASH_CMDS", None)  # the command hash table: the session's own
         self._functions = {
-            name: body
-            for name, body in functions.items()
-            if base_functions.get(name) != body and not name.startswith("__rb_")
+            name: body for name, body in functions.items() if not name.startswith("__rb_")
         }
         if cwd is not None:
             self._cwd = cwd
