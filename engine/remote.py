@@ -213,6 +213,8 @@ class SshControl:
 
     def __init__(self, config: str | None = None) -> None:
         self.config = config
+        # Found once: pexpect would search $PATH again for each host's session.
+        self.program = shutil.which("ssh") or "ssh"
         remove_stale_directories(Path(tempfile.gettempdir()))
         self.directory = Path(tempfile.mkdtemp(prefix=_PREFIX))
         os.chmod(self.directory, 0o700)
@@ -249,7 +251,7 @@ class SshControl:
                 try:
                     done = subprocess.run(
                         [
-                            "ssh",
+                            self.program,
                             *self.options(destination),
                             "-o",
                             "ControlMaster=yes",
@@ -274,7 +276,7 @@ class SshControl:
             log.unlink(missing_ok=True)
             if done.returncode != 0:
                 raise ShellError(f"ssh {destination}: " + _last_words(said))
-            base = ["ssh", *self.options(destination), "-o", "ControlMaster=no"]
+            base = [self.program, *self.options(destination), "-o", "ControlMaster=no"]
             connection = Connection(
                 destination,
                 (*base, "-tt", "--", destination, "exec /bin/sh -c " + shlex.quote(REMOTE_BASH)),
@@ -292,7 +294,7 @@ class SshControl:
                 return
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 subprocess.run(
-                    ["ssh", *self.options(destination), "-O", "exit", "--", destination],
+                    [self.program, *self.options(destination), "-O", "exit", "--", destination],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
