@@ -28,13 +28,13 @@ load average and each target's PASS or FAIL; always exits 0 (a measurement).
     .venv/bin/python bench/fanout.py [--hosts 20] [--reps 3] [--batches 15] [--kex ALGORITHMS]
 
 Measured on the development machine (2 cores shared with two other engineers' test runs,
-load average 1-3), 20 hosts, `sleep 0.2; uname -n`; the default key exchange twice, curve25519
-three times (the first before the masters were closed over the mux protocol):
+load average 1-3), 20 hosts, `sleep 0.2; uname -n`, after the changes of issue 16's second
+round (each row: the range over the runs, and their median):
 
-    key exchange        fan-out       slowest host  ratio        CPU here / hosts
-    ssh default         3.97-4.17 s   1.19-1.61 s   2.47-3.51x   3.1-3.5 / 1.1-1.2 s
-    curve25519-sha256   1.38-1.95 s   0.99-1.55 s   1.26-1.51x   0.9-1.3 / 0.7-1.0 s
-    warm remote step    1.77-2.45 ms against 0.93-1.58 ms local: 1.55-2.16x (median 1.8x)
+    key exchange        runs  fan-out       slowest host  ratio                CPU here / hosts
+    ssh default         3     3.15-4.17 s   1.19-1.61 s   2.46-3.51x (2.47x)   3.1-3.6 / 1.1-1.2 s
+    curve25519-sha256   6     1.38-1.99 s   0.99-1.55 s   1.26-1.75x (1.45x)   0.9-1.3 / 0.7-1.1 s
+    warm remote step    11    1.64-2.47 ms against 0.93-1.58 ms local: 1.47-2.26x (1.72x)
 
 With OpenSSH 9.2's default key exchange each connection costs the client about 0.13 s of
 CPU (sntrup761 key generation): 20 of them on 2 cores are the fan-out's extra wall time. The
