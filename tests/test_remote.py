@@ -393,6 +393,12 @@ def test_show_json_gives_each_steps_target_and_a_groups_hosts(tmp_path: Path) ->
         ```bash
         uptime
         ```
+
+        ## On the database {target: db1}
+
+        ```bash
+        psql -c 'select 1'
+        ```
         """,
     )
     done = run_cli(tmp_path, "show", "--format", "json", path)
@@ -401,9 +407,14 @@ def test_show_json_gives_each_steps_target_and_a_groups_hosts(tmp_path: Path) ->
     assert steps[0]["forks"] == 2
     assert steps[1]["target"] == "db1" and "hosts" not in steps[1]
     assert steps[2]["target"] is None
+    assert steps[3]["target"] == "db1" and steps[3]["target_from_section"] == "on-the-database"
+    assert "target_from_section" not in steps[1]
     dry = run_cli(tmp_path, "run", "--dry-run", path)
     assert "runs on web: web1, web2, web3 (up to 2 at a time" in dry.stdout
     assert "runs on db1 (ssh db1.internal)" in dry.stdout
+    assert "set by its section 'On the database'" in dry.stdout
+    checked = run_cli(tmp_path, "check", path)
+    assert "1 command step(s) of this section and its subsections run on 'db1'" in checked.stdout
 
 
 def test_an_inventory_file_gives_the_targets(tmp_path: Path, sshd: Sshd) -> None:

@@ -369,6 +369,8 @@ def _target_dict(step: Step, targets: tuple[Target, ...]) -> dict[str, object]:
     if step.target is None:
         return {"target": None}
     data: dict[str, object] = {"target": step.target}
+    if step.target_section is not None:
+        data["target_from_section"] = step.target_section  # the heading that said where
     if is_group(step.target, targets):
         data["hosts"] = [h.name for h in resolve(step.target, targets)]
     if step.forks is not None:
