@@ -17,7 +17,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from engine.remote import TargetSessions, _pieces, remove_stale_directories
+from engine.connections import remove_stale_directories
+from engine.remote import TargetSessions, _pieces
 from engine.shell import ShellError, StepIO
 from tests.conftest import RUNBOOK, environment, run_cli, write_runbook
 from tests.sshd import HOSTS, Sshd, sshd_server  # noqa: F401 (the fixture `sshd`)

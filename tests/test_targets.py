@@ -3,6 +3,7 @@ hosts, the host field of events stored only when present, and a fanned-out step 
 
 from __future__ import annotations
 
+from engine.connections import exec_connection
 from engine.events import (
     Output,
     SessionState,
@@ -14,7 +15,6 @@ from engine.events import (
     to_data,
 )
 from engine.record import RunDetail, replay
-from engine.remote import exec_connection
 from engine.targets import Host, resolve
 from tests.conftest import found, parse, plan
 
