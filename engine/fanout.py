@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.events import Event, Output, StepFinished, StepResult, StepStarted, StepStatus
+from engine.events import (
+    Event,
+    Output,
+    SessionState,
+    StepFinished,
+    StepResult,
+    StepStarted,
+    StepStatus,
+)
 from engine.masking import Masker, StreamMasker
 from engine.remote import TargetSessions
 from engine.shell import Outcome, Responder, ShellError, StepIO
@@ -29,6 +37,7 @@ class HostResult:
     status: StepStatus
     outcome: Outcome | None = None
     reason: str | None = None
+    state: SessionState | None = None  # the host's session as the step left it, if changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +128,10 @@ def fan_out(
             reason = f"engine error: {type(exc).__name__}: {exc}"
             inbox.put(("done", host.name, HostResult(host.name, StepStatus.FAILED, None, reason)))
             return
-        inbox.put(("done", host.name, HostResult(host.name, _status(outcome), outcome)))
+        state = session.take_state()  # what resume rebuilds on this host
+        inbox.put(
+            ("done", host.name, HostResult(host.name, _status(outcome), outcome, None, state))
+        )
 
     def start(host: Host) -> None:
         emit(
@@ -199,6 +211,7 @@ def fan_out(
                     interrupted=outcome.interrupted,
                 ),
                 host=name,
+                state=item.state,
             )
         )
         results[name] = item  # the last attempt's, until another one ends

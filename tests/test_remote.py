@@ -819,3 +819,58 @@ echo "local: ${{GREETING:-unset}}" > "$DIR/local"
     assert "variables GREETING" in resumed.stderr and "functions greet" in resumed.stderr
     assert (tmp_path / "said").read_text() == "hello there from /tmp\n"
     assert (tmp_path / "local").read_text() == "local: unset\n"  # the target's, not here
+
+
+def test_resume_rebuilds_each_hosts_session_for_a_fanned_out_step(
+    tmp_path: Path, sshd: Sshd
+) -> None:
+    path = write_runbook(
+        tmp_path,
+        f"""---
+ssh_config: {sshd.config}
+targets:
+  pair: {{group: [host2, host3]}}
+---
+# Per host
+
+```bash {{target: pair}}
+cd /tmp && WHO="I am $RUNBOOK_HOST"
+```
+
+```bash {{target: pair, serial: 1}}
+if [ "$RUNBOOK_HOST" = host3 ] && [ ! -e "$DIR/resumed" ]; then
+  touch "$DIR/blocked"; sleep 600.125
+fi
+echo "$WHO in $PWD" > "$DIR/said-$RUNBOOK_HOST"
+```
+""",
+    )
+    journal = tmp_path / "j.db"
+    log = open(tmp_path / "first.log", "wb")  # noqa: SIM115 (the killed run's output)
+    first = subprocess.Popen(
+        [str(RUNBOOK), "run", "--yes", "--journal", str(journal), "-p", f"dir={tmp_path}", path],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            if (tmp_path / "blocked").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (tmp_path / "blocked").exists(), (tmp_path / "first.log").read_text()
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+        sshd.ssh("host3", "pkill -f '^sleep 600[.]125$' || true")
+    (tmp_path / "resumed").touch()
+    (tmp_path / "said-host2").unlink()
+    resumed = run_cli(
+        tmp_path, "resume", "--yes", "--rerun-unfinished", "--journal", journal, "-p",
+        f"dir={tmp_path}",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "restored the shell session on host3" in resumed.stderr
+    assert (tmp_path / "said-host3").read_text() == "I am host3 in /tmp\n"
+    assert not (tmp_path / "said-host2").exists()  # host2 had finished: not run again
