@@ -7,7 +7,10 @@ Every backend runs these same statements (PostgreSQL's through its `?` adapter).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -55,21 +58,36 @@ class JournalVerification:
         return not self.problems and all(r.ok for r in self.runs)
 
 
+_EVENTS = "SELECT run_id, seq, kind, step, attempt, time, data, prev, hash FROM events"
+_SUMMARY = (
+    "SELECT id, events, last_hash, r.digest, t.text, path, title, operator, host, params,"
+    " status, git_commit, email, started FROM runs r"
+    " LEFT JOIN runbook_texts t ON t.digest = r.digest"
+)
+BATCH_RUNS = 100  # runs read per query by verify_all: few round trips, bounded memory
+
+
 def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
-    """Check one run: each event's hash, the links between them, and the run's summary. After
-    the first problem the rest is read for its seals only (the chain over runs counts them)."""
-    key = journal_key() if key is None else key
+    """Check one run: each event's hash, the links between them, and the run's summary."""
+    row = db.execute(f"{_SUMMARY} WHERE id = ?", (run_id,)).fetchone()
+    summary = None if row is None else _Summary(*row[1:])
+    events = db.execute(f"{_EVENTS} WHERE run_id = ? ORDER BY seq", (run_id,))
+    return _check_run(run_id, events, summary, journal_key() if key is None else key)
+
+
+def _check_run(
+    run_id: str, events: Iterable[Sequence[Any]], summary: _Summary | None, key: bytes | None
+) -> Verification:
+    """One run's events (rows of `_EVENTS`, in order) against their chain and its summary row.
+    After the first problem the rest is read for its seals only (the chain over runs counts
+    them)."""
     prev, count, expected_seq, first_at = GENESIS, 0, 1, 0.0
     lifecycle: list[tuple[str, str]] = []
     seals: list[Seal] = []
     chain = RunChain(run_id, 1)
     hash_key: bytes | None = None
     problem, failed_at = "", 0
-    for seq, kind, step, attempt, at, data, stored_prev, stored_hash in db.execute(
-        "SELECT seq, kind, step, attempt, time, data, prev, hash FROM events"
-        " WHERE run_id = ? ORDER BY seq",
-        (run_id,),
-    ):
+    for _run, seq, kind, step, attempt, at, data, stored_prev, stored_hash in events:
         count += 1
         if kind == SEAL:
             seal = parse_seal(run_id, data, stored_hash)
@@ -103,15 +121,8 @@ def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
     chain = RunChain(run_id, chain.format, chain.start_head, tuple(seals))
     if problem:
         return Verification(run_id, failed_at, False, problem, chain=chain)
-    row = db.execute(
-        "SELECT events, last_hash, r.digest, t.text, path, title, operator, host, params,"
-        " status, git_commit, email, started FROM runs r"
-        " LEFT JOIN runbook_texts t ON t.digest = r.digest WHERE id = ?",
-        (run_id,),
-    ).fetchone()
-    if row is None:
+    if summary is None:
         return Verification(run_id, count, False, "the run's record is missing", chain=chain)
-    summary = _Summary(*row)
     if int(summary.events) != count or summary.last_hash != prev:
         return Verification(
             run_id,
@@ -183,10 +194,32 @@ def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]], first_at: 
 
 
 def verify_all(db: Any, key: bytes | None = None) -> list[Verification]:
-    return [
-        verify_run(db, run_id, key)
-        for (run_id,) in db.execute("SELECT id FROM runs ORDER BY started").fetchall()
-    ]
+    """Every run, oldest first, read BATCH_RUNS runs per query (a journal on a server is
+    not one round trip per run); each batch's events are streamed, not held at once."""
+    key = journal_key() if key is None else key
+    ids = [str(row[0]) for row in db.execute("SELECT id FROM runs ORDER BY started").fetchall()]
+    stream = getattr(db, "stream", None) or db.execute  # PostgreSQL's streams its rows
+    checked: dict[str, Verification] = {}
+    for start in range(0, len(ids), BATCH_RUNS):
+        batch = sorted(ids[start : start + BATCH_RUNS])
+        marks = ",".join("?" * len(batch))
+        summaries = {
+            str(row[0]): _Summary(*row[1:])
+            for row in db.execute(f"{_SUMMARY} WHERE id IN ({marks})", batch).fetchall()
+        }
+        runs = itertools.groupby(
+            stream(f"{_EVENTS} WHERE run_id IN ({marks}) ORDER BY run_id, seq", batch),
+            key=operator.itemgetter(0),
+        )
+        found, rows = next(runs, (None, iter(())))
+        for run_id in batch:  # both in the order of their ids
+            events: Iterable[Sequence[Any]] = ()
+            if found == run_id:
+                events = rows
+            checked[run_id] = _check_run(run_id, events, summaries.get(run_id), key)
+            if found == run_id:
+                found, rows = next(runs, (None, iter(())))
+    return [checked[run_id] for run_id in ids]
 
 
 def verify_journal(
