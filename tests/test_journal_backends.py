@@ -267,6 +267,24 @@ def test_a_keyed_chain_cannot_be_forged_without_the_key(tmp_path: Path, journal:
     assert key not in json.dumps(cli_json(tmp_path, journal, "log", "show", run_id))
 
 
+def test_a_run_without_the_key_after_keyed_runs_fails(tmp_path: Path, journal: str) -> None:
+    """With the key set, an unkeyed run after the first keyed one is what a writer without
+    the key would add: it fails; unkeyed runs from before the key are history, noted."""
+    write_runbook(tmp_path, "```bash {id: one}\necho hello\n```\n")
+    key = "k3y-for-the-journal"
+    before = run_ok(tmp_path, journal)
+    keyed = run_ok(tmp_path, journal, RUNBOOK_JOURNAL_KEY=key)
+    after = run_ok(tmp_path, journal)  # a teammate, or a forger, without the key
+    done = cli(tmp_path, journal, "log", "verify", RUNBOOK_JOURNAL_KEY=key)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"ok    {before}  " in done.stdout and "(not keyed" in done.stdout
+    assert f"ok    {keyed}  " in done.stdout
+    assert f"FAIL  {after}  not keyed, but written after keyed run {keyed}" in done.stdout
+    assert "1 failed" in done.stderr
+    unkeyed = cli(tmp_path, journal, "log", "verify")  # without the key the keyed run fails
+    assert unkeyed.returncode == 1 and f"FAIL  {keyed}  its chain is keyed" in unkeyed.stdout
+
+
 # -- one run of a runbook at a time, across machines ------------------------------------------
 
 LONG = "```bash {id: long}\necho begin\ntest -f go || sleep 30\necho end\n```\n"

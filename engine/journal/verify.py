@@ -11,7 +11,7 @@ import itertools
 import json
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from engine.journal.chain import (
@@ -42,6 +42,7 @@ class Verification:
     head: str = ""
     note: str = ""  # e.g. "older chain format": verified, but not sealed into the journal
     chain: RunChain | None = field(default=None, compare=False)
+    keyed: bool = False  # its hashes are HMACs with the journal's key
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +150,9 @@ def _check_run(
         note = "older chain format: its events are chained, the run is not sealed"
     elif key and not hash_key:
         note = "not keyed: written without RUNBOOK_JOURNAL_KEY"
-    return Verification(run_id, count, True, head=prev, note=note, chain=chain)
+    return Verification(
+        run_id, count, True, head=prev, note=note, chain=chain, keyed=hash_key is not None
+    )
 
 
 class _Summary(NamedTuple):
@@ -222,13 +225,51 @@ def verify_all(db: Any, key: bytes | None = None) -> list[Verification]:
     return [checked[run_id] for run_id in ids]
 
 
+def unkeyed_after_keyed(runs: list[Verification]) -> list[Verification]:
+    """With the key set, a run of the current format written without it after the journal's
+    first keyed run fails: that is how a run added by a writer without the key looks (its
+    plain hashes and its seal verify, the key is what it could not use). Unkeyed runs sealed
+    before the first keyed run started are earlier history, which keyed seals cover."""
+    first = next((n for n, r in enumerate(runs) if r.keyed and r.chain is not None), None)
+    if first is None:
+        return runs
+    seals = {s.hash: s.number for r in runs if r.chain for s in r.chain.seals}
+    seals[GENESIS] = 0
+    keyed_chain = runs[first].chain
+    assert keyed_chain is not None
+    keyed_start = seals.get(keyed_chain.start_head or "", -1)
+    checked = []
+    for n, run in enumerate(runs):
+        chain = run.chain
+        if run.ok and not run.keyed and chain is not None and chain.format >= CHAIN_FORMAT:
+            start = seals.get(chain.start_head or "")
+            before = (
+                n < first
+                and start is not None
+                and start < keyed_start
+                and all(seal.number <= keyed_start for seal in chain.seals)
+            )
+            if not before:
+                run = replace(
+                    run,
+                    ok=False,
+                    problem=f"not keyed, but written after keyed run {runs[first].run_id}:"
+                    " a writer without RUNBOOK_JOURNAL_KEY added it (or forged it)",
+                )
+        checked.append(run)
+    return checked
+
+
 def verify_journal(
     db: Any, since: str | None = None, key: bytes | None = None
 ) -> JournalVerification:
     """Every run, then the chain over runs (and, given a head printed earlier, that it is
     still in the journal: a journal rolled back to an older copy has lost it)."""
+    key = journal_key() if key is None else key
     runs = verify_all(db, key)
     chains = [r.chain for r in runs if r.chain is not None]
     problems = check_runs_chain(chains, read_head(db), since)
+    if key:
+        runs = unkeyed_after_keyed(runs)
     unsealed = sum(1 for c in chains if c.format >= CHAIN_FORMAT and not c.seals)
     return JournalVerification(runs, problems, current_head(chains), unsealed)
