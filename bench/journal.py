@@ -49,9 +49,9 @@ from pathlib import Path
 
 from engine_cli import compile_engine, runbook_command  # bench/engine_cli.py
 
-from engine.events import from_data
+from engine.events import from_data, to_data
 from engine.journal import query
-from engine.journal.chain import GENESIS, SEAL, Head, event_hash, seal_fields, start_fields
+from engine.journal.chain import GENESIS, SEAL, Head, event_hash, sealing, start_fields
 from engine.journal.store import JournalWriter, canonical, connect, write_head
 from engine.journal.verify import verify_all
 
@@ -395,7 +395,7 @@ def encode(
         events.append((SEAL, None, 0, events[-1][3], {}))
     for kind, step, attempt, at, data in events:
         if kind == SEAL:
-            data = seal_fields(head[0], seq)
+            data = to_data(sealing(head[0], seq, at)).data
         seq += 1
         payload = canonical(data)
         digest = event_hash(prev, run_id, seq, kind, step, attempt, at, payload)

@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from engine.events import RunSealed, from_data, to_data
 from engine.journal.chain import SEAL, event_hash
+from engine.journal.store import canonical
 from tests.conftest import PG_PASSWORD, new_database, write_runbook
 from tests.test_journal import RUNBOOK, kill_engine, wait_until
 from tests.test_journal import environment as base_environment
@@ -230,6 +232,27 @@ def test_tampering_breaks_the_chain(tmp_path: Path, journal: str, tampering: str
     done = cli(tmp_path, journal, "log", "verify")
     assert done.returncode == 1, done.stdout + done.stderr
     assert expected in done.stdout, done.stdout
+
+
+def test_each_seal_is_a_typed_event_stored_as_it_reads_back(tmp_path: Path, journal: str) -> None:
+    runs = three_runs(tmp_path, journal)
+    with database(journal) as db:
+        rows = db.execute(
+            "SELECT run_id, kind, step, attempt, time, data FROM events WHERE kind = ?"
+            " ORDER BY time",
+            (SEAL,),
+        ).fetchall()
+    assert [row[0] for row in rows] == runs
+    sealed = [
+        from_data(kind, step, attempt, at, json.loads(data))
+        for _, kind, step, attempt, at, data in rows
+    ]
+    assert [type(s) for s in sealed] == [RunSealed] * 3
+    assert [s.seal for s in sealed if isinstance(s, RunSealed)] == [1, 2, 3]
+    for (_, _, _, _, at, data), seal in zip(rows, sealed, strict=True):
+        assert canonical(to_data(seal).data) == data and seal.time == at  # byte for byte
+    shown = cli_json(tmp_path, journal, "log", "show", runs[0])  # the seal is not a step
+    assert [step["id"] for step in shown["steps"]] == ["one"] and shown["status"] == "succeeded"
 
 
 def test_a_rollback_is_caught_given_an_earlier_head(tmp_path: Path, journal: str) -> None:
