@@ -484,6 +484,49 @@ def test_the_site_is_built_from_postgresql_without_the_password(
             assert PG_PASSWORD.encode() not in path.read_bytes(), path
 
 
+def test_serve_polls_the_journal_mark_and_stamps_only_a_write(tmp_path: Path, journal: str) -> None:
+    """`mkdocs serve` over a shared journal polls its mark (no file to watch): a run written
+    changes it and touches the stamp the server watches; reading the journal does not."""
+    from engine.journal.storage import open_store
+    from engine.publish.watch import JournalPoll
+
+    write_runbook(tmp_path, "```bash {id: one}\necho hello\n```\n")
+    run_ok(tmp_path, journal)
+    poll = JournalPoll(lambda: open_store(journal, read_only=True), "the journal")
+    try:
+        assert not poll.poll()  # the first mark read: what the first build saw
+        for args in (("log", "list"), ("log", "verify"), ("log", "head")):
+            assert cli(tmp_path, journal, *args).returncode == 0
+        assert not poll.poll()
+        assert not list(poll.stamp_dir.iterdir())
+        run_ok(tmp_path, journal)
+        assert poll.poll()
+        assert [p.name for p in poll.stamp_dir.iterdir()] == ["journal-changed"]
+        assert not poll.poll()
+    finally:
+        poll.stop()
+    assert not poll.stamp_dir.exists()
+
+
+def test_serve_warns_once_while_the_shared_journal_is_away(
+    postgres_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engine.journal.storage import open_store
+    from engine.publish.watch import JournalPoll
+
+    port = int(postgres_server.rsplit(":", 1)[1])
+    away = f"postgresql://u:{PG_PASSWORD}@127.0.0.1:{port + 1}/x"
+    poll = JournalPoll(lambda: open_store(away), "postgresql://u:***@away/x")
+    try:
+        with caplog.at_level("WARNING", logger="mkdocs.plugins.runbook"):
+            assert not poll.poll() and not poll.poll()
+    finally:
+        poll.stop()
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "cannot watch the journal postgresql://u:***@away/x" in warning
+    assert PG_PASSWORD not in warning
+
+
 def test_eight_runbooks_at_once_lose_and_duplicate_nothing(
     tmp_path: Path, postgres_server: str
 ) -> None:

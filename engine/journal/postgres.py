@@ -365,6 +365,11 @@ class PostgresStore:
             runs = _one(self.conn.execute("SELECT count(*) FROM runs").fetchone())
             return read_head(self.db), int(runs)
 
+    def mark(self) -> str:
+        """Changes whenever a run is written (what `mkdocs serve` polls)."""
+        with self._check("read the journal"):
+            return query.mark(self.db)
+
     def migrate(self) -> tuple[int, int]:
         with self._check("migrate the journal"), self.conn.transaction():
             return migrate(self.db, self.shown)

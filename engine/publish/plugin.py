@@ -52,7 +52,7 @@ from engine.publish.runs import (
     runs_index,
 )
 from engine.publish.stash import Stash
-from engine.publish.watch import JournalWatch
+from engine.publish.watch import JournalPoll, JournalWatch
 
 log = logging.getLogger("mkdocs.plugins.runbook")
 # Served under assets/runbook/. mermaid is bundled so step graphs render without a network;
@@ -87,7 +87,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
         self._root = Path.cwd()
         # src_uri -> what its rendered HTML gets, and the source lines it was planned from
         self._decorations: dict[str, tuple[Decoration, list[str]]] = {}
-        self._watch: JournalWatch | None = None  # under `mkdocs serve`
+        self._watch: JournalWatch | JournalPoll | None = None  # under `mkdocs serve`
         self._home: File | None = None  # the generated home page, when the docs have none
         self._listed: dict[str, HomeEntry] = {}  # abspath -> the runbook as the home lists it
         self._verified: dict[str, Verification] = {}  # run id -> its journal verification
@@ -394,10 +394,16 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
     def on_serve(
         self, server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Callable[..., Any]
     ) -> LiveReloadServer:
-        """`mkdocs serve` rebuilds when the journal changes (a run, or its WAL, is written)."""
+        """`mkdocs serve` rebuilds when the journal changes (a run, or its WAL, is written;
+        a shared journal's mark is polled)."""
         location = journal_location(self.config.journal, self._root)
         if is_url(location):
-            return server  # a shared journal: rebuilt by hand (or on a schedule)
+            if self._watch is None:
+                url = str(location)
+                self._watch = JournalPoll(lambda: open_store(url, read_only=True), shown(url))
+                self._watch.start()
+                server.watch(str(self._watch.stamp_dir))
+            return server
         path = Path(location)
         path = (path if path.is_absolute() else self._root / path).resolve()
         if self._watch is None and path.parent.is_dir():
