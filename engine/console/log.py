@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from engine.console.terminal import Terminal
-from engine.console.text import PlainConsole
-from engine.journal.chain import Head
-from engine.journal.copy import CopyReport
-from engine.journal.query import SearchHit
-from engine.journal.verify import JournalVerification, Verification
+from engine.console.text import PlainConsole, Text
 from engine.record import RunDetail, RunSummary, format_seconds, when
+
+if TYPE_CHECKING:  # into a pipe the log commands print without loading rich
+    from rich.console import Console
+
+    from engine.journal.chain import Head
+    from engine.journal.copy import CopyReport
+    from engine.journal.query import SearchHit
+    from engine.journal.verify import JournalVerification, Verification
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -131,7 +133,7 @@ def _write_indented(out: Console | PlainConsole, output: str) -> None:
     if not output.strip("\n"):
         return
     block = "".join(f"    {line}\n" for line in output.rstrip("\n").split("\n"))
-    if isinstance(out, Console) and out.record:  # one that keeps what it printed: as text
+    if not isinstance(out, PlainConsole) and out.record:  # one that keeps what it printed: as text
         out.print(Text(block.rstrip("\n")))
         return
     out.file.write(block)

@@ -105,6 +105,12 @@ CREATE TABLE IF NOT EXISTS active (
     since DOUBLE PRECISION NOT NULL
 );
 """
+# The planner's statistics of the words: with the default, a word it has not sampled is
+# guessed common, and `log search` of a rare word walks every row newest first (seconds at
+# 50,000 runs) instead of asking the GIN index. `journal migrate` applies it to a journal too.
+_TUNING = """
+ALTER TABLE search ALTER COLUMN words SET STATISTICS 10000;
+"""
 
 
 def _lock_key(text: str) -> int:
@@ -168,7 +174,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
             if not current:
                 # DDL only when the schema is missing or older: CREATE INDEX locks its table
                 # even when the index exists, and would deadlock with engines writing runs.
-                conn.execute(_SCHEMA)
+                conn.execute(_SCHEMA + _TUNING)
                 migrate(db, shown)
     except psycopg.Error as exc:
         conn.close()
@@ -372,6 +378,7 @@ class PostgresStore:
 
     def migrate(self) -> tuple[int, int]:
         with self._check("migrate the journal"), self.conn.transaction():
+            self.conn.execute(_TUNING)
             return migrate(self.db, self.shown)
 
     def close(self) -> None:
