@@ -434,6 +434,25 @@ def test_a_newer_schema_is_refused(tmp_path: Path, journal: str) -> None:
     assert "schema version 99, newer than this engine's (2)" in message
 
 
+def test_search_statistics_are_set_by_the_schema_and_by_migrate(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    """A rare word is looked up in the GIN index only if the planner knows it is rare."""
+    url = new_database(postgres_server, "stats_" + uuid.uuid4().hex[:8])
+    write_runbook(tmp_path, "```bash {id: one}\necho hello\n```\n")
+    run_ok(tmp_path, url)
+    target = (
+        "SELECT attstattarget FROM pg_attribute"
+        " WHERE attrelid = 'search'::regclass AND attname = 'words'"
+    )
+    with database(url) as db:
+        assert db.execute(target).fetchone()[0] == 10000
+        db.execute("ALTER TABLE search ALTER COLUMN words SET STATISTICS -1")  # an older one
+    assert cli(tmp_path, url, "journal", "migrate").returncode == 0
+    with database(url) as db:
+        assert db.execute(target).fetchone()[0] == 10000
+
+
 def test_bad_urls_and_wrong_passwords_are_one_line(tmp_path: Path, postgres_server: str) -> None:
     wrong = postgres_server.replace(PG_PASSWORD, "not-the-Password")
     port = int(postgres_server.rsplit(":", 1)[1])
