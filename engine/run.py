@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.events import (
     Answer,
@@ -35,12 +35,10 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
-from engine.fanout import FanOutPlan, HostResult, fan_out, host_summary
 from engine.masking import StreamMasker
 from engine.model import Confirm, Step, StepKind, Target
 from engine.parameters import Parameters
 from engine.plan import Plan
-from engine.remote import TargetSessions
 from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO, StepRefused
 from engine.targets import DEFAULT_FORKS, Host, is_group, is_template, resolve
 from engine.templates import (
@@ -52,6 +50,10 @@ from engine.templates import (
     render_step,
     render_text,
 )
+
+if TYPE_CHECKING:  # steps on targets load their machinery only when a run has some
+    from engine.fanout import HostResult
+    from engine.remote import TargetSessions
 
 
 class Choice(StrEnum):
@@ -541,6 +543,8 @@ class Runner:
         self, step: Step, rendered: RenderedStep, command: str, hosts: tuple[Host, ...]
     ) -> StepStatus:
         """The step on each host of its group: parallel up to `forks`, or `serial` at a time."""
+        from engine.fanout import FanOutPlan, fan_out, host_summary
+
         if self.remote is None:
             raise RunAborted(f"{self._where(step)}: steps on targets need remote sessions")
         if step.interactive:
@@ -604,6 +608,8 @@ class Runner:
 
     def _ask_host_failure(self, step: Step, host: str, result: HostResult) -> bool:
         """`on_failure: ask`: go on with the other hosts? The answer is journalled."""
+        from engine.fanout import host_summary
+
         ask = getattr(self.ui, "ask_host_failure", None)
         go_on = bool(ask(step, host, host_summary([result], 1))) if ask is not None else False
         self.emit(
