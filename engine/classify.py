@@ -96,9 +96,9 @@ def _starts_with_command(words: list[str] | tuple[str, ...]) -> bool:
     first = words[0]
     if first in KEYWORDS or first in ("(", "{", "for", "export", "source", "."):
         return True
-    if _ASSIGNMENT.match(first):
-        return True
     program = peel(list(words))
+    if _ASSIGNMENT.match(first) and not program:
+        return True  # only assignments; `notAfter=Dec 31 ...` (output) names no program
     name = program[0] if program else first
     if name.startswith(("$", "${")):
         return name.strip("${}") in ("EDITOR", "VISUAL", "SHELL", "PAGER")
