@@ -19,7 +19,7 @@ from engine.annotation import SHELL_LANGUAGES, StepAttributes, annotate, split_i
 from engine.classify import BlockKind, inline_command, judge_block
 from engine.content_tabs import content_tabs_plugin
 from engine.diagnostics import DiagnosticSink
-from engine.front_matter import FrontMatter, read_front_matter
+from engine.front_matter import FrontMatter, read_front_matter, toml_front_matter_end
 from engine.infer import infer_steps
 from engine.model import Branch, Runbook, Section, SessionCommand, Step, StepKind
 from engine.placeholders import find_implicit
@@ -100,8 +100,13 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
     """Parse a runbook's text into the model, collecting every diagnostic on the way."""
     sink = DiagnosticSink(path)
     lines = text.splitlines()
-    tokens = _MARKDOWN.parse(text)
     front = FrontMatter()
+    toml_end = toml_front_matter_end(lines)
+    if toml_end is not None:
+        # Hugo's TOML front matter: read, then blanked so the lines still count for the rest.
+        front = read_front_matter("\n".join(lines[1:toml_end]), 2, sink, toml=True)
+        text = "\n" * (toml_end + 1) + "\n".join(lines[toml_end + 1 :])
+    tokens = _MARKDOWN.parse(text)
     sections: list[Section] = []
     drafts: list[_Draft] = []
     section_slug = UniqueSlugs()
@@ -110,7 +115,12 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
 
     if tokens and tokens[0].type == "front_matter":
         front = read_front_matter(tokens[0].content, 2, sink)
-    elif lines and re.fullmatch(r"-{3,}\s*", lines[0]) and _looks_unclosed(lines):
+    elif (
+        toml_end is None
+        and lines
+        and re.fullmatch(r"-{3,}\s*", lines[0])
+        and _looks_unclosed(lines)
+    ):
         sink.error(
             1,
             "front-matter-unclosed",
@@ -199,9 +209,13 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
     if kept:
         drafts = sorted([*drafts, *kept], key=lambda d: d.line)
     _branch_sections(drafts, sections)
-    _attach_prose(
-        drafts, lines, _end(tokens[0]) + 1 if tokens and tokens[0].type == "front_matter" else 1
-    )
+    if toml_end is not None:
+        prose_from = toml_end + 2
+    elif tokens and tokens[0].type == "front_matter":
+        prose_from = _end(tokens[0]) + 1
+    else:
+        prose_from = 1
+    _attach_prose(drafts, lines, prose_from)
     if not drafts:
         _warn_no_steps(tokens, sink)
     steps = _settle_ids(drafts, front, sink)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from engine.annotation import split_info
+from engine.front_matter import toml_front_matter_end
 from engine.model import Runbook, Step, StepKind
 from engine.plan import EdgeKind, Plan
 from engine.publish.decorate import Decoration
@@ -41,6 +42,10 @@ def cell(text: object) -> str:
 
 
 def strip_front_matter(lines: list[str]) -> list[str]:
+    """The lines with the front matter (YAML, or Hugo's TOML) blanked: lines keep their numbers."""
+    toml_end = toml_front_matter_end(lines)
+    if toml_end is not None:
+        return [""] * (toml_end + 1) + lines[toml_end + 1 :]
     if lines and re.fullmatch(r"-{3,}\s*", lines[0]):
         for index in range(1, len(lines)):
             if _FRONT_MATTER_END.match(lines[index]):
