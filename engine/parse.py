@@ -47,7 +47,7 @@ _OUTPUT_LABEL = re.compile(
 )
 # Sibling headings that are alternatives: "Option 1", "Alternative B", "Method 2", "If ...".
 _ALTERNATIVE = re.compile(
-    r"^((option|alternative|method|approach|variant|scenario)\s*[\w.]*\b|if\b)",
+    r"^((option|alternative|method|approach|variant|scenario)\s*[\w.]*\b|if\b|in case\b|only if\b)",
     re.IGNORECASE,
 )
 
@@ -135,6 +135,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
     # (then it is a procedure, not a list of remarks).
     bullet_offers: list[tuple[_Draft, Token]] = []
     said_before = ""  # the paragraph just before the current block, if any
+    details: list[tuple[str, int]] = []  # open <details> blocks: their summary and line
     for index, token in enumerate(tokens):
         kind = token.type
         section = stack[-1].slug if stack else None
@@ -161,10 +162,12 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                 else:
                     bullet_offers.append((item_offer, _innermost_list(containers)))
                 item_offer = None
+        elif kind == "html_block":
+            _follow_details(token, details)
         elif kind in ("fence", "code_block"):
             draft = _fence_step(token, lines, section, sink, _OUTPUT_LABEL.search(said_before))
             if draft is not None:
-                draft.branch = _tab_branch(containers, section)
+                draft.branch = _container_branch(containers, details, section)
                 drafts.append(draft)
                 item_offer = None  # the item's own fence is its step
                 if containers:
@@ -186,7 +189,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                         _line(token),
                         section,
                         checked=match.group(1) != " ",
-                        branch=_tab_branch(containers, section),
+                        branch=_container_branch(containers, details, section),
                         offers=_offered_commands(token.content),
                         end=_end(token),
                     )
@@ -200,7 +203,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                         token.content.strip(),
                         _line(token),
                         section,
-                        branch=_tab_branch(containers, section),
+                        branch=_container_branch(containers, details, section),
                         offers=offers,
                         end=_end(token),
                     )
@@ -342,6 +345,42 @@ def _fence_step(
                 " as a script",
             )
     return draft
+
+
+_DETAILS = re.compile(
+    r"<details\b[^>]*>|</details\s*>|<summary\b[^>]*>(.*?)</summary\s*>", re.IGNORECASE | re.DOTALL
+)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _follow_details(token: Token, details: list[tuple[str, int]]) -> None:
+    """Keep `details` (the open <details> blocks, innermost last) up to date with an HTML block."""
+    for match in _DETAILS.finditer(token.content):
+        if match.group(0).startswith("</"):
+            if details:
+                details.pop()
+        elif match.group(1) is not None:
+            if details:
+                summary = " ".join(_TAGS.sub("", match.group(1)).split())
+                details[-1] = (summary, details[-1][1])
+        else:
+            details.append(("", _line(token)))
+
+
+def _container_branch(
+    containers: list[Token], details: list[tuple[str, int]], section: str | None
+) -> Branch | None:
+    """The innermost content tab holding a step, as a branch of its tab set; else a collapsed
+    block that holds a conditional step ("??? warning "If it will not stop"", or <details> with
+    such a summary), as the one option of its own choice: taken only when the operator says so."""
+    tab = _tab_branch(containers, section)
+    if tab is not None:
+        return tab
+    titled = [(t.content.strip(), _line(t)) for t in containers if t.type == "admonition_open"]
+    for title, line in reversed([*titled, *details]):
+        if _ALTERNATIVE.match(title):
+            return Branch(f"{section or 'top'}-if-{line}", title, line)
+    return None
 
 
 def _tab_branch(containers: list[Token], section: str | None) -> Branch | None:

@@ -82,7 +82,9 @@ def test_commands_in_admonitions_and_tabs_are_steps_and_tabs_are_branches() -> N
         "sudo apt-get update",
     ]
     drain, ubuntu, rhel, update = steps
-    assert drain.branch is None and update.branch is None
+    assert drain.branch is None
+    # A collapsed note titled "If ..." holds a fallback: an option of its own choice.
+    assert update.branch is not None and update.branch.label == "If the package is not found"
     assert ubuntu.branch is not None and rhel.branch is not None
     assert ubuntu.branch.choice == rhel.branch.choice
     assert (ubuntu.branch.label, rhel.branch.label) == ("Ubuntu", "RHEL")
@@ -223,3 +225,23 @@ def test_each_step_keeps_the_prose_before_it() -> None:
         "",
         "",
     ]
+
+
+def test_a_collapsed_block_titled_if_holds_a_conditional_step() -> None:
+    # A fallback in <details> or a collapsible admonition runs only when the operator picks it.
+    text = (
+        "# Stop kafka\n\n```bash\nsudo systemctl stop kafka\n```\n\n"
+        "<details>\n<summary>If the broker <b>won't</b> stop</summary>\n\n"
+        "```bash\nsudo kill -9 $(pgrep -f kafka.Kafka)\n```\n\n</details>\n\n"
+        '??? warning "In case the port stays open"\n    - [ ] Page the network team\n\n'
+        "<details><summary>Full log</summary>\n\n```bash\njournalctl -u kafka\n```\n</details>\n"
+    )
+    steps = parse_runbook(text, "kafka.md").steps
+    assert [(s.line, s.branch.label if s.branch else None) for s in steps] == [
+        (3, None),
+        (10, "If the broker won't stop"),
+        (17, "In case the port stays open"),
+        (21, None),
+    ]
+    assert steps[1].branch is not None and steps[2].branch is not None
+    assert steps[1].branch.choice != steps[2].branch.choice  # each its own choice
