@@ -326,6 +326,19 @@ def test_a_manual_step_runs_the_command_it_offers(session: ShellSession) -> None
     assert [(e.attempt, e.status) for e in finished] == [(2, StepStatus.SUCCEEDED)]
 
 
+def test_an_offered_command_asks_for_its_placeholders(session: ShellSession) -> None:
+    # `<path-to-cert>` would be a redirection from a file: it is a parameter, quoted.
+    plan = plan_of("# Upload\n\n1. Upload it: `printf '%s|' upload --cert=<path-to-cert>`\n")
+    (offer,) = plan.runbook.steps[0].offers
+    assert offer == "printf '%s|' upload --cert={{ path_to_cert }}"
+    assert [p.name for p in plan.runbook.params] == ["path_to_cert"]
+    ui = ScriptedUI((Choice.RUN, offer))
+    status, events = run(plan, session, ui, RunOptions(), {"path_to_cert": "my cert;.pem"})
+    assert status is RunStatus.SUCCEEDED
+    output = "".join(e.text for e in events if isinstance(e, Output))
+    assert "upload|--cert=my cert;.pem|" in output
+
+
 def test_a_rollback_is_announced(session: ShellSession) -> None:
     from tests.test_runner import ROLLBACK
 
