@@ -313,6 +313,8 @@ class Runner:
         picked = chosen_option(labels, self.options.choose)
         if picked is not None:
             note = "--choose"
+        elif self.options.assume_yes and is_fallback(labels):
+            note = "unattended run: a fallback is taken only with --choose"
         elif self.options.assume_yes:
             raise RunAborted(
                 f"{self._where(step)}: step '{step.id}' is one option of a choice between "
@@ -893,6 +895,15 @@ def branch_labels(plan: Plan, choice: str) -> list[str]:
     return labels
 
 
+_CONDITION = re.compile(r"(if|in case|only if|when|should)\b", re.IGNORECASE)
+
+
+def is_fallback(labels: list[str]) -> bool:
+    """A choice of one option that says when to take it ("If it will not stop"): something
+    to do only when a condition holds, so an unattended run leaves it out unless told."""
+    return len(labels) == 1 and _CONDITION.match(labels[0]) is not None
+
+
 def chosen_option(labels: list[str], choose: tuple[str, ...]) -> str | None:
     """The option `--choose` picks among `labels` (case-insensitively), if any."""
     wanted = {c.strip().casefold() for c in choose}
@@ -918,7 +929,7 @@ def unattended_problems(plan: Plan, options: RunOptions) -> list[str]:
         if branch is not None and branch.choice not in choices:
             choices.add(branch.choice)
             labels = branch_labels(plan, branch.choice)
-            if chosen_option(labels, options.choose) is None:
+            if chosen_option(labels, options.choose) is None and not is_fallback(labels):
                 problems.append(
                     f"{plan.runbook.path}:{branch.line}: step '{step.id}' is one option of a"
                     f" choice between {', '.join(labels)}; an unattended run needs --choose"

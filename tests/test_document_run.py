@@ -300,6 +300,33 @@ def test_yes_needs_choose_and_choose_picks_case_insensitively(session: ShellSess
     assert finished["rebuild"] is StepStatus.SKIPPED
 
 
+FALLBACK = """
+# Stop it
+
+```bash {id: stop}
+echo stopping
+```
+
+??? warning "If it will not stop"
+    ```bash {id: force}
+    echo forced
+    ```
+"""
+
+
+def test_an_unattended_run_leaves_a_fallback_out_unless_chosen(session: ShellSession) -> None:
+    plan = plan_of(FALLBACK)
+    params = Parameters.of(plan, {})
+    assert preflight(plan, params, RunOptions(assume_yes=True)) == []
+    _, events = run(plan, session, ScriptedUI(), RunOptions(assume_yes=True))
+    finished = {e.step: e.status for e in events if isinstance(e, StepFinished)}
+    assert finished == {"stop": StepStatus.SUCCEEDED, "force": StepStatus.SKIPPED}
+    options = RunOptions(assume_yes=True, choose=("if it will not stop",))
+    _, events = run(plan, session, ScriptedUI(), options)
+    finished = {e.step: e.status for e in events if isinstance(e, StepFinished)}
+    assert finished["force"] is StepStatus.SUCCEEDED
+
+
 OFFERS = """
 # Restart the service
 

@@ -320,7 +320,9 @@ class RunConsole:
     def _header(self, step: Step, position: int, total: int, handler: str | None = None) -> Text:
         where = f"rollback {position}/{total}" if handler else f"{position}/{total}"
         self._position = f"[{where}]"
-        path = _section_path(step.section, self.sections)
+        path = _section_path(
+            step.section, self.sections, self.plan.runbook.title if self.plan else ""
+        )
         line = Text.assemble(
             ("\n" + self._position + " ", "bold"),
             (path + " > ", "cyan"),
@@ -674,7 +676,7 @@ def print_dry_run(
             place = f"rollback {plan.handler(target).index(step.id) + 1}/{steps}"
         line = Text.assemble(
             (f"\n[{place}] ", "bold"),
-            (_section_path(step.section, sections) + " > ", "cyan"),
+            (_section_path(step.section, sections, plan.runbook.title) + " > ", "cyan"),
             (step.id, "bold"),
         )
         flags = step_flags(step)
