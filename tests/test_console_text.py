@@ -71,3 +71,17 @@ def test_an_unattended_run_into_a_pipe_loads_no_rich() -> None:
     )
     assert done.stdout.splitlines()[-1] == "[]"
     assert done.stderr == "runbook: warning: careful\n"
+
+
+def test_recorded_output_is_written_indented_in_pieces_as_plain_text() -> None:
+    from engine.console.log import _PIECE, _write_indented
+
+    line = "x" * 99
+    output = "\x1b[31mred\x1b[0m\n50%\rdone\n" + "\n".join([line] * (3 * _PIECE // 100)) + "\n\n"
+    written = io.StringIO()
+    with contextlib.redirect_stdout(written):
+        _write_indented(PlainConsole(), output, plain=True)
+    lines = written.getvalue().split("\n")
+    assert lines[:2] == ["    red", "    done"]
+    assert lines[-1] == "" and set(lines[2:-1]) == {"    " + line}  # every piece's lines
+    assert len(lines) - 3 == 3 * _PIECE // 100
