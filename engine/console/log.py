@@ -9,11 +9,12 @@ from rich.text import Text
 
 from engine.console.terminal import Terminal
 from engine.console.text import PlainConsole
+from engine.duration import elapsed_text, when
 from engine.journal.chain import Head
 from engine.journal.copy import CopyReport
 from engine.journal.query import SearchHit
 from engine.journal.verify import JournalVerification, Verification
-from engine.record import RunDetail, RunSummary, format_seconds, when
+from engine.record import RunDetail, RunSummary
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -39,7 +40,7 @@ def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
             run.path,
             run.operator,
             run.status + (f", {run.note}" if run.note else ""),
-            format_seconds(run.duration),
+            elapsed_text(run.duration),
         )
         for run in runs
     ]
@@ -69,7 +70,7 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             ("operator", run.who),
             ("started", when(run.started)),
             ("ended", when(run.ended)),
-            ("duration", format_seconds(run.duration)),
+            ("duration", elapsed_text(run.duration)),
             ("version", run.version),
         ]
         facts += [(f"param {k}", str(v)) for k, v in run.params.items()]
@@ -115,7 +116,7 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             out.print(
                 Text(
                     f"  attempt {attempt.number}{on}{' (edited)' if attempt.edited else ''}"
-                    f" at {when(attempt.started)}: {result}, {format_seconds(attempt.duration)}",
+                    f" at {when(attempt.started)}: {result}, {elapsed_text(attempt.duration)}",
                     style="dim",
                 )
             )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.console.terminal import EditorFailed, Terminal, _section_path, append_flags
 from engine.console.text import Text
+from engine.duration import elapsed_text
 from engine.events import (
     Answer,
     Event,
@@ -24,11 +25,11 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
+from engine.labels import step_flags
 from engine.model import Param, Step, StepKind, Target
 from engine.param_types import TYPE_NAMES, typed_value
 from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
-from engine.record import format_seconds, step_flags
 from engine.regexes import matches
 from engine.run import Choice, plural
 from engine.shell import Outcome
@@ -186,7 +187,7 @@ class RunConsole:
         if expected and result is not None:
             self.out.print(Text("  expected (the runbook's example output):", style="dim"))
             self.out.print(Text("  " + expected.replace("\n", "\n  "), style="dim italic"))
-        took = f" in {format_seconds(result.duration)}" if result is not None else ""
+        took = f" in {elapsed_text(result.duration)}" if result is not None else ""
         if status in (StepStatus.SUCCEEDED, StepStatus.DONE):
             self.out.print(Text(f"  ✓ {step} {status}{took}", style="green"))
         elif status is StepStatus.SKIPPED:
@@ -219,7 +220,7 @@ class RunConsole:
     def _host_finished(self, event: StepFinished) -> None:
         """One host's end, as it happens."""
         mark, style = ("✓", "green") if event.status is StepStatus.SUCCEEDED else ("✗", "red")
-        took = f" in {format_seconds(event.result.duration)}" if event.result else ""
+        took = f" in {elapsed_text(event.result.duration)}" if event.result else ""
         why = "" if event.status is StepStatus.SUCCEEDED else ": " + _outcome_text(event)
         self.out.print(Text(f"  {mark} {event.host} {event.status}{why}{took}", style=style))
 
@@ -230,7 +231,7 @@ class RunConsole:
         for end in ends:
             result = end.result
             code = "-" if result is None or result.exit_code is None else str(result.exit_code)
-            took = format_seconds(result.duration) if result else "-"
+            took = elapsed_text(result.duration) if result else "-"
             status = str(end.status)
             style = "green" if end.status is StepStatus.SUCCEEDED else "red"
             table.append(f"\n  {(end.host or '').ljust(width)}   ")
@@ -309,7 +310,7 @@ class RunConsole:
         if elapsed < 1:
             return
         sys.stdout.write(
-            f"\r\x1b[2m  … {self._position} {self._current} running for {format_seconds(elapsed)}"
+            f"\r\x1b[2m  … {self._position} {self._current} running for {elapsed_text(elapsed)}"
             " (Ctrl-C stops it)\x1b[0m\x1b[K"
         )
         sys.stdout.flush()

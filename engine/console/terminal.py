@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 from engine.console.text import PlainConsole, Text, prints_plainly
 from engine.diagnostics import Diagnostic
 from engine.duration import format_duration
+from engine.labels import step_flags
 from engine.model import Param, Section, Step, StepKind, Target
-from engine.record import step_flags
 from engine.targets import is_group, resolve
 
 if TYPE_CHECKING:  # kept out of start-up: `runbook log` needs none of them

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 
+from engine.duration import when
 from engine.events import Answer
-from engine.record import RunDetail, RunSummary, when
+from engine.record import RunDetail, RunSummary
 
 
 def summary_dict(run: RunSummary) -> dict[str, object]:

@@ -15,12 +15,14 @@ import re
 from collections.abc import Callable, Sequence
 
 from engine.annotation import split_info
+from engine.duration import when
 from engine.front_matter import toml_front_matter_end
+from engine.labels import step_flags
 from engine.model import Runbook, Step, StepKind
 from engine.plan import EdgeKind, Plan
 from engine.publish.decorate import Decoration
 from engine.publish.stash import Stash
-from engine.record import RunSummary, step_flags, when
+from engine.record import RunSummary
 
 _FENCE = re.compile(r"^((?:[ \t]*>)*[ \t]*)(`{3,}|~{3,})(.*)$")
 _FRONT_MATTER_END = re.compile(r"^(-{3,}|\.{3})\s*$")
