@@ -42,7 +42,7 @@ KNOWN_PROGRAMS = frozenset(
     openstack ssh scp sftp rsync curl wget git svn hg psql pg_dump pg_dumpall pg_restore
     pg_basebackup pg_ctl pg_ctlcluster pg_lsclusters pg_upgrade pg_isready createdb dropdb
     createuser dropuser vacuumdb reindexdb patronictl mysql mysqldump mysqladmin mariadb redis-cli
-    mongo mongosh mongodump mongorestore cqlsh nodetool clickhouse-client influx sqlite3 apt
+    mongo mongosh mongodump mongorestore cqlsh nodetool repmgr clickhouse-client influx sqlite3 apt
     apt-get apt-cache dpkg yum dnf rpm zypper apk snap brew pip pip3 npm npx yarn pnpm gem bundle
     go cargo make cmake mvn gradle java python python3 ruby node perl php rails rake bin/rails
     cat ls cd pwd grep egrep fgrep rg awk sed cut tr sort uniq wc head tail less more tee xargs
