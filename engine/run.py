@@ -35,6 +35,7 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
+from engine.infer import is_rollback
 from engine.masking import StreamMasker
 from engine.model import Confirm, Step, StepKind, Target
 from engine.parameters import Parameters
@@ -899,9 +900,10 @@ _CONDITION = re.compile(r"(if|in case|only if|when|should)\b", re.IGNORECASE)
 
 
 def is_fallback(labels: list[str]) -> bool:
-    """A choice of one option that says when to take it ("If it will not stop"): something
-    to do only when a condition holds, so an unattended run leaves it out unless told."""
-    return len(labels) == 1 and _CONDITION.match(labels[0]) is not None
+    """A choice of one option that says when to take it ("If it will not stop", "Rollback"):
+    something to do only when a condition holds, so an unattended run leaves it out unless
+    told."""
+    return len(labels) == 1 and (_CONDITION.match(labels[0]) is not None or is_rollback(labels[0]))
 
 
 def chosen_option(labels: list[str], choose: tuple[str, ...]) -> str | None:

@@ -40,6 +40,20 @@ EXPECTED = {
         ("fix-nginx-as-root-2", "command", 12, []),
         ("fix-nginx-as-root-3", "command", 17, ["session=1"]),
     ],
+    # A "Rollback" section runs only if a step before it fails; troubleshooting stays.
+    "upgrade-with-rollback.md": [
+        ("upgrade-1", "command", 7, ["on_failure=rollback"]),
+        ("verify-1", "command", 13, ["on_failure=rollback"]),
+        ("rollback-1", "command", 21, ["danger"]),
+        ("troubleshooting-1", "command", 27, []),
+    ],
+    # A numbered procedure of inline commands: its rollback is an option, taken when asked.
+    "numbered-upgrade.md": [
+        ("upgrade-the-app-1", "manual", 3, ["offers=1"]),
+        ("upgrade-the-app-2", "manual", 4, ["offers=1"]),
+        ("how-to-roll-back-1", "command", 8, ["danger", "option=How to roll back"]),
+        ("troubleshooting-1", "command", 14, []),
+    ],
     # Fences in comments, quotes, Markdown examples and tables; tildes; a console to open.
     "tricky.md": [
         ("tricky-page-1", "command", 11, []),
@@ -71,3 +85,16 @@ def test_what_the_pages_ask_and_what_they_never_run() -> None:
     tricky = parse_runbook((PAGES / "tricky.md").read_text(), "t.md")
     commands = "".join(s.command for s in tricky.steps)
     assert "rm -rf" not in commands and "not-a-step" not in commands
+
+
+def test_a_rollback_section_leaves_the_normal_flow() -> None:
+    from engine.plan import plan_runbook
+
+    text = (PAGES / "upgrade-with-rollback.md").read_text(encoding="utf-8")
+    plan = plan_runbook(parse_runbook(text, "upgrade.md"))
+    assert plan.order == ("upgrade-1", "verify-1", "troubleshooting-1")
+    assert plan.handler("rollback") == ("rollback-1",)
+    # Said by the author, it is left alone: a named handler, or another on_failure.
+    named = text.replace("```bash\nhelm upgrade", "```bash {on_failure: continue}\nhelm upgrade")
+    upgrade = parse_runbook(named, "upgrade.md").steps[0]
+    assert upgrade.on_failure == "continue" and upgrade.inference("on_failure") is None
