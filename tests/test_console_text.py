@@ -85,3 +85,11 @@ def test_recorded_output_is_written_indented_in_pieces_as_plain_text() -> None:
     assert lines[:2] == ["    red", "    done"]
     assert lines[-1] == "" and set(lines[2:-1]) == {"    " + line}  # every piece's lines
     assert len(lines) - 3 == 3 * _PIECE // 100
+
+
+def test_a_markdown_block_into_a_pipe_has_no_padding() -> None:
+    from rich.markdown import Markdown
+
+    shown = plain_print(Markdown("Expected output:\n\n```\nnotAfter=Dec 31 2026\n```\n"))
+    assert "notAfter=Dec 31 2026" in shown
+    assert all(line == line.rstrip() for line in shown.split("\n"))
