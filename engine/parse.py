@@ -34,6 +34,7 @@ _CONTAINERS = frozenset(
     {"bullet_list_open", "ordered_list_open", "list_item_open", "tab_open", "admonition_open"}
 )
 _UNLABELLED = frozenset({"", "text", "txt", "plain", "plaintext"})
+_LAST_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
 # The paragraph before a block saying that what follows is output: "Expected output:",
 # "The output should look like this:", "You should see:", "It returns:".
 _OUTPUT_LABEL = re.compile(
@@ -41,7 +42,7 @@ _OUTPUT_LABEL = re.compile(
     r"|^\s*(output|result|response)\s*:?\s*$"
     r"|\b(output|result|response)\s+(should|will|would|might|may)\s+(look|read|be|show|resemble)\b"
     r"|\byou(?:\s+should|\s+will|'ll)\s+(see|get)\b"
-    r"|\b(returns|prints|outputs|shows)\b[^.!?]*:\s*$"
+    r"|^\W*(it|this|that|which|the\s+command|the\s+script)?\s*(returns|prints|outputs)\b[^.!?]*:\s*$"
     r"|\bsomething\s+like\b[^.!?]*:\s*$",
     re.IGNORECASE,
 )
@@ -173,7 +174,7 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                 if containers:
                     _innermost_list(containers).meta["has_step"] = True
         if kind == "inline" and tokens[index - 1].type == "paragraph_open":
-            said_before = token.content.strip().rsplit("\n", 1)[-1]
+            said_before = _LAST_SENTENCE.split(token.content.strip())[-1]
         elif kind not in ("paragraph_open", "paragraph_close") and not kind.endswith("_close"):
             said_before = ""
         if kind == "inline" and index >= 2 and tokens[index - 2].type == "list_item_open":

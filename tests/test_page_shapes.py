@@ -179,9 +179,15 @@ def test_a_block_after_expected_output_is_never_guessed_a_command() -> None:
         text += "```\nnotAfter=Dec 31 23:59:59 2026 GMT\ndate\n```\n"
         steps = parse_runbook(text, "expiry.md").steps
         assert [s.line for s in steps] == [3], label
-    # An unlabelled block that follows ordinary prose is still judged by what it holds.
-    text = "# Pods\n\nRun it and check the output:\n\n```\nkubectl get pods\n```\n"
-    assert [s.guessed for s in parse_runbook(text, "pods.md").steps] == [True]
+    # An unlabelled block that follows ordinary prose is still judged by what it holds: only
+    # the paragraph's last sentence counts, and "shows" or "see" before a command is no label.
+    for prose in (
+        "Run it and check the output:",
+        "You should see the pod running. Then run:",
+        "This command shows the pods:",
+    ):
+        text = f"# Pods\n\n{prose}\n\n```\nkubectl get pods\n```\n"
+        assert [s.guessed for s in parse_runbook(text, "pods.md").steps] == [True], prose
 
 
 def test_an_assignment_before_a_word_that_is_no_program_is_not_a_command() -> None:
