@@ -18,6 +18,7 @@ from enum import StrEnum
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from engine.danger import find_danger
 from engine.events import (
     Answer,
     Event,
@@ -367,6 +368,12 @@ class Runner:
             rendered = render_step(command, step.cwd, step.env, (), self.context)
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step)}: {problem.message}") from None
+        if find_danger(command) is not None:
+            # `r` is no more than a command step's Enter: a destructive one needs its id typed.
+            typed = self.ui.ask_danger(step)
+            self.emit(Answer(step.id, attempt, Question.CONFIRM, "run" if typed else "skip"))
+            if not typed:
+                return False
         return self._execute(step, rendered, rendered.command, attempt, False)[1]
 
     def _render_text(self, step: Step) -> str:

@@ -366,6 +366,23 @@ def test_an_offered_command_asks_for_its_placeholders(session: ShellSession) -> 
     assert "upload|--cert=my cert;.pem|" in output
 
 
+def test_a_destructive_offer_needs_the_step_id_typed(session: ShellSession, tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    offer = f"rm -rf {tmp_path}/cache"
+    plan = plan_of(f"# Clean\n\n1. Clear the cache: `{offer}`\n")
+    # Not typed: nothing runs, the answer is recorded, the step is then skipped.
+    ui = ScriptedUI((Choice.RUN, offer), Choice.SKIP, (Choice.SKIP, ""))
+    _, events = run(plan, session, ui, RunOptions())
+    assert (tmp_path / "cache").exists()
+    assert [(a.question, a.answer) for a in events if isinstance(a, Answer)][1] == (
+        Question.CONFIRM,
+        "skip",
+    )
+    ui = ScriptedUI((Choice.RUN, offer), Choice.RUN)
+    status, _ = run(plan, session, ui, RunOptions())
+    assert status is RunStatus.SUCCEEDED and not (tmp_path / "cache").exists()
+
+
 def test_a_rollback_is_announced(session: ShellSession) -> None:
     from tests.test_runner import ROLLBACK
 
