@@ -97,6 +97,20 @@ def test_the_prose_before_a_step_is_rendered_markdown() -> None:
     assert text.rstrip().endswith("echo cordon worker-1")
 
 
+def test_prose_in_a_list_item_keeps_its_fence_a_fence() -> None:
+    text = (
+        "# Check\n\n1. Look at it:\n   ```bash\n   echo look\n   ```\n\n"
+        "   Expected output:\n\n   ```\n   notAfter=Dec 31 2026\n   ```\n\n"
+        "2. Then:\n   ```bash\n   echo then\n   ```\n"
+    )
+    plan = plan_of(text)
+    shown, out = console(plan)
+    shown.announce(plan.runbook.steps[1], "echo then\n", 2, 2, None)
+    said = lines(out)
+    assert "notAfter=Dec 31 2026" in [line.strip() for line in said]
+    assert not any("`" in line for line in said)  # a code block, not inline code or text
+
+
 def test_quiet_hides_the_prose_but_not_the_command() -> None:
     plan = plan_of(WIKI)
     shown, out = console(plan, quiet=True)

@@ -6,6 +6,7 @@ import getpass
 import re
 import sys
 import termios
+import textwrap
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -709,7 +710,9 @@ def _markdown(text: str) -> RenderableType:
     """Markdown as the terminal shows it: emphasis, lists, links as their text and target.
     Paragraphs and lists are rendered here (tens of microseconds); block markup that needs
     more (tables, quotes, code blocks) goes to rich's Markdown, which takes milliseconds."""
-    text = _NOT_SHOWN.sub("", text).strip()
+    # Prose inside a list item comes with the item's indent: without it, a fence there is a
+    # fence again, not an indented code block.
+    text = textwrap.dedent(_NOT_SHOWN.sub("", text).strip("\n")).strip()
     if _BLOCKS.search(text):
         from rich.markdown import Markdown
 
