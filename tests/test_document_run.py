@@ -100,7 +100,7 @@ def test_the_prose_before_a_step_is_rendered_markdown() -> None:
 def test_prose_in_a_list_item_keeps_its_fence_a_fence() -> None:
     text = (
         "# Check\n\n1. Look at it:\n   ```bash\n   echo look\n   ```\n\n"
-        "   Expected output:\n\n   ```\n   notAfter=Dec 31 2026\n   ```\n\n"
+        "   Expected output:\n\n    ```\n    notAfter=Dec 31 2026\n    ```\n\n"
         "2. Then:\n   ```bash\n   echo then\n   ```\n"
     )
     plan = plan_of(text)
