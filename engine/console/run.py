@@ -706,13 +706,27 @@ _INLINE = re.compile(
 )
 
 
+_INDENTED_FENCE = re.compile(r"^( {4,})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def _unindented_fences(text: str) -> str:
+    """Each fence indented four spaces or more, with its body, moved to the left margin."""
+    if "    " not in text:
+        return text
+
+    def moved(match: re.Match[str]) -> str:
+        return textwrap.dedent(match.group(0))
+
+    return _INDENTED_FENCE.sub(moved, text)
+
+
 def _markdown(text: str) -> RenderableType:
     """Markdown as the terminal shows it: emphasis, lists, links as their text and target.
     Paragraphs and lists are rendered here (tens of microseconds); block markup that needs
     more (tables, quotes, code blocks) goes to rich's Markdown, which takes milliseconds."""
-    # Prose inside a list item comes with the item's indent: without it, a fence there is a
-    # fence again, not an indented code block.
-    text = textwrap.dedent(_NOT_SHOWN.sub("", text).strip("\n")).strip()
+    # Prose cut from a list keeps the item's indent: a fence indented four spaces there
+    # would read as an indented code block on its own, so fences lose their indent.
+    text = _unindented_fences(textwrap.dedent(_NOT_SHOWN.sub("", text).strip("\n"))).strip()
     if _BLOCKS.search(text):
         from rich.markdown import Markdown
 
