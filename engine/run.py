@@ -340,19 +340,22 @@ class Runner:
         text = self._render_text(step)
         self.emit(StepStarted(step.id, 1, "manual", text=text))
         text = self.masker.mask(text)
-        self.ui.announce(step, text, position, total, None)
+        # The operator sees each offered command as it would run (values in, secrets masked).
+        shown = replace(step, offers=tuple(self._shown_offer(step, o) for o in step.offers))
+        self.ui.announce(shown, text, position, total, None)
         attempt = 1
         while True:
             if self.options.assume_yes:
                 # Nobody is there to do it: an unattended run records the step as not done.
                 choice, note = Choice.SKIP, "unattended run (--yes): nobody confirmed it"
             else:
-                choice, note = self.ui.ask_manual(step, text, position, total)
+                choice, note = self.ui.ask_manual(shown, text, position, total)
             if choice is not Choice.RUN:
                 break
             attempt += 1
             self.emit(Answer(step.id, attempt, Question.MANUAL, "run", command=note))
-            if self._run_offer(step, note, attempt) and len(step.offers) == 1:
+            offer = step.offers[shown.offers.index(note)] if note in shown.offers else note
+            if self._run_offer(step, offer, attempt) and len(step.offers) == 1:
                 return StepStatus.SUCCEEDED
         self.emit(Answer(step.id, 0, Question.MANUAL, str(choice), note=note))
         if choice is Choice.ABORT:
@@ -361,6 +364,13 @@ class Runner:
         status = StepStatus.DONE if choice is Choice.DONE else StepStatus.SKIPPED
         self.emit(StepFinished(step.id, attempt, status, note=note))
         return status
+
+    def _shown_offer(self, step: Step, offer: str) -> str:
+        try:
+            rendered = render_step(offer, step.cwd, step.env, (), self.context)
+        except TemplateProblem:
+            return offer  # said when it is run
+        return self.masker.mask(rendered.command)
 
     def _run_offer(self, step: Step, command: str, attempt: int) -> bool:
         """A command a manual step offers, run as a command step would be: True if it worked."""

@@ -374,10 +374,17 @@ def test_an_offered_command_asks_for_its_placeholders(session: ShellSession) -> 
     assert offer == "printf '%s|' upload --cert={{ path_to_cert }}"
     assert [p.name for p in plan.runbook.params] == ["path_to_cert"]
     ui = ScriptedUI((Choice.RUN, offer))
-    status, events = run(plan, session, ui, RunOptions(), {"path_to_cert": "my cert;.pem"})
+    values = {"path_to_cert": "my cert;.pem"}
+    status, events = run(plan, session, ui, RunOptions(), values)
     assert status is RunStatus.SUCCEEDED
     output = "".join(e.text for e in events if isinstance(e, Output))
     assert "upload|--cert=my cert;.pem|" in output
+    # The operator is shown (and picks) the command as it runs, with the value in it.
+    shown = "printf '%s|' upload --cert='my cert;.pem'"
+    status, events = run(plan, session, ScriptedUI((Choice.RUN, shown)), RunOptions(), values)
+    assert status is RunStatus.SUCCEEDED
+    assert next(a.command for a in events if isinstance(a, Answer)) == shown
+    assert "upload|--cert=my cert;.pem|" in "".join(e.text for e in events if isinstance(e, Output))
 
 
 def test_a_destructive_offer_needs_the_step_id_typed(session: ShellSession, tmp_path: Path) -> None:
