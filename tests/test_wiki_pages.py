@@ -98,3 +98,12 @@ def test_a_rollback_section_leaves_the_normal_flow() -> None:
     named = text.replace("```bash\nhelm upgrade", "```bash {on_failure: continue}\nhelm upgrade")
     upgrade = parse_runbook(named, "upgrade.md").steps[0]
     assert upgrade.on_failure == "continue" and upgrade.inference("on_failure") is None
+
+
+def test_check_says_which_section_became_the_rollback() -> None:
+    from engine.lint import lint_runbook
+
+    text = (PAGES / "upgrade-with-rollback.md").read_text(encoding="utf-8")
+    notes = [d for d in lint_runbook(parse_runbook(text, "u.md")) if d.code == "rollback-section"]
+    assert [(d.location.line, d.severity.value) for d in notes] == [(17, "info")]
+    assert "2 command steps before it" in notes[0].message
