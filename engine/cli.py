@@ -511,11 +511,12 @@ def log_head(output_format: str, journal: str | None) -> None:
 @JOURNAL
 def log_export(run_ref: str, output_format: str, journal: str | None) -> None:
     """Export a run as JSON or as a Markdown incident record."""
-    from engine.publish.export import to_json, to_markdown
+    from engine.publish.export import json_parts, markdown_parts
 
     detail = _detail(journal, run_ref)
-    text = to_json(detail) if output_format == "json" else to_markdown(detail)
-    click.echo(text, nl=False)
+    parts = json_parts(detail) if output_format == "json" else markdown_parts(detail)
+    for part in parts:  # written as made (a run's outputs never copied whole); click.echo
+        click.echo(part, nl=False)  # leaves out colour codes where stdout is no terminal
 
 
 @cli.group()

@@ -9,13 +9,13 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.console.run import RunConsole, print_dry_run
 from engine.console.terminal import Terminal
@@ -28,11 +28,13 @@ from engine.loader import read_regular_file
 from engine.model import Runbook, Target
 from engine.parameters import Parameters
 from engine.plan import Plan, resolve_params
-from engine.remote import TargetSessions
 from engine.run import RunAborted, Runner, RunOptions, dry_run_commands, preflight
 from engine.shell import ShellError, ShellSession
 from engine.targets import read_targets
 from engine.yamlsafe import YamlDocument, YamlError, load_yaml
+
+if TYPE_CHECKING:
+    from engine.remote import TargetSessions
 
 EXIT_FOR_STATUS = {
     RunStatus.SUCCEEDED: 0,
@@ -248,7 +250,7 @@ def provenance(runbook: Runbook, run_id: str, journal: Location) -> Provenance:
         journal=shown(journal),  # a URL's password is never recorded
         digest=runbook.digest,
         operator=getpass.getuser(),
-        host=socket.gethostname(),
+        host=os.uname().nodename,
         pid=os.getpid(),
         git_commit=commit or None,
         git_dirty=bool(status) if commit else None,
@@ -322,6 +324,8 @@ def remote_sessions(launch: Launch) -> TargetSessions | None:
     exports.update({name.upper(): value for name, value in launch.params.values.items()})
     exports["RUNBOOK_PATH"] = runbook.path
     size = shutil.get_terminal_size((80, 24))
+    from engine.remote import TargetSessions  # loaded only for a run with targets
+
     return TargetSessions(
         config,
         dimensions=(size.lines, size.columns),

@@ -134,6 +134,17 @@ def find_implicit(
     found: dict[str, _Found] = {}
     result = ImplicitParams()
     for step in steps:
+        if step.kind is StepKind.MANUAL and step.offers:
+            # A command offered in a list item (`--cert=<path-to-cert>`) asks for its values
+            # as a command step does, rather than handing `<` to the shell as a redirection.
+            offers = []
+            for offer in step.offers:
+                edits = _placeholder_edits(
+                    offer, _masks(offer)[2], step, params, found, placeholder_names
+                )
+                offers.append(_edited(offer, edits) if edits else offer)
+            result.steps.append(replace(step, offers=tuple(offers)))
+            continue
         if step.kind is not StepKind.COMMAND or not step.run or step.interpreter:
             result.steps.append(step)
             continue

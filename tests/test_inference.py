@@ -39,6 +39,9 @@ DANGEROUS = [
     ("docker system prune -af", "destroy-release"),
     ("mkfs.ext4 /dev/xvdf", "wipe-disk"),
     ("dropdb app_staging", "drop-store"),
+    ("patronictl -c /etc/patroni.yml failover --candidate pg2 --force", "database-node"),
+    ("sudo -u postgres pg_ctlcluster 15 main promote", "database-node"),
+    ("nodetool decommission", "database-node"),
 ]
 HARMLESS = [
     "dd if=/dev/zero of=/dev/null bs=1M count=100",
@@ -53,6 +56,8 @@ HARMLESS = [
     "helm list -A",
     "terraform plan",
     "aws s3 ls",
+    "patronictl -c /etc/patroni.yml list",
+    "pg_ctlcluster 15 main status",
 ]
 
 

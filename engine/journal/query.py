@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -40,7 +40,7 @@ _COLUMNS = (
     # When its process took the runbook's lock (a resumed run's is later than its start).
     " (SELECT since FROM active WHERE active.run_id = runs.id)"
 )
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename
 
 
 def _summary(row: tuple[Any, ...], judge: bool = True) -> RunSummary:

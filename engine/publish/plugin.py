@@ -30,6 +30,7 @@ from mkdocs.structure.nav import Navigation, Section
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
+from engine.front_matter import toml_front_matter_end
 from engine.journal.chain import Head
 from engine.journal.location import is_url, journal_location, shown
 from engine.journal.query import RunSummary
@@ -271,8 +272,11 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
             runbook, plan = self._prefetch.get(source, page.file.src_uri)
         except RunbookNotFound as exc:
             raise PluginError(f"runbook: {exc}") from None
+        toml = toml_front_matter_end(markdown.splitlines()) is not None
+        if toml and "title" in dict(runbook.front_matter_keys):
+            page.meta.setdefault("title", runbook.title)  # mkdocs reads YAML front matter only
         if not runbook.steps:
-            return None
+            return "\n".join(strip_front_matter(markdown.splitlines())) if toml else None
         self._listed[str(Path(source).resolve())] = self._entry(runbook, plan, page.file)
         page.meta.setdefault("search", {"boost": 2})  # the procedure ranks above its runs
         for diagnostic in plan.diagnostics:
