@@ -30,7 +30,8 @@ STATUS_STYLE = {
 }
 
 
-def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
+def runs_table(terminal: Terminal, runs: list[RunSummary], more: bool = False) -> None:
+    """The runs, one aligned line each; `more`: older runs match too (said on stderr)."""
     if not runs:
         terminal.err.print(Text("No runs match.", style="dim"))
         return
@@ -59,6 +60,10 @@ def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
         line.append(row[4].ljust(widths[4]), style=style)
         line.append("  " + row[5])
         terminal.out.print(line)
+    if more:
+        terminal.err.print(
+            Text(f"(the {len(runs)} newest shown; older runs match: --limit N or --all)", "dim")
+        )
 
 
 def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> None:
