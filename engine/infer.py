@@ -16,9 +16,11 @@ from engine.model import Branch, Confirm, Inference, Runbook, Section, Step, Ste
 from engine.terminal_use import TerminalUse, terminal_need
 
 # Headings of what to do when the change goes wrong: "Rollback", "How to roll back", "Revert",
-# "Undo", "Back out", "Backout plan".
+# "Undo", "Back out", "Backout plan", "Rollback (if needed)". Only such a heading: "Revert the
+# DNS change" or "Undo maintenance mode" are steps of the procedure (a clean-up), not a plan B.
 _ROLLBACK = re.compile(
-    r"^\W*(how\s+to\s+)?(roll(ing)?[\s-]?back|revert(ing)?|undo(ing)?|back(ing)?[\s-]?out)\b",
+    r"^\W*(how\s+to\s+)?(roll(ing)?[\s-]?back|revert(ing)?|undo(ing)?|back(ing)?[\s-]?out)"
+    r"(\s+(plan|procedure|steps|instructions))?\s*(\(.*\)|\bif\b.*|:.*)?$",
     re.IGNORECASE,
 )
 
@@ -90,6 +92,8 @@ def _rollback_handler(runbook: Runbook, steps: tuple[Step, ...]) -> tuple[Step, 
     members = _section_and_below(section, runbook.sections)
     if not any(step.section in members for step in steps):
         return steps
+    if not any(step.line < section.line for step in steps):
+        return steps  # the page is the rollback ("# Roll back a release"): its steps are the flow
     reason = f"the '{section.title}' section is what to run if it fails"
     inferred = Inference("on_failure", section.slug, reason, section.line)
     before = [

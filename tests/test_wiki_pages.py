@@ -107,3 +107,17 @@ def test_check_says_which_section_became_the_rollback() -> None:
     notes = [d for d in lint_runbook(parse_runbook(text, "u.md")) if d.code == "rollback-section"]
     assert [(d.location.line, d.severity.value) for d in notes] == [(17, "info")]
     assert "2 command steps before it" in notes[0].message
+
+
+def test_a_page_that_is_itself_a_rollback_runs_as_written() -> None:
+    text = "# Roll back a release\n\n## Find it\n\n```bash\nhelm history app\n```\n\n"
+    text += "## Undo it\n\n```bash\nhelm rollback app 3\n```\n"
+    steps = parse_runbook(text, "rollback.md").steps
+    assert [(s.on_failure, s.branch) for s in steps] == [("abort", None), ("abort", None)]
+
+
+def test_a_clean_up_step_named_revert_stays_in_the_procedure() -> None:
+    text = "# Maintenance\n\n## Enable maintenance mode\n\n```bash\necho on\n```\n\n"
+    text += "## Revert the DNS change\n\n```bash\necho dns back\n```\n"
+    steps = parse_runbook(text, "m.md").steps
+    assert [(s.on_failure, s.branch) for s in steps] == [("abort", None), ("abort", None)]
