@@ -147,6 +147,8 @@ def _data_kind(text: str) -> tuple[str, str] | None:
         return "SQL", "it starts with an SQL statement"
     if _SSH_CONFIG.match(first):
         return "an ssh config", "it starts with a Host block"
+    if all(line.lstrip().startswith("#") for line in lines):
+        return "only comments", "every line is a comment"
     if all(_HOSTS_LINE.match(line) or line.lstrip().startswith("#") for line in lines):
         return "a hosts file", "every line is an address and a name"
     if _INI_SECTION.match(first):

@@ -25,6 +25,21 @@ _ROLLBACK = re.compile(
 )
 
 
+# Sections an engineer reads when something is wrong or looks things up in, not steps of the
+# procedure: their steps are offered, not run in turn.
+_REFERENCE = re.compile(
+    r"^\W*(appendix|useful\s+commands|handy\s+commands|reference|cheat\s*-?sheet|"
+    r"troubleshoot(ing)?|debugging|faq|see\s+also|related|further\s+reading|known\s+issues)\b",
+    re.IGNORECASE,
+)
+
+
+def is_optional(title: str) -> bool:
+    """Whether a section (or an option's label) is there for when it is needed: a rollback,
+    troubleshooting, an appendix of useful commands."""
+    return is_rollback(title) or _REFERENCE.match(title) is not None
+
+
 def is_rollback(title: str) -> bool:
     """Whether a heading (or an option's label) names what to do when the change goes wrong."""
     return _ROLLBACK.match(title) is not None
@@ -33,6 +48,7 @@ def is_rollback(title: str) -> bool:
 def infer_steps(runbook: Runbook) -> Runbook:
     """The runbook with every command step's inferred settings applied and recorded."""
     steps = _rollback_handler(runbook, tuple(infer_step(step) for step in runbook.steps))
+    steps = _reference_sections(runbook, steps)
     if steps == runbook.steps:
         return runbook
     return replace(runbook, steps=steps)
@@ -129,3 +145,23 @@ def _section_and_below(section: Section, sections: tuple[Section, ...]) -> set[s
         if candidate.parent in slugs:
             slugs.add(candidate.slug)
     return slugs
+
+
+def _reference_sections(runbook: Runbook, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """Steps under "Troubleshooting", "Appendix", "Useful commands", ... are each section's
+    one option, taken when the operator asks (an unattended run leaves them out), so a run
+    does not follow the logs, open a shell in a pod or port-forward because a page lists how."""
+    optional = [s for s in runbook.sections if _REFERENCE.match(s.title)]
+    if not optional or not any(step.line < optional[0].line for step in steps):
+        return steps  # a page that is all reference (a cheat sheet) runs as written
+    section_of: dict[str, Section] = {}
+    for section in optional:
+        for slug in _section_and_below(section, runbook.sections):
+            section_of.setdefault(slug, section)
+    changed = []
+    for step in steps:
+        holder = section_of.get(step.section or "")
+        if holder is not None and step.branch is None and step.on_failure == "abort":
+            step = replace(step, branch=Branch(f"{holder.slug}-if", holder.title, holder.line))
+        changed.append(step)
+    return tuple(changed)

@@ -334,8 +334,9 @@ def _bracket_placeholder(match: re.Match[str], text: str) -> bool:
         return False  # `[default]` on its own line: an INI section a here-document writes
     if any(c in content for c in "-_ "):
         return sum(ch.isalpha() for ch in content) >= 3
-    if content.isupper():
-        return len(content) >= 3 and content not in _LOG_LEVELS
+    if content.isupper():  # `--replicas=[N]`: one capital letter only as an option's value
+        short = len(content) < 3 and text[match.start() - 1 : match.start()] != "="
+        return not short and content not in _LOG_LEVELS
     return content.lower() in _BRACKET_NOUNS
 
 

@@ -36,7 +36,7 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
-from engine.infer import is_rollback
+from engine.infer import is_optional
 from engine.masking import StreamMasker
 from engine.model import Confirm, Step, StepKind, Target
 from engine.parameters import Parameters
@@ -263,6 +263,8 @@ class Runner:
         if step.on_failure == "continue" or step.id in self.go_on:
             return "continue"
         if self.plan.handler(step.on_failure):
+            if self.options.assume_yes and step.inference("on_failure") is not None:
+                return "abort"  # a rollback the engine only inferred is never run unasked
             return "handler"
         return "abort"
 
@@ -917,10 +919,10 @@ _CONDITION = re.compile(r"(if|in case|only if|when|should)\b", re.IGNORECASE)
 
 
 def is_fallback(labels: list[str]) -> bool:
-    """A choice of one option that says when to take it ("If it will not stop", "Rollback"):
-    something to do only when a condition holds, so an unattended run leaves it out unless
-    told."""
-    return len(labels) == 1 and (_CONDITION.match(labels[0]) is not None or is_rollback(labels[0]))
+    """A choice of one option that says when to take it ("If it will not stop", "Rollback",
+    "Troubleshooting"): something to do only when needed, so an unattended run leaves it out
+    unless told."""
+    return len(labels) == 1 and (_CONDITION.match(labels[0]) is not None or is_optional(labels[0]))
 
 
 def chosen_option(labels: list[str], choose: tuple[str, ...]) -> str | None:

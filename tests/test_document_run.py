@@ -341,6 +341,44 @@ def test_an_unattended_run_leaves_a_fallback_out_unless_chosen(session: ShellSes
     assert finished["force"] is StepStatus.SUCCEEDED
 
 
+INFERRED_ROLLBACK = """
+# Release 2.0
+
+## Upgrade
+
+```bash
+echo upgrading; exit 3
+```
+
+## Rollback
+
+```bash
+echo rolling back
+```
+
+## Troubleshooting
+
+```bash
+echo looking around
+```
+"""
+
+
+def test_an_inferred_rollback_is_offered_but_never_run_unattended(session: ShellSession) -> None:
+    plan = plan_of(INFERRED_ROLLBACK)
+    assert plan.runbook.steps[0].on_failure == "rollback"
+    assert preflight(plan, Parameters.of(plan, {}), RunOptions(assume_yes=True)) == []
+    status, events = run(plan, session, ScriptedUI(), RunOptions(assume_yes=True))
+    ran = [e.step for e in events if isinstance(e, StepStarted)]
+    assert status is RunStatus.FAILED and ran == ["upgrade-1"]  # no rollback, no troubleshooting
+    # With an operator, the failure menu's rollback runs the section.
+    status, events = run(
+        plan, session, ScriptedUI(Choice.RUN, Choice.ROLLBACK, Choice.RUN), RunOptions()
+    )
+    ran = [e.step for e in events if isinstance(e, StepStarted)]
+    assert ran[:2] == ["upgrade-1", "rollback-1"]
+
+
 OFFERS = """
 # Restart the service
 

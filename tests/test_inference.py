@@ -170,6 +170,7 @@ DATA_BLOCKS = [
     ("SELECT pid, state FROM pg_stat_activity WHERE state = 'active';", "SQL"),
     ("Host bastion\n  HostName 203.0.113.10\n  User ops", "an ssh config"),
     ("10.0.0.11 db1.internal\n10.0.0.12 db2.internal", "a hosts file"),
+    ("# Command\n# fill in later", "only comments"),
     ("NAME      READY   STATUS    RESTARTS   AGE\napi-0     1/1     Running   0          3d", None),
 ]
 TEXT_BLOCKS = [

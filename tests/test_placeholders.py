@@ -332,6 +332,8 @@ def test_bracketed_placeholders_of_template_pages_are_asked() -> None:
         "namespace",
         "metric_name",
     ]
+    scaled = parse("# Scale\n\n```bash\nkubectl scale deployment/web --replicas=[N]\n```\n")
+    assert scaled.steps[0].command == "kubectl scale deployment/web --replicas={{ n }}\n"
     assert runbook.steps[0].command.splitlines() == [
         "kubectl logs -f {{ pod_name }} -n {{ namespace }} --tail=100",
         "curl 'http://prometheus:9090/api/v1/query?query={{ metric_name }}'",

@@ -40,19 +40,19 @@ EXPECTED = {
         ("fix-nginx-as-root-2", "command", 12, []),
         ("fix-nginx-as-root-3", "command", 17, ["session=1"]),
     ],
-    # A "Rollback" section runs only if a step before it fails; troubleshooting stays.
+    # A "Rollback" section runs only if a step before it fails; troubleshooting is offered.
     "upgrade-with-rollback.md": [
         ("upgrade-1", "command", 7, ["on_failure=rollback"]),
         ("verify-1", "command", 13, ["on_failure=rollback"]),
         ("rollback-1", "command", 21, ["danger"]),
-        ("troubleshooting-1", "command", 27, []),
+        ("troubleshooting-1", "command", 27, ["option=Troubleshooting"]),
     ],
     # A numbered procedure of inline commands: its rollback is an option, taken when asked.
     "numbered-upgrade.md": [
         ("upgrade-the-app-1", "manual", 3, ["offers=1"]),
         ("upgrade-the-app-2", "manual", 4, ["offers=1"]),
         ("how-to-roll-back-1", "command", 8, ["danger", "option=How to roll back"]),
-        ("troubleshooting-1", "command", 14, []),
+        ("troubleshooting-1", "command", 14, ["option=Troubleshooting"]),
     ],
     # Fences in comments, quotes, Markdown examples and tables; tildes; a console to open.
     "tricky.md": [
