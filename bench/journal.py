@@ -27,7 +27,17 @@ row says whether its figure includes process start-up. The query plans of the li
 statements (captured as the engine runs them) are printed too. Timings run with the file in
 the OS page cache (it was just built or read). Prints a table; always exits 0 (a measurement).
 
+With `--postgres URL` (a database of its own; the bench empties it), the same rows are loaded
+there with COPY (the schema made by the engine's `connect`, the GIN index built after the rows,
+then VACUUM ANALYZE; reused when it holds this build), and a second table gives each CLI
+command on both backends: median ms, the ratio to `runbook --help` measured in the same
+passes, PASS/FAIL against the targets (issue 15: the same as SQLite's). Then `verify_all` on
+PostgreSQL in-process, one query per run (as it was) against batched reads, and the plans
+(EXPLAIN ANALYZE) of the list and search statements as PostgresStore runs them.
+`--backends-only` skips the SQLite-only table.
+
     .venv/bin/python bench/journal.py [--runs N] [--keep PATH] [--reps N] [--verify-reps N]
+        [--postgres URL] [--backends-only]
 """
 
 from __future__ import annotations
@@ -49,9 +59,9 @@ from pathlib import Path
 
 from engine_cli import compile_engine, runbook_command  # bench/engine_cli.py
 
-from engine.events import from_data
+from engine.events import from_data, to_data
 from engine.journal import query
-from engine.journal.chain import GENESIS, SEAL, Head, event_hash, seal_fields, start_fields
+from engine.journal.chain import GENESIS, SEAL, Head, event_hash, sealing, start_fields
 from engine.journal.store import JournalWriter, canonical, connect, write_head
 from engine.journal.verify import verify_all
 
@@ -395,7 +405,7 @@ def encode(
         events.append((SEAL, None, 0, events[-1][3], {}))
     for kind, step, attempt, at, data in events:
         if kind == SEAL:
-            data = seal_fields(head[0], seq)
+            data = to_data(sealing(head[0], seq, at)).data
         seq += 1
         payload = canonical(data)
         digest = event_hash(prev, run_id, seq, kind, step, attempt, at, payload)
@@ -639,7 +649,12 @@ def main() -> int:
     parser.add_argument(
         "--postgres",
         metavar="URL",
-        help="also copy the journal into this (empty) PostgreSQL database and time both backends",
+        help="also load the journal into this PostgreSQL database and time both backends",
+    )
+    parser.add_argument(
+        "--backends-only",
+        action="store_true",
+        help="skip the SQLite-only table (its in-process rows and verify passes)",
     )
     args = parser.parse_args()
 
@@ -661,8 +676,9 @@ def main() -> int:
         path = Path(tmp, "journal.db")
         build(path, args.runs, args.seed)
     try:
-        report(path, args.reps, args.verify_reps)
-        both_backends(path, args.postgres, args.reps)
+        if not args.backends_only:
+            report(path, args.reps, args.verify_reps)
+        both_backends(path, args.postgres, args.reps, args.verify_reps)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -814,36 +830,166 @@ def report(path: Path, reps: int, verify_reps: int) -> None:
         print("\n".join(plans(path, action)))
 
 
-def both_backends(path: Path, url: str | None, reps: int) -> None:
-    """The same CLI commands on SQLite and on PostgreSQL (the journal copied there by
-    `runbook journal copy`): one column per backend, start-up included."""
-    if not url:
-        print("\nbackends: PostgreSQL not measured (give --postgres URL of an empty database)")
-        return
-    from engine.journal.copy import copy_journal
-    from engine.journal.location import shown
+PG_TABLES = {  # what the PostgreSQL journal is loaded with: the SQLite file's rows as stored
+    "runbook_texts": "digest, text",
+    "runs": "id, path, abspath, title, digest, git_commit, git_dirty, operator, email, host,"
+    " pid, started, ended, status, params, events, last_hash",
+    "events": "run_id, seq, kind, step, attempt, time, data, prev, hash",
+    "search": "id, text, run_id, step, field",
+}
 
+
+def load_postgres(path: Path, url: str) -> None:
+    """The SQLite journal's rows into the PostgreSQL journal at `url` (its schema made by the
+    engine's own `connect`) with COPY, the GIN index built after the rows; reused when it
+    already holds this build. VACUUM ANALYZE at the end, as a database in use would be."""
+    from engine.journal.postgres import connect as pg_connect
+
+    built = build_state(path)
+    conn = pg_connect(url)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'bench_build'").fetchone()
+    if row and row[0] == built:
+        print(f"\nreusing the PostgreSQL journal ({built})")
+        conn.close()
+        return
     began = time.perf_counter()
-    copied = copy_journal(path, url)
-    print(
-        f"\ncopied into {shown(url)}: {copied.copied:,} runs, {copied.events:,} events in"
-        f" {time.perf_counter() - began:.0f} s; both sides verify: {copied.ok}"
-    )
+    conn.execute("TRUNCATE runs, events, search, runbook_texts, active")
+    conn.execute("DROP INDEX IF EXISTS search_words")
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    for table, columns in PG_TABLES.items():
+        select = columns.replace("id, text", "rowid, text") if table == "search" else columns
+        rows = source.execute(f"SELECT {select} FROM {table}")
+        with conn.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for values in rows:
+                copy.write_row(values)
+    for key, value in source.execute("SELECT key, value FROM meta"):
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+    source.close()
+    conn.execute("SELECT setval('search_id_seq', (SELECT max(id) FROM search))")
+    conn.execute("CREATE INDEX search_words ON search USING GIN (words)")
+    conn.execute("VACUUM ANALYZE")
+    conn.close()
+    print(f"\nloaded into PostgreSQL with COPY in {time.perf_counter() - began:.0f} s")
+
+
+def pg_plans(url: str) -> list[str]:
+    """EXPLAIN (ANALYZE) of the list and search statements as PostgresStore runs them."""
+    from engine.journal.postgres import PostgresStore
+
+    store = PostgresStore(url)
+    statements: list[tuple[str, tuple[object, ...]]] = []
+    execute = store.conn.execute
+
+    def traced(sql: str, args: object = ()) -> object:
+        statements.append((sql, tuple(args)))  # type: ignore[arg-type]
+        return execute(sql, args)  # type: ignore[arg-type]
+
+    store.conn.execute = traced  # type: ignore[method-assign]
+    store.list_runs(status="failed", since=30 * 86400)
+    store.search(RARE_WORD)
+    store.conn.execute = execute  # type: ignore[method-assign]
+    out: list[str] = []
+    seen: set[str] = set()
+    for sql, args in statements:
+        shape = sql.split(" WHERE ")[0]
+        if not sql.lstrip().upper().startswith("SELECT") or shape in seen:
+            continue
+        seen.add(shape)
+        out.append(f"  {sql}")
+        for (line,) in execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, args).fetchall():
+            out.append(f"    {line}")
+    store.close()
+    return out
+
+
+def verify_per_run(db: object) -> list[object]:
+    """verify_all as it was: one query (one round trip) per run, for the before/after row."""
+    from engine.journal.verify import verify_run
+
+    ids = db.execute("SELECT id FROM runs ORDER BY started").fetchall()  # type: ignore[attr-defined]
+    return [verify_run(db, run_id) for (run_id,) in ids]
+
+
+def both_backends(path: Path, url: str | None, reps: int, verify_reps: int) -> None:
+    """The same CLI commands on SQLite and on PostgreSQL (the rows loaded there with COPY):
+    one column per backend, each a whole `runbook` process, against the targets and against
+    `runbook --help` measured in the same passes; then verify on PostgreSQL in-process, one
+    query per run against batched reads."""
+    if not url:
+        print("\nbackends: PostgreSQL not measured (give --postgres URL of a database)")
+        return
+    from engine.journal.location import shown
+    from engine.journal.postgres import PostgresStore
+
+    load_postgres(path, url)
     exe = runbook_command()
+    compile_engine()
+    help_cli = cli([exe, "--help"])
     commands = {
-        "log list failed 30d": ["log", "list", "--status", "failed", "--since", "30d"],
-        f"log search {RARE_WORD}": ["log", "search", RARE_WORD],
-        "log verify --all": ["log", "verify", "--all"],
-        "log head": ["log", "head"],
+        "log list --status failed --since 30d": (
+            ["log", "list", "--status", "failed", "--since", "30d"],
+            LIST_TARGET_MS,
+        ),
+        f"log search {RARE_WORD}": (["log", "search", RARE_WORD], SEARCH_TARGET_MS),
+        "log head": (["log", "head"], None),
+        "log verify --all": (["log", "verify", "--all"], None),
     }
-    print(f"\n{'CLI, start-up included (median ms)':<40} {'sqlite':>10} {'postgresql':>12}")
-    for name, args in commands.items():
-        figures = []
+    load_before = os.getloadavg()
+    rows = []
+    startups: list[float] = []
+    for name, (args, target) in commands.items():
+        passes = verify_reps if "verify" in name else reps
+        cells = []
         for location in (str(path), url):
-            passes = 1 if "verify" in name else reps
-            med, _best, _ = timed(passes, cli([exe, *args, "--journal", location]))
-            figures.append(med * 1000)
-        print(f"{name:<40} {figures[0]:>10.0f} {figures[1]:>12.0f}")
+            med, _best, _diff, done = paired(
+                passes, cli([exe, *args, "--journal", location]), help_cli, startups
+            )
+            code = done[0]  # type: ignore[index]
+            verdict = "" if target is None else under(med, target).split()[0]
+            cells.append((med, verdict, code))
+        rows.append((name, target, cells))
+    start = statistics.median(startups)
+    loads = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
+    print(f"\nboth backends: {shown(url)}; load average (1, 5, 15 min) before/after: {loads}")
+    print(
+        f"median ms of {reps} passes ({verify_reps} for verify), each a whole `runbook` process;"
+        f" x = ratio to `runbook --help` ({start * 1e3:.0f} ms, median of the same passes)\n"
+    )
+    header = f"{'command':<38} {'target':>7} {'sqlite':>16} {'postgresql':>16}"
+    print(header)
+    print(f"{'runbook --help (start-up)':<38} {'':>7} {start * 1e3:>10.0f} ms    {'':>16}")
+    for name, target, cells in rows:
+        shown_cells = [
+            f"{med * 1e3:>6.0f} {med / start:>4.1f}x {verdict or f'exit {code}':>4}"
+            for med, verdict, code in cells
+        ]
+        goal = f"{target:.0f}" if target else "-"
+        print(f"{name:<38} {goal:>7} {shown_cells[0]:>16} {shown_cells[1]:>16}")
+
+    store = PostgresStore(url)
+    try:
+        (events,) = store.conn.execute("SELECT coalesce(sum(events), 0) FROM runs").fetchone()
+        med_old, _, old = timed(1, lambda: verify_per_run(store.db))
+        med_new, _, new = timed(1, lambda: store.verify())
+    finally:
+        store.close()
+    print(f"\nverify on PostgreSQL, in-process ({events:,} events):")
+    for label, seconds, results in (
+        ("one query per run (before)", med_old, old),
+        ("batched reads (verify_all)", med_new, new),
+    ):
+        ok = sum(1 for r in results if r.ok)  # type: ignore[attr-defined, union-attr]
+        print(
+            f"  {label:<28} {seconds:>7.1f} s  {events / seconds:>10,.0f} events/s"
+            f"  {ok:,}/{len(results):,} runs ok"  # type: ignore[arg-type]
+        )
+    print(f"  ratio: {med_old / med_new:.2f}x")
+    print("\nPostgreSQL query plans (the statements as PostgresStore runs them):")
+    print("\n".join(pg_plans(url)))
 
 
 if __name__ == "__main__":

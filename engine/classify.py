@@ -42,7 +42,7 @@ KNOWN_PROGRAMS = frozenset(
     openstack ssh scp sftp rsync curl wget git svn hg psql pg_dump pg_dumpall pg_restore
     pg_basebackup pg_ctl pg_ctlcluster pg_lsclusters pg_upgrade pg_isready createdb dropdb
     createuser dropuser vacuumdb reindexdb patronictl mysql mysqldump mysqladmin mariadb redis-cli
-    mongo mongosh mongodump mongorestore cqlsh nodetool clickhouse-client influx sqlite3 apt
+    mongo mongosh mongodump mongorestore cqlsh nodetool repmgr clickhouse-client influx sqlite3 apt
     apt-get apt-cache dpkg yum dnf rpm zypper apk snap brew pip pip3 npm npx yarn pnpm gem bundle
     go cargo make cmake mvn gradle java python python3 ruby node perl php rails rake bin/rails
     cat ls cd pwd grep egrep fgrep rg awk sed cut tr sort uniq wc head tail less more tee xargs
@@ -96,9 +96,9 @@ def _starts_with_command(words: list[str] | tuple[str, ...]) -> bool:
     first = words[0]
     if first in KEYWORDS or first in ("(", "{", "for", "export", "source", "."):
         return True
-    if _ASSIGNMENT.match(first):
-        return True
     program = peel(list(words))
+    if _ASSIGNMENT.match(first) and not program:
+        return True  # only assignments; `notAfter=Dec 31 ...` (output) names no program
     name = program[0] if program else first
     if name.startswith(("$", "${")):
         return name.strip("${}") in ("EDITOR", "VISUAL", "SHELL", "PAGER")
@@ -147,6 +147,8 @@ def _data_kind(text: str) -> tuple[str, str] | None:
         return "SQL", "it starts with an SQL statement"
     if _SSH_CONFIG.match(first):
         return "an ssh config", "it starts with a Host block"
+    if all(line.lstrip().startswith("#") for line in lines):
+        return "only comments", "every line is a comment"
     if all(_HOSTS_LINE.match(line) or line.lstrip().startswith("#") for line in lines):
         return "a hosts file", "every line is an address and a name"
     if _INI_SECTION.match(first):

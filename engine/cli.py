@@ -42,6 +42,7 @@ def _journal_exists(location: Path | str) -> bool:
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
+LISTED_RUNS = 50  # `log list` without --limit or --all: the newest runs
 
 JOURNAL = click.option(
     "--journal",
@@ -352,7 +353,13 @@ def _open_journal(journal: str | None) -> Store | None:
 @click.option("--since", metavar="DURATION", help="Only runs started this recently, e.g. 7d.")
 @click.option("--operator", metavar="NAME", help="Only runs by this user name or email.")
 @click.option("--host", metavar="NAME", help="Only runs on this host.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many runs.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"At most this many runs (default {LISTED_RUNS}, newest first).",
+)
+@click.option("--all", "list_all", is_flag=True, help="Every run that matches, however many.")
 @FORMAT
 @JOURNAL
 def log_list(
@@ -362,10 +369,11 @@ def log_list(
     operator: str | None,
     host: str | None,
     limit: int | None,
+    list_all: bool,
     output_format: str,
     journal: str | None,
 ) -> None:
-    """List past runs, newest first."""
+    """List past runs, newest first (the latest 50 unless --limit or --all)."""
     from engine.console import log as log_view
     from engine.duration import parse_duration
     from engine.publish.export import summary_dict
@@ -385,11 +393,17 @@ def log_list(
         runbook_path = (
             str(Path(runbook_path).resolve()) if os.path.exists(runbook_path) else (runbook_path)
         )
-    runs = store.list_runs(runbook_path, status, seconds, operator, limit, host)
+    if list_all and limit is not None:
+        raise UserError("--limit and --all: give one of them")
+    shown = None if list_all else limit or LISTED_RUNS
+    # One more than shown: whether there are more to say so (a journal can hold 50,000 runs).
+    runs = store.list_runs(runbook_path, status, seconds, operator, shown and shown + 1, host)
+    more = shown is not None and len(runs) > shown
+    runs = runs[:shown] if more else runs
     if output_format == "json":
         terminal.json([summary_dict(r) for r in runs])
     else:
-        log_view.runs_table(terminal, runs)
+        log_view.runs_table(terminal, runs, more)
 
 
 @log.command("show")
@@ -511,11 +525,12 @@ def log_head(output_format: str, journal: str | None) -> None:
 @JOURNAL
 def log_export(run_ref: str, output_format: str, journal: str | None) -> None:
     """Export a run as JSON or as a Markdown incident record."""
-    from engine.publish.export import to_json, to_markdown
+    from engine.publish.export import json_parts, markdown_parts
 
     detail = _detail(journal, run_ref)
-    text = to_json(detail) if output_format == "json" else to_markdown(detail)
-    click.echo(text, nl=False)
+    parts = json_parts(detail) if output_format == "json" else markdown_parts(detail)
+    for part in parts:  # written as made (a run's outputs never copied whole); click.echo
+        click.echo(part, nl=False)  # leaves out colour codes where stdout is no terminal
 
 
 @cli.group()

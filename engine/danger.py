@@ -194,6 +194,21 @@ def _stores(command: SimpleCommand) -> bool:
     return False
 
 
+def _database_nodes(command: SimpleCommand) -> bool:
+    verbs = _verbs(command, "-c", "--config-file", "-D", "--pgdata", "-f", "-h", "-p")
+    if command.name == "patronictl":
+        return bool(verbs) and verbs[0] in ("failover", "switchover", "remove", "reinit", "restart")
+    if command.name == "pg_ctl":
+        return bool(verbs) and verbs[0] in ("stop", "promote", "kill")
+    if command.name == "pg_ctlcluster":
+        return len(verbs) > 2 and verbs[2] in ("stop", "promote")
+    if command.name == "repmgr":
+        return len(verbs) > 1 and verbs[1] in ("promote", "switchover", "unregister")
+    if command.name == "nodetool":
+        return bool(verbs) and verbs[0] in ("decommission", "removenode", "drain", "stopdaemon")
+    return False
+
+
 def _programs(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
@@ -237,6 +252,12 @@ RULES: tuple[DangerRule, ...] = (
             "ip6tables nft"
         ),
         _disks,
+    ),
+    DangerRule(
+        "database-node",
+        "fails over, stops or removes a database node",
+        _programs("patronictl pg_ctl pg_ctlcluster repmgr nodetool"),
+        _database_nodes,
     ),
     DangerRule(
         "drop-store",

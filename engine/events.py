@@ -24,6 +24,7 @@ class EventKind(StrEnum):
     ANSWER = "answer"
     STEP_FINISHED = "step-finished"
     RUN_FINISHED = "run-finished"
+    RUN_SEALED = "run-sealed"
 
 
 class StepStatus(StrEnum):
@@ -263,7 +264,21 @@ class RunFinished:
     time: float = field(default_factory=_now, kw_only=True)
 
 
+@dataclass(frozen=True, slots=True)
+class RunSealed:
+    """The journal's seal after a run's end (engine/journal/chain.py): its number in the chain
+    over runs, the seal it follows, how many of the run's events it covers. The journal writes
+    it, not the run: it is not in the run's `Event` stream, and its hash is the stored row's."""
+
+    seal: int
+    previous: str
+    events: int
+    time: float = field(default_factory=_now, kw_only=True)
+
+
 Event = RunStarted | RunResumed | StepStarted | Output | Answer | StepFinished | RunFinished
+# What a journal stores: the run's events and the journal's seals.
+Stored = Event | RunSealed
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +292,7 @@ class Row:
     data: dict[str, object]
 
 
-def to_data(event: Event) -> Row:
+def to_data(event: Stored) -> Row:
     """The stored form of an event, with the JSON keys journals have always had."""
     match event:
         case RunStarted() | RunResumed():
@@ -342,11 +357,14 @@ def to_data(event: Event) -> Row:
                 "message": event.message,
             }
             return Row(EventKind.RUN_FINISHED, None, 0, event.time, data)
+        case RunSealed():
+            data = {"seal": event.seal, "previous": event.previous, "events": event.events}
+            return Row(EventKind.RUN_SEALED, None, 0, event.time, data)
 
 
 def from_data(
     kind: str, step: str | None, attempt: int, at: float, data: Mapping[str, object]
-) -> Event:
+) -> Stored:
     """An event from its stored form. Raises ValueError for a kind or field it cannot read."""
     match EventKind(kind):
         case EventKind.RUN_STARTED | EventKind.RUN_RESUMED:
@@ -431,6 +449,12 @@ def from_data(
                 message=str(data.get("message") or ""),
                 time=at,
             )
+        case EventKind.RUN_SEALED:
+            number, events = _int(data.get("seal")), _int(data.get("events"))
+            previous = data.get("previous")
+            if number is None or events is None or not isinstance(previous, str):
+                raise ValueError("a seal without its number, the seal before it or its events")
+            return RunSealed(number, previous, events, time=at)
     raise ValueError(f"unknown event kind {kind!r}")  # pragma: no cover (EventKind raised)
 
 

@@ -1,8 +1,10 @@
-"""Front matter: the YAML block at the top of a runbook, validated into metadata and parameters."""
+"""Front matter: the YAML block at the top of a runbook (or Hugo's TOML one, between `+++`
+lines), validated into metadata and parameters."""
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -82,16 +84,73 @@ class FrontMatter:
     key_lines: dict[str, int] = field(default_factory=dict)
 
 
-def read_front_matter(text: str, first_line: int, sink: DiagnosticSink) -> FrontMatter:
-    """Validate the YAML text whose first line is `first_line` (1-based) of the file."""
+_TOML_FENCE = re.compile(r"\+{3}\s*")
+_TOML_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_TOML_KEY = re.compile(
+    r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+)
+_TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def toml_front_matter_end(lines: list[str]) -> int | None:
+    """The 0-based line closing a TOML front matter block that opens the file (Hugo's `+++`)."""
+    if not lines or not _TOML_FENCE.fullmatch(lines[0]):
+        return None
+    return next((n for n in range(1, len(lines)) if _TOML_FENCE.fullmatch(lines[n])), None)
+
+
+def load_toml(text: str) -> YamlDocument | YamlError:
+    """TOML front matter as the YAML reader gives it: the value, and each key's line."""
+    import tomllib  # only Hugo pages written in TOML need it
+
+    try:
+        value = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        at = _TOML_AT.search(str(exc))
+        message = _TOML_AT.sub("", str(exc)).strip()
+        return YamlError(
+            message, int(at.group(1)) - 1 if at else 0, int(at.group(2)) - 1 if at else 0
+        )
+    return YamlDocument(value, _toml_key_lines(text))
+
+
+def _toml_key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The 0-based line of each key by its path (tables and dotted keys), first one wins."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+
+    def path(dotted: str) -> tuple[str, ...]:
+        return tuple(part.strip().strip("\"'") for part in dotted.split("."))
+
+    for number, line in enumerate(text.splitlines()):
+        header = _TOML_TABLE.match(line)
+        key = _TOML_KEY.match(line)
+        if header and not key:
+            table = path(header.group(1))
+            for depth in range(1, len(table) + 1):
+                found.setdefault(table[:depth], number)
+        elif key:
+            full = table + path(key.group(1))
+            for depth in range(len(table) + 1, len(full) + 1):
+                found.setdefault(full[:depth], number)
+    return found
+
+
+def read_front_matter(
+    text: str, first_line: int, sink: DiagnosticSink, toml: bool = False
+) -> FrontMatter:
+    """Validate the front matter text whose first line is `first_line` (1-based) of the file:
+    YAML, or TOML when `toml` (the same keys either way)."""
     result = FrontMatter()
-    loaded = load_yaml(text)
+    loaded = load_toml(text) if toml else load_yaml(text)
     if isinstance(loaded, YamlError):
         sink.error(
             first_line + loaded.line,
-            "front-matter-yaml",
-            f"front matter is not valid YAML: {loaded.message}",
-            "only plain YAML is read: no tags such as !!python/object",
+            "front-matter-toml" if toml else "front-matter-yaml",
+            f"front matter is not valid {'TOML' if toml else 'YAML'}: {loaded.message}",
+            "check the quoting of values"
+            if toml
+            else "only plain YAML is read: no tags such as !!python/object",
             column=loaded.column + 1,
         )
         return result

@@ -9,25 +9,18 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.console.run import RunConsole, print_dry_run
 from engine.console.terminal import Terminal
 from engine.diagnostics import DiagnosticSink, did_you_mean
 from engine.events import Fanout, Provenance, RunStatus, SessionState
-from engine.inventory import (
-    InventoryError,
-    looks_like_ansible_yaml,
-    looks_like_ini,
-    read_ini,
-    read_yaml,
-)
 from engine.journal import lock
 from engine.journal.location import Location, shown
 from engine.journal.storage import RunWriter, Store, open_store
@@ -35,11 +28,13 @@ from engine.loader import read_regular_file
 from engine.model import Runbook, Target
 from engine.parameters import Parameters
 from engine.plan import Plan, resolve_params
-from engine.remote import TargetSessions
 from engine.run import RunAborted, Runner, RunOptions, dry_run_commands, preflight
 from engine.shell import ShellError, ShellSession
 from engine.targets import read_targets
 from engine.yamlsafe import YamlDocument, YamlError, load_yaml
+
+if TYPE_CHECKING:
+    from engine.remote import TargetSessions
 
 EXIT_FOR_STATUS = {
     RunStatus.SUCCEEDED: 0,
@@ -263,7 +258,7 @@ def provenance(runbook: Runbook, run_id: str, journal: Location) -> Provenance:
         journal=shown(journal),  # a URL's password is never recorded
         digest=runbook.digest,
         operator=getpass.getuser(),
-        host=socket.gethostname(),
+        host=os.uname().nodename,
         pid=os.getpid(),
         git_commit=commit or None,
         git_dirty=bool(status) if commit else None,
@@ -284,6 +279,13 @@ def read_inventory(path: Path) -> tuple[Target, ...]:
     """`--inventory FILE`: targets usable across runbooks. Either `hosts:` (name: destination,
     or {ssh: ...} / {exec: ...}) and `groups:` (name: [hosts]), or a `targets:` mapping as in
     front matter, or an Ansible inventory as it is (INI or YAML)."""
+    from engine.inventory import (  # loaded only when an inventory is given
+        looks_like_ansible_yaml,
+        looks_like_ini,
+        read_ini,
+        read_yaml,
+    )
+
     text = read_text_file(path, "the inventory")
     if looks_like_ini(text):
         return _ansible_inventory(path, lambda: read_ini(text))
@@ -328,6 +330,8 @@ def read_inventory(path: Path) -> tuple[Target, ...]:
 
 def _ansible_inventory(path: Path, read: Callable[[], tuple[Target, ...]]) -> tuple[Target, ...]:
     """An Ansible inventory's targets, or its first unread construct as `FILE:LINE: ...`."""
+    from engine.inventory import InventoryError
+
     try:
         return read()
     except InventoryError as problem:
@@ -355,6 +359,8 @@ def remote_sessions(launch: Launch) -> TargetSessions | None:
     exports.update({name.upper(): value for name, value in launch.params.values.items()})
     exports["RUNBOOK_PATH"] = runbook.path
     size = shutil.get_terminal_size((80, 24))
+    from engine.remote import TargetSessions  # loaded only for a run with targets
+
     terminal = launch.terminal
 
     def restored(host: str, state: SessionState, problems: list[str]) -> None:

@@ -17,7 +17,23 @@ def lint_runbook(runbook: Runbook) -> list[Diagnostic]:
             _check_destructive(step, sink)
             _check_data_in_shell(step, sink)
             _check_literal_secrets(step, sink)
+    _note_rollback(runbook, sink)
     return sink.items
+
+
+def _note_rollback(runbook: Runbook, sink: DiagnosticSink) -> None:
+    """Once: the section the engine took for the failure handler of the steps before it."""
+    inferred = next((i for s in runbook.steps if (i := s.inference("on_failure"))), None)
+    if inferred is None:
+        return
+    count = sum(1 for s in runbook.steps if s.inference("on_failure"))
+    sink.info(
+        inferred.line,
+        "rollback-section",
+        f"section '{inferred.value}' runs only if one of the {count} command steps before it"
+        " fails (their failure handler), not after them",
+        "write {on_failure: continue} (or another handler) on a step that should not roll back",
+    )
 
 
 def _check_literal_secrets(step: Step, sink: DiagnosticSink) -> None:

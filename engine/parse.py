@@ -26,7 +26,7 @@ from engine.annotation import (
 from engine.classify import BlockKind, inline_command, judge_block
 from engine.content_tabs import content_tabs_plugin
 from engine.diagnostics import DiagnosticSink
-from engine.front_matter import FrontMatter, read_front_matter
+from engine.front_matter import FrontMatter, read_front_matter, toml_front_matter_end
 from engine.infer import infer_steps
 from engine.model import Branch, Runbook, Section, SessionCommand, Step, StepKind
 from engine.placeholders import find_implicit
@@ -41,9 +41,21 @@ _CONTAINERS = frozenset(
     {"bullet_list_open", "ordered_list_open", "list_item_open", "tab_open", "admonition_open"}
 )
 _UNLABELLED = frozenset({"", "text", "txt", "plain", "plaintext"})
+_LAST_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
+# The paragraph before a block saying that what follows is output: "Expected output:",
+# "The output should look like this:", "You should see:", "It returns:".
+_OUTPUT_LABEL = re.compile(
+    r"\b(expected|sample|example|typical|similar)\s+(output|result|response)\b"
+    r"|^\s*(output|result|response)\s*:?\s*$"
+    r"|\b(output|result|response)\s+(should|will|would|might|may)\s+(look|read|be|show|resemble)\b"
+    r"|\byou(?:\s+should|\s+will|'ll)\s+(see|get)\b"
+    r"|^\W*(it|this|that|which|the\s+command|the\s+script)?\s*(returns|prints|outputs)\b[^.!?]*:\s*$"
+    r"|\bsomething\s+like\b[^.!?]*:\s*$",
+    re.IGNORECASE,
+)
 # Sibling headings that are alternatives: "Option 1", "Alternative B", "Method 2", "If ...".
 _ALTERNATIVE = re.compile(
-    r"^((option|alternative|method|approach|variant|scenario)\s*[\w.]*\b|if\b)",
+    r"^((option|alternative|method|approach|variant|scenario)\s*[\w.]*\b|if\b|in case\b|only if\b)",
     re.IGNORECASE,
 )
 
@@ -96,8 +108,13 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
     """Parse a runbook's text into the model, collecting every diagnostic on the way."""
     sink = DiagnosticSink(path)
     lines = text.splitlines()
-    tokens = _MARKDOWN.parse(text)
     front = FrontMatter()
+    toml_end = toml_front_matter_end(lines)
+    if toml_end is not None:
+        # Hugo's TOML front matter: read, then blanked so the lines still count for the rest.
+        front = read_front_matter("\n".join(lines[1:toml_end]), 2, sink, toml=True)
+        text = "\n" * (toml_end + 1) + "\n".join(lines[toml_end + 1 :])
+    tokens = _MARKDOWN.parse(text)
     sections: list[Section] = []
     drafts: list[_Draft] = []
     section_slug = UniqueSlugs()
@@ -106,7 +123,12 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
 
     if tokens and tokens[0].type == "front_matter":
         front = read_front_matter(tokens[0].content, 2, sink)
-    elif lines and re.fullmatch(r"-{3,}\s*", lines[0]) and _looks_unclosed(lines):
+    elif (
+        toml_end is None
+        and lines
+        and re.fullmatch(r"-{3,}\s*", lines[0])
+        and _looks_unclosed(lines)
+    ):
         sink.error(
             1,
             "front-matter-unclosed",
@@ -116,7 +138,12 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
 
     containers: list[Token] = []  # open lists, list items, tabs, admonitions; innermost last
     tab_sets = 0
-    item_offer: _Draft | None = None  # an ordered-list item's commands, until the item ends
+    item_offer: _Draft | None = None  # a list item's commands, until the item ends
+    # Bullet items offering commands, each with its list: kept if that list also holds a step
+    # (then it is a procedure, not a list of remarks).
+    bullet_offers: list[tuple[_Draft, Token]] = []
+    said_before = ""  # the paragraph just before the current block, if any
+    details: list[tuple[str, int]] = []  # open <details> blocks: their summary and line
     for index, token in enumerate(tokens):
         kind = token.type
         section = stack[-1].slug if stack else None
@@ -147,15 +174,26 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
         elif kind.endswith("_close") and kind.replace("_close", "_open") in _CONTAINERS:
             closed = containers.pop() if containers else None
             if closed is not None and closed.type == "list_item_open" and item_offer:
-                drafts.append(item_offer)
+                if _in_ordered_list(containers):
+                    drafts.append(item_offer)
+                else:
+                    bullet_offers.append((item_offer, _innermost_list(containers)))
                 item_offer = None
-        elif kind == "fence":
-            draft = _fence_step(token, lines, section, sink)
+        elif kind == "html_block":
+            _follow_details(token, details)
+        elif kind in ("fence", "code_block"):
+            draft = _fence_step(token, lines, section, sink, _OUTPUT_LABEL.search(said_before))
             if draft is not None:
-                draft.branch = _tab_branch(containers, section)
+                draft.branch = _container_branch(containers, details, section)
                 drafts.append(draft)
                 item_offer = None  # the item's own fence is its step
-        elif kind == "inline" and index >= 2 and tokens[index - 2].type == "list_item_open":
+                if containers:
+                    _innermost_list(containers).meta["has_step"] = True
+        if kind == "inline" and tokens[index - 1].type == "paragraph_open":
+            said_before = _LAST_SENTENCE.split(token.content.strip())[-1]
+        elif kind not in ("paragraph_open", "paragraph_close") and not kind.endswith("_close"):
+            said_before = ""
+        if kind == "inline" and index >= 2 and tokens[index - 2].type == "list_item_open":
             match = _TASK.match(token.content)
             if tokens[index - 1].type != "paragraph_open":
                 continue
@@ -168,12 +206,12 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                         _line(token),
                         section,
                         checked=match.group(1) != " ",
-                        branch=_tab_branch(containers, section),
+                        branch=_container_branch(containers, details, section),
                         offers=_offered_commands(token.content),
                         end=_end(token),
                     )
                 )
-            elif _in_ordered_list(containers):
+            else:
                 offers = _offered_commands(token.content)
                 if offers:
                     item_offer = _Draft(
@@ -182,15 +220,22 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
                         token.content.strip(),
                         _line(token),
                         section,
-                        branch=_tab_branch(containers, section),
+                        branch=_container_branch(containers, details, section),
                         offers=offers,
                         end=_end(token),
                     )
 
+    kept = [draft for draft, in_list in bullet_offers if in_list.meta.get("has_step")]
+    if kept:
+        drafts = sorted([*drafts, *kept], key=lambda d: d.line)
     _branch_sections(drafts, sections)
-    _attach_prose(
-        drafts, lines, _end(tokens[0]) + 1 if tokens and tokens[0].type == "front_matter" else 1
-    )
+    if toml_end is not None:
+        prose_from = toml_end + 2
+    elif tokens and tokens[0].type == "front_matter":
+        prose_from = _end(tokens[0]) + 1
+    else:
+        prose_from = 1
+    _attach_prose(drafts, lines, prose_from)
     if not drafts:
         _warn_no_steps(tokens, sink)
     steps = _settle_ids(drafts, front, sink, _section_targets(sections))
@@ -254,18 +299,23 @@ def _plain_text(text: str) -> str:
 
 
 def _fence_step(
-    token: Token, lines: list[str], section: str | None, sink: DiagnosticSink
+    token: Token, lines: list[str], section: str | None, sink: DiagnosticSink, output: object
 ) -> _Draft | None:
+    """The step of a fence or an indented code block, if it is one. An unlabelled block is
+    judged by its content, and never taken for commands right after "Expected output:"."""
     info = split_info(token.info)
     line = _line(token)
-    session = read_session(token.content, info.language, line + 1)
+    body_line = line + 1 if token.type == "fence" else line  # an indented block has no fence
+    session = read_session(token.content, info.language, body_line)
     if session is None and info.annotation is None and info.language in _UNLABELLED:
         judged = judge_block(token.content)
-        if judged.kind is not BlockKind.COMMANDS:
+        if output or judged.kind is not BlockKind.COMMANDS:
             return None
         return _Draft(
-            StepKind.COMMAND, line, token.content, line + 1, section, guessed=True, end=_end(token)
+            StepKind.COMMAND, line, token.content, body_line, section, guessed=True, end=_end(token)
         )
+    if token.type == "code_block" and output:
+        return None  # an indented terminal session shown as the output of the one before
     fence_text = lines[line - 1] if line - 1 < len(lines) else ""
     opener = _FENCE_OPEN.match(fence_text)
     info_column = (opener.end() if opener else 0) + 1
@@ -280,7 +330,7 @@ def _fence_step(
         StepKind.COMMAND,
         line,
         token.content,
-        line + 1,
+        body_line,
         section,
         language=info.language,
         attrs=attrs,
@@ -292,7 +342,7 @@ def _fence_step(
     if session is None and attrs.run and not attrs.interpreter and "$" in token.content:
         for offset in prompt_lines(token.content)[:1]:
             sink.warning(
-                line + 1 + offset,
+                body_line + offset,
                 "prompt-in-script",
                 "this line begins with a prompt, so the shell would run it as a command",
                 "remove the prompt, or begin the block with a prompt line to read it as a"
@@ -315,6 +365,42 @@ def _fence_step(
     return draft
 
 
+_DETAILS = re.compile(
+    r"<details\b[^>]*>|</details\s*>|<summary\b[^>]*>(.*?)</summary\s*>", re.IGNORECASE | re.DOTALL
+)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _follow_details(token: Token, details: list[tuple[str, int]]) -> None:
+    """Keep `details` (the open <details> blocks, innermost last) up to date with an HTML block."""
+    for match in _DETAILS.finditer(token.content):
+        if match.group(0).startswith("</"):
+            if details:
+                details.pop()
+        elif match.group(1) is not None:
+            if details:
+                summary = " ".join(_TAGS.sub("", match.group(1)).split())
+                details[-1] = (summary, details[-1][1])
+        else:
+            details.append(("", _line(token)))
+
+
+def _container_branch(
+    containers: list[Token], details: list[tuple[str, int]], section: str | None
+) -> Branch | None:
+    """The innermost content tab holding a step, as a branch of its tab set; else a collapsed
+    block that holds a conditional step ("??? warning "If it will not stop"", or <details> with
+    such a summary), as the one option of its own choice: taken only when the operator says so."""
+    tab = _tab_branch(containers, section)
+    if tab is not None:
+        return tab
+    titled = [(t.content.strip(), _line(t)) for t in containers if t.type == "admonition_open"]
+    for title, line in reversed([*titled, *details]):
+        if _ALTERNATIVE.match(title):
+            return Branch(f"{section or 'top'}-if-{line}", title, line)
+    return None
+
+
 def _tab_branch(containers: list[Token], section: str | None) -> Branch | None:
     """The innermost content tab holding a step, as a branch of its tab set."""
     tab = next((t for t in reversed(containers) if t.type == "tab_open"), None)
@@ -326,6 +412,12 @@ def _tab_branch(containers: list[Token], section: str | None) -> Branch | None:
 def _in_ordered_list(containers: list[Token]) -> bool:
     lists = [t for t in containers if t.type in ("ordered_list_open", "bullet_list_open")]
     return bool(lists) and lists[-1].type == "ordered_list_open"
+
+
+def _innermost_list(containers: list[Token]) -> Token:
+    """The list the current item belongs to (a tab or admonition when not in a list)."""
+    lists = [t for t in containers if t.type in ("ordered_list_open", "bullet_list_open")]
+    return lists[-1] if lists else containers[-1]
 
 
 def _offered_commands(text: str) -> tuple[str, ...]:

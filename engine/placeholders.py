@@ -86,9 +86,26 @@ _LOOP = re.compile(r"\b(?:for|select)[ \t]+([A-Za-z_]\w*)\b|\bprintf[ \t]+-v[ \t
 _PLACEHOLDER = re.compile(r"(?<![<\w])<([A-Za-z][A-Za-z0-9 _.,:/@-]{0,60}?)>(?!>)")
 _TOKEN = re.compile(r"(?<![\w${])(YOUR_[A-Z0-9_]*[A-Z0-9]|CHANGE_?ME|REPLACE_?ME)(?![\w=])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")  # <ops@example.com> is an address
+# Template pages write `kubectl logs [pod-name] -n [namespace]`: a bracketed name, never an
+# index (`.items[0]`, `${a[i]}`), a test (`[ -f x ]`), a class (`[A-Z]`, `[0-9]`) or an INI
+# section on its own line (`[default]` in a here-document).
+_BRACKETED = re.compile(
+    r"(?<![\w\]\[$.{(\\])\[([A-Za-z][A-Za-z0-9]*(?:[-_ ][A-Za-z0-9]+){0,5})\](?![\w\[(=])"
+)
+_BRACKET_NOUNS = frozenset(
+    """
+    namespace pod node name host hostname service cluster deployment region environment env
+    project bucket database db table user username password token version tag image
+    container instance zone account id ip address port path file url domain server release
+    branch secret key value context subscription tenant
+    """.split()  # noqa: SIM905 (a word list reads better as words)
+)
+_LOG_LEVELS = frozenset(
+    "ERROR WARN WARNING INFO DEBUG TRACE FATAL CRITICAL OK FAIL FAILED PASS".split()  # noqa: SIM905
+)
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _HEREDOC = re.compile(r"<<(-?)[ \t]*(['\"]?)([A-Za-z_][\w-]*)\2")
-_ANYTHING = re.compile(r"[$<=]|YOUR_|ME\b|\b(?:read|for|select|mapfile|readarray|getopts)\b")
+_ANYTHING = re.compile(r"[$<=\[]|YOUR_|ME\b|\b(?:read|for|select|mapfile|readarray|getopts)\b")
 _SPECIAL = re.compile(r"[\n'\"\\#]|<<")
 _DOUBLE_END = re.compile(r'"|\\.', re.S)
 _NOT_NEWLINE = re.compile(r"[^\n]")
@@ -134,6 +151,17 @@ def find_implicit(
     found: dict[str, _Found] = {}
     result = ImplicitParams()
     for step in steps:
+        if step.kind is StepKind.MANUAL and step.offers:
+            # A command offered in a list item (`--cert=<path-to-cert>`) asks for its values
+            # as a command step does, rather than handing `<` to the shell as a redirection.
+            offers = []
+            for offer in step.offers:
+                edits = _placeholder_edits(
+                    offer, _masks(offer)[2], step, params, found, placeholder_names
+                )
+                offers.append(_edited(offer, edits) if edits else offer)
+            result.steps.append(replace(step, offers=tuple(offers)))
+            continue
         if step.kind is not StepKind.COMMAND or not step.run or step.interpreter:
             result.steps.append(step)
             continue
@@ -211,6 +239,12 @@ def _placeholder_edits(
         hits += [(m, _words(m.group(1)), f"<{m.group(1)}>") for m in _PLACEHOLDER.finditer(plain)]
     if "YOUR_" in plain or "ME" in plain:
         hits += [(m, m.group(1).lower(), m.group(1)) for m in _TOKEN.finditer(plain)]
+    if "[" in plain:
+        hits += [
+            (m, _words(m.group(1)), f"[{m.group(1)}]")
+            for m in _BRACKETED.finditer(plain)
+            if _bracket_placeholder(m, plain)
+        ]
     if not hits:
         return []
     markup = set(re.findall(r"</([A-Za-z][\w-]*)>", command))
@@ -289,8 +323,25 @@ def _words(text: str) -> str:
     return "_".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
+def _bracket_placeholder(match: re.Match[str], text: str) -> bool:
+    """Whether `[words]` names a value to fill in: words joined by `-`, `_` or a space, a
+    NAME_IN_CAPITALS, or a noun such as `[namespace]`; never alone on its line."""
+    content: str = match.group(1)
+    start = text.rfind("\n", 0, match.start()) + 1
+    end = text.find("\n", match.end())
+    line = text[start : len(text) if end < 0 else end]
+    if not line.replace(match.group(0), "").strip():
+        return False  # `[default]` on its own line: an INI section a here-document writes
+    if any(c in content for c in "-_ "):
+        return sum(ch.isalpha() for ch in content) >= 3
+    if content.isupper():  # `--replicas=[N]`: one capital letter only as an option's value
+        short = len(content) < 3 and text[match.start() - 1 : match.start()] != "="
+        return not short and content not in _LOG_LEVELS
+    return content.lower() in _BRACKET_NOUNS
+
+
 def _describe(content: str, origin: str) -> str:
-    if origin.startswith("<"):
+    if origin.startswith(("<", "[")):
         return " ".join(re.findall(r"[A-Za-z0-9]+", content))
     return f"{origin} in the text"
 

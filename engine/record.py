@@ -3,12 +3,10 @@ and `resume` read. Pure: events in, plain data out; the formatters every view sh
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from engine.duration import format_duration
 from engine.events import (
     Answer,
     Event,
@@ -20,7 +18,6 @@ from engine.events import (
     StepFinished,
     StepStarted,
 )
-from engine.model import Confirm, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,79 +248,3 @@ def replay(events: Iterable[Event]) -> tuple[list[StepRecord], str]:
                         duration=result.duration if result else None,
                     )
     return [s.freeze() for s in steps.values()], message
-
-
-def when(timestamp: float | None) -> str:
-    """A moment as every view shows it: UTC, to the second."""
-    if timestamp is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
-
-
-def format_seconds(seconds: float | None) -> str:
-    """A duration on the terminal: `2.5s`, `3m20s`; `-` when unknown."""
-    if seconds is None:
-        return "-"
-    return f"{seconds:.1f}s" if seconds < 60 else format_duration(round(seconds))
-
-
-def duration_text(seconds: float | None) -> str:
-    """A duration on the site, where short steps are the rule: `40ms`, `2.5s`, `3m20s`."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"
-
-
-def step_flags(step: Step) -> list[str]:
-    """Short labels for what is special about a step."""
-    flags = []
-    if step.confirm is Confirm.DANGER:
-        flags.append("danger")
-    elif step.confirm is Confirm.NO:
-        flags.append("no-confirm")
-    if not step.run:
-        flags.append("display-only")
-    if step.timeout:
-        flags.append(f"timeout={format_duration(step.timeout)}")
-    if step.retries:
-        flags.append(f"retries={step.retries}")
-    if step.needs:
-        flags.append("needs=" + ",".join(step.needs))
-    if step.when:
-        flags.append(f"when={step.when}")
-    if step.on_failure != "abort":
-        flags.append(f"on_failure={step.on_failure}")
-    if step.session:
-        flags.append(f"session={len(step.session)}")  # prompt commands; the rest is output
-    if step.interactive:
-        flags.append("interactive")
-    if step.expect:
-        flags.append(f"expect={len(step.expect)}")
-    if step.capture:
-        flags.append(f"capture={step.capture}")
-    if step.interpreter:
-        flags.append(f"interpreter={step.interpreter}")
-    if step.cwd:
-        flags.append(f"cwd={step.cwd}")
-    if step.checked:
-        flags.append("checked")
-    if step.guessed:
-        flags.append("guessed")
-    if step.follow:
-        flags.append("follow")
-    if step.branch is not None:
-        flags.append(f"option={step.branch.label}")
-    if step.offers:
-        flags.append(f"offers={len(step.offers)}")
-    if step.target is not None:
-        flags.append(f"target={step.target}")
-    if step.serial is not None:
-        flags.append(f"serial={step.serial}")
-    elif step.forks is not None:
-        flags.append(f"forks={step.forks}")
-    return flags

@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from engine.danger import find_danger
 from engine.events import (
     Answer,
     Event,
@@ -35,12 +36,11 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
-from engine.fanout import FanOutPlan, HostResult, fan_out, host_summary
+from engine.infer import is_optional
 from engine.masking import StreamMasker
 from engine.model import Confirm, Step, StepKind, Target
 from engine.parameters import Parameters
 from engine.plan import Plan
-from engine.remote import TargetSessions
 from engine.shell import Outcome, Responder, ShellError, ShellSession, StepIO, StepRefused
 from engine.targets import DEFAULT_FORKS, Host, is_group, is_template, resolve
 from engine.templates import (
@@ -52,6 +52,10 @@ from engine.templates import (
     render_step,
     render_text,
 )
+
+if TYPE_CHECKING:  # steps on targets load their machinery only when a run has some
+    from engine.fanout import HostResult
+    from engine.remote import TargetSessions
 
 
 class Choice(StrEnum):
@@ -259,6 +263,8 @@ class Runner:
         if step.on_failure == "continue" or step.id in self.go_on:
             return "continue"
         if self.plan.handler(step.on_failure):
+            if self.options.assume_yes and step.inference("on_failure") is not None:
+                return "abort"  # a rollback the engine only inferred is never run unasked
             return "handler"
         return "abort"
 
@@ -311,6 +317,8 @@ class Runner:
         picked = chosen_option(labels, self.options.choose)
         if picked is not None:
             note = "--choose"
+        elif self.options.assume_yes and is_fallback(labels):
+            note = "unattended run: a fallback is taken only with --choose"
         elif self.options.assume_yes:
             raise RunAborted(
                 f"{self._where(step)}: step '{step.id}' is one option of a choice between "
@@ -334,19 +342,22 @@ class Runner:
         text = self._render_text(step)
         self.emit(StepStarted(step.id, 1, "manual", text=text))
         text = self.masker.mask(text)
-        self.ui.announce(step, text, position, total, None)
+        # The operator sees each offered command as it would run (values in, secrets masked).
+        shown = replace(step, offers=tuple(self._shown_offer(step, o) for o in step.offers))
+        self.ui.announce(shown, text, position, total, None)
         attempt = 1
         while True:
             if self.options.assume_yes:
                 # Nobody is there to do it: an unattended run records the step as not done.
                 choice, note = Choice.SKIP, "unattended run (--yes): nobody confirmed it"
             else:
-                choice, note = self.ui.ask_manual(step, text, position, total)
+                choice, note = self.ui.ask_manual(shown, text, position, total)
             if choice is not Choice.RUN:
                 break
             attempt += 1
             self.emit(Answer(step.id, attempt, Question.MANUAL, "run", command=note))
-            if self._run_offer(step, note, attempt) and len(step.offers) == 1:
+            offer = step.offers[shown.offers.index(note)] if note in shown.offers else note
+            if self._run_offer(step, offer, attempt) and len(step.offers) == 1:
                 return StepStatus.SUCCEEDED
         self.emit(Answer(step.id, 0, Question.MANUAL, str(choice), note=note))
         if choice is Choice.ABORT:
@@ -356,12 +367,25 @@ class Runner:
         self.emit(StepFinished(step.id, attempt, status, note=note))
         return status
 
+    def _shown_offer(self, step: Step, offer: str) -> str:
+        try:
+            rendered = render_step(offer, step.cwd, step.env, (), self.context)
+        except TemplateProblem:
+            return offer  # said when it is run
+        return self.masker.mask(rendered.command)
+
     def _run_offer(self, step: Step, command: str, attempt: int) -> bool:
         """A command a manual step offers, run as a command step would be: True if it worked."""
         try:
             rendered = render_step(command, step.cwd, step.env, (), self.context)
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step)}: {problem.message}") from None
+        if find_danger(command) is not None:
+            # `r` is no more than a command step's Enter: a destructive one needs its id typed.
+            typed = self.ui.ask_danger(step)
+            self.emit(Answer(step.id, attempt, Question.CONFIRM, "run" if typed else "skip"))
+            if not typed:
+                return False
         return self._execute(step, rendered, rendered.command, attempt, False)[1]
 
     def _render_text(self, step: Step) -> str:
@@ -541,6 +565,8 @@ class Runner:
         self, step: Step, rendered: RenderedStep, command: str, hosts: tuple[Host, ...]
     ) -> StepStatus:
         """The step on each host of its group: parallel up to `forks`, or `serial` at a time."""
+        from engine.fanout import FanOutPlan, fan_out, host_summary
+
         if self.remote is None:
             raise RunAborted(f"{self._where(step)}: steps on targets need remote sessions")
         if step.interactive:
@@ -606,6 +632,8 @@ class Runner:
 
     def _ask_host_failure(self, step: Step, host: str, result: HostResult) -> bool:
         """`on_failure: ask`: go on with the other hosts? The answer is journalled."""
+        from engine.fanout import host_summary
+
         ask = getattr(self.ui, "ask_host_failure", None)
         go_on = bool(ask(step, host, host_summary([result], 1))) if ask is not None else False
         self.emit(
@@ -890,6 +918,16 @@ def branch_labels(plan: Plan, choice: str) -> list[str]:
     return labels
 
 
+_CONDITION = re.compile(r"(if|in case|only if|when|should)\b", re.IGNORECASE)
+
+
+def is_fallback(labels: list[str]) -> bool:
+    """A choice of one option that says when to take it ("If it will not stop", "Rollback",
+    "Troubleshooting"): something to do only when needed, so an unattended run leaves it out
+    unless told."""
+    return len(labels) == 1 and (_CONDITION.match(labels[0]) is not None or is_optional(labels[0]))
+
+
 def chosen_option(labels: list[str], choose: tuple[str, ...]) -> str | None:
     """The option `--choose` picks among `labels` (case-insensitively), if any."""
     wanted = {c.strip().casefold() for c in choose}
@@ -915,7 +953,7 @@ def unattended_problems(plan: Plan, options: RunOptions) -> list[str]:
         if branch is not None and branch.choice not in choices:
             choices.add(branch.choice)
             labels = branch_labels(plan, branch.choice)
-            if chosen_option(labels, options.choose) is None:
+            if chosen_option(labels, options.choose) is None and not is_fallback(labels):
                 problems.append(
                     f"{plan.runbook.path}:{branch.line}: step '{step.id}' is one option of a"
                     f" choice between {', '.join(labels)}; an unattended run needs --choose"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from engine.classify import reads_as_command
 from engine.model import SessionCommand
 
 # Fences that hold a transcript by name; shell fences (and unlabelled ones) are sessions only
@@ -76,7 +77,9 @@ def read_session(body: str, language: str, first_line: int) -> Session | None:
         return None
     lines = body.splitlines()
     if not named and not _led_by_prompt(lines):
-        return None
+        if language or not _unlabelled_root_transcript(lines):
+            return None
+        named = True
     # `# ` is a root prompt only in a root transcript: one whose first prompt is `# `.
     # Elsewhere a `# ` line is output (a config file's comment shown by `cat`), never run.
     named = named and _root_transcript(lines)
@@ -136,6 +139,21 @@ def prompt_lines(body: str) -> list[int]:
         for n, text in enumerate(body.splitlines())
         if _PROMPT.match(text) and not text.startswith("% ")
     ]
+
+
+def _unlabelled_root_transcript(lines: list[str]) -> bool:
+    """An unlabelled block of `# command` lines and their output (a root shell copied from
+    a terminal), told from a commented script: every `# ` line reads as a command, and the
+    other lines, at least one, are not commands but output."""
+    shown = [text for text in lines if text.strip()]
+    roots = [text[2:] for text in shown if _ROOT_PROMPT.match(text)]
+    others = [text for text in shown if not _ROOT_PROMPT.match(text)]
+    return (
+        bool(shown and roots and others)
+        and _ROOT_PROMPT.match(shown[0]) is not None
+        and all(reads_as_command(text) for text in roots)
+        and not any(reads_as_command(text) or text.startswith("#") for text in others)
+    )
 
 
 def _root_transcript(lines: list[str]) -> bool:

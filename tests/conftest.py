@@ -28,6 +28,7 @@ RUNBOOK = Path(sys.executable).parent / "runbook"
 # not change what a test sees (a RUNBOOK_JOURNAL there would send runs to the caller's journal).
 ENGINE_VARIABLES = (
     "RUNBOOK_JOURNAL",
+    "RUNBOOK_JOURNAL_KEY",
     "EDITOR",
     "VISUAL",
     "FORCE_COLOR",

@@ -86,7 +86,7 @@ def test_events_are_shown_as_they_come() -> None:
     assert [line.rstrip() for line in out.getvalue().splitlines()] == [
         "▶ Deploy  (1 step, rb.md)",
         "  ↳ answered /Token:/ with [secret]",
-        "  ✗ ship failed: exit status 3 in 0.2s",
+        "  ✗ ship failed: exit status 3 in 250ms",
         "  ↷ ship skipped (operator)",
         "",
         "  step   status    why",

@@ -71,3 +71,25 @@ def test_an_unattended_run_into_a_pipe_loads_no_rich() -> None:
     )
     assert done.stdout.splitlines()[-1] == "[]"
     assert done.stderr == "runbook: warning: careful\n"
+
+
+def test_recorded_output_is_written_indented_in_pieces_as_plain_text() -> None:
+    from engine.console.log import _PIECE, _write_indented
+
+    line = "x" * 99
+    output = "\x1b[31mred\x1b[0m\n50%\rdone\n" + "\n".join([line] * (3 * _PIECE // 100)) + "\n\n"
+    written = io.StringIO()
+    with contextlib.redirect_stdout(written):
+        _write_indented(PlainConsole(), output, plain=True)
+    lines = written.getvalue().split("\n")
+    assert lines[:2] == ["    red", "    done"]
+    assert lines[-1] == "" and set(lines[2:-1]) == {"    " + line}  # every piece's lines
+    assert len(lines) - 3 == 3 * _PIECE // 100
+
+
+def test_a_markdown_block_into_a_pipe_has_no_padding() -> None:
+    from rich.markdown import Markdown
+
+    shown = plain_print(Markdown("Expected output:\n\n```\nnotAfter=Dec 31 2026\n```\n"))
+    assert "notAfter=Dec 31 2026" in shown
+    assert all(line == line.rstrip() for line in shown.split("\n"))

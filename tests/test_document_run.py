@@ -97,6 +97,20 @@ def test_the_prose_before_a_step_is_rendered_markdown() -> None:
     assert text.rstrip().endswith("echo cordon worker-1")
 
 
+def test_prose_in_a_list_item_keeps_its_fence_a_fence() -> None:
+    text = (
+        "# Check\n\n1. Look at it:\n   ```bash\n   echo look\n   ```\n\n"
+        "   Expected output:\n\n    ```\n    notAfter=Dec 31 2026\n    ```\n\n"
+        "2. Then:\n   ```bash\n   echo then\n   ```\n"
+    )
+    plan = plan_of(text)
+    shown, out = console(plan)
+    shown.announce(plan.runbook.steps[1], "echo then\n", 2, 2, None)
+    said = lines(out)
+    assert "notAfter=Dec 31 2026" in [line.strip() for line in said]
+    assert not any("`" in line for line in said)  # a code block, not inline code or text
+
+
 def test_quiet_hides_the_prose_but_not_the_command() -> None:
     plan = plan_of(WIKI)
     shown, out = console(plan, quiet=True)
@@ -300,6 +314,71 @@ def test_yes_needs_choose_and_choose_picks_case_insensitively(session: ShellSess
     assert finished["rebuild"] is StepStatus.SKIPPED
 
 
+FALLBACK = """
+# Stop it
+
+```bash {id: stop}
+echo stopping
+```
+
+??? warning "If it will not stop"
+    ```bash {id: force}
+    echo forced
+    ```
+"""
+
+
+def test_an_unattended_run_leaves_a_fallback_out_unless_chosen(session: ShellSession) -> None:
+    plan = plan_of(FALLBACK)
+    params = Parameters.of(plan, {})
+    assert preflight(plan, params, RunOptions(assume_yes=True)) == []
+    _, events = run(plan, session, ScriptedUI(), RunOptions(assume_yes=True))
+    finished = {e.step: e.status for e in events if isinstance(e, StepFinished)}
+    assert finished == {"stop": StepStatus.SUCCEEDED, "force": StepStatus.SKIPPED}
+    options = RunOptions(assume_yes=True, choose=("if it will not stop",))
+    _, events = run(plan, session, ScriptedUI(), options)
+    finished = {e.step: e.status for e in events if isinstance(e, StepFinished)}
+    assert finished["force"] is StepStatus.SUCCEEDED
+
+
+INFERRED_ROLLBACK = """
+# Release 2.0
+
+## Upgrade
+
+```bash
+echo upgrading; exit 3
+```
+
+## Rollback
+
+```bash
+echo rolling back
+```
+
+## Troubleshooting
+
+```bash
+echo looking around
+```
+"""
+
+
+def test_an_inferred_rollback_is_offered_but_never_run_unattended(session: ShellSession) -> None:
+    plan = plan_of(INFERRED_ROLLBACK)
+    assert plan.runbook.steps[0].on_failure == "rollback"
+    assert preflight(plan, Parameters.of(plan, {}), RunOptions(assume_yes=True)) == []
+    status, events = run(plan, session, ScriptedUI(), RunOptions(assume_yes=True))
+    ran = [e.step for e in events if isinstance(e, StepStarted)]
+    assert status is RunStatus.FAILED and ran == ["upgrade-1"]  # no rollback, no troubleshooting
+    # With an operator, the failure menu's rollback runs the section.
+    status, events = run(
+        plan, session, ScriptedUI(Choice.RUN, Choice.ROLLBACK, Choice.RUN), RunOptions()
+    )
+    ran = [e.step for e in events if isinstance(e, StepStarted)]
+    assert ran[:2] == ["upgrade-1", "rollback-1"]
+
+
 OFFERS = """
 # Restart the service
 
@@ -324,6 +403,43 @@ def test_a_manual_step_runs_the_command_it_offers(session: ShellSession) -> None
     assert "restarted" in output
     finished = [e for e in events if isinstance(e, StepFinished)]
     assert [(e.attempt, e.status) for e in finished] == [(2, StepStatus.SUCCEEDED)]
+
+
+def test_an_offered_command_asks_for_its_placeholders(session: ShellSession) -> None:
+    # `<path-to-cert>` would be a redirection from a file: it is a parameter, quoted.
+    plan = plan_of("# Upload\n\n1. Upload it: `printf '%s|' upload --cert=<path-to-cert>`\n")
+    (offer,) = plan.runbook.steps[0].offers
+    assert offer == "printf '%s|' upload --cert={{ path_to_cert }}"
+    assert [p.name for p in plan.runbook.params] == ["path_to_cert"]
+    ui = ScriptedUI((Choice.RUN, offer))
+    values = {"path_to_cert": "my cert;.pem"}
+    status, events = run(plan, session, ui, RunOptions(), values)
+    assert status is RunStatus.SUCCEEDED
+    output = "".join(e.text for e in events if isinstance(e, Output))
+    assert "upload|--cert=my cert;.pem|" in output
+    # The operator is shown (and picks) the command as it runs, with the value in it.
+    shown = "printf '%s|' upload --cert='my cert;.pem'"
+    status, events = run(plan, session, ScriptedUI((Choice.RUN, shown)), RunOptions(), values)
+    assert status is RunStatus.SUCCEEDED
+    assert next(a.command for a in events if isinstance(a, Answer)) == shown
+    assert "upload|--cert=my cert;.pem|" in "".join(e.text for e in events if isinstance(e, Output))
+
+
+def test_a_destructive_offer_needs_the_step_id_typed(session: ShellSession, tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    offer = f"rm -rf {tmp_path}/cache"
+    plan = plan_of(f"# Clean\n\n1. Clear the cache: `{offer}`\n")
+    # Not typed: nothing runs, the answer is recorded, the step is then skipped.
+    ui = ScriptedUI((Choice.RUN, offer), Choice.SKIP, (Choice.SKIP, ""))
+    _, events = run(plan, session, ui, RunOptions())
+    assert (tmp_path / "cache").exists()
+    assert [(a.question, a.answer) for a in events if isinstance(a, Answer)][1] == (
+        Question.CONFIRM,
+        "skip",
+    )
+    ui = ScriptedUI((Choice.RUN, offer), Choice.RUN)
+    status, _ = run(plan, session, ui, RunOptions())
+    assert status is RunStatus.SUCCEEDED and not (tmp_path / "cache").exists()
 
 
 def test_a_rollback_is_announced(session: ShellSession) -> None:

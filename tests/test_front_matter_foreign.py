@@ -230,3 +230,47 @@ def test_front_matter_timeout_inf_is_a_clear_error(tmp_path: Path) -> None:
     path = write(tmp_path, "limits.md", "---\ntimeout: .inf\n---\n```bash\necho hi\n```\n")
     assert codes(check_json(tmp_path, path)) == [("error", "front-matter-value", 2)]
     assert show_json(tmp_path, write(tmp_path, "ok.md", "```bash {timeout: 10m}\necho\n```\n"))
+
+
+HUGO_TOML = """\
+    +++
+    title = "Scale a deployment"
+    weight = 10
+    tags = ["k8s"]
+    [menu.main]
+    parent = "kubernetes"
+
+    [params.replicas]
+    default = "3"
+    pattern = '^[0-9]+$'
+    +++
+
+    Scale it, then check:
+
+    ```bash
+    kubectl scale deploy/web --replicas={{ replicas }}
+    ```
+    """
+
+
+def test_hugo_toml_front_matter_is_read_like_yaml() -> None:
+    runbook = parse(HUGO_TOML)
+    assert runbook.title == "Scale a deployment" and runbook.tags == ("k8s",)
+    assert [(p.name, p.default, p.pattern) for p in runbook.params] == [
+        ("replicas", "3", "^[0-9]+$")
+    ]
+    (step,) = runbook.steps
+    assert (step.line, step.body_line) == (15, 16)
+    assert step.prose.strip() == "Scale it, then check:"  # the front matter is no prose
+    assert [d for d in runbook.diagnostics if d.is_error] == []
+
+
+def test_toml_front_matter_errors_name_their_line() -> None:
+    runbook = parse(
+        HUGO_TOML.replace("    weight = 10\n", "    weight = 10\n    wieght = 3\n").replace(
+            "    pattern =", "    patern ="
+        )
+    )
+    assert found(runbook.diagnostics) == [("foreign-key", 4), ("unknown-key", 11)]
+    broken = parse('+++\ntitle = "Scale\n+++\n\n```bash\necho hi\n```\n')
+    assert found(broken.diagnostics)[0] == ("front-matter-toml", 2)

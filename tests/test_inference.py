@@ -39,6 +39,9 @@ DANGEROUS = [
     ("docker system prune -af", "destroy-release"),
     ("mkfs.ext4 /dev/xvdf", "wipe-disk"),
     ("dropdb app_staging", "drop-store"),
+    ("patronictl -c /etc/patroni.yml failover --candidate pg2 --force", "database-node"),
+    ("sudo -u postgres pg_ctlcluster 15 main promote", "database-node"),
+    ("nodetool decommission", "database-node"),
 ]
 HARMLESS = [
     "dd if=/dev/zero of=/dev/null bs=1M count=100",
@@ -53,6 +56,8 @@ HARMLESS = [
     "helm list -A",
     "terraform plan",
     "aws s3 ls",
+    "patronictl -c /etc/patroni.yml list",
+    "pg_ctlcluster 15 main status",
 ]
 
 
@@ -165,6 +170,7 @@ DATA_BLOCKS = [
     ("SELECT pid, state FROM pg_stat_activity WHERE state = 'active';", "SQL"),
     ("Host bastion\n  HostName 203.0.113.10\n  User ops", "an ssh config"),
     ("10.0.0.11 db1.internal\n10.0.0.12 db2.internal", "a hosts file"),
+    ("# Command\n# fill in later", "only comments"),
     ("NAME      READY   STATUS    RESTARTS   AGE\napi-0     1/1     Running   0          3d", None),
 ]
 TEXT_BLOCKS = [

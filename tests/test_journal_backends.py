@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from engine.events import RunSealed, from_data, to_data
 from engine.journal.chain import SEAL, event_hash
+from engine.journal.store import canonical
 from tests.conftest import PG_PASSWORD, new_database, write_runbook
 from tests.test_journal import RUNBOOK, kill_engine, wait_until
 from tests.test_journal import environment as base_environment
@@ -232,6 +234,27 @@ def test_tampering_breaks_the_chain(tmp_path: Path, journal: str, tampering: str
     assert expected in done.stdout, done.stdout
 
 
+def test_each_seal_is_a_typed_event_stored_as_it_reads_back(tmp_path: Path, journal: str) -> None:
+    runs = three_runs(tmp_path, journal)
+    with database(journal) as db:
+        rows = db.execute(
+            "SELECT run_id, kind, step, attempt, time, data FROM events WHERE kind = ?"
+            " ORDER BY time",
+            (SEAL,),
+        ).fetchall()
+    assert [row[0] for row in rows] == runs
+    sealed = [
+        from_data(kind, step, attempt, at, json.loads(data))
+        for _, kind, step, attempt, at, data in rows
+    ]
+    assert [type(s) for s in sealed] == [RunSealed] * 3
+    assert [s.seal for s in sealed if isinstance(s, RunSealed)] == [1, 2, 3]
+    for (_, _, _, _, at, data), seal in zip(rows, sealed, strict=True):
+        assert canonical(to_data(seal).data) == data and seal.time == at  # byte for byte
+    shown = cli_json(tmp_path, journal, "log", "show", runs[0])  # the seal is not a step
+    assert [step["id"] for step in shown["steps"]] == ["one"] and shown["status"] == "succeeded"
+
+
 def test_a_rollback_is_caught_given_an_earlier_head(tmp_path: Path, journal: str) -> None:
     runs = three_runs(tmp_path, journal)
     head = cli_json(tmp_path, journal, "log", "head")["head"]
@@ -265,6 +288,24 @@ def test_a_keyed_chain_cannot_be_forged_without_the_key(tmp_path: Path, journal:
     assert forged.returncode == 1, forged.stdout
     assert f"FAIL  {run_id}  event 1 (run-started, step -) was changed" in forged.stdout
     assert key not in json.dumps(cli_json(tmp_path, journal, "log", "show", run_id))
+
+
+def test_a_run_without_the_key_after_keyed_runs_fails(tmp_path: Path, journal: str) -> None:
+    """With the key set, an unkeyed run after the first keyed one is what a writer without
+    the key would add: it fails; unkeyed runs from before the key are history, noted."""
+    write_runbook(tmp_path, "```bash {id: one}\necho hello\n```\n")
+    key = "k3y-for-the-journal"
+    before = run_ok(tmp_path, journal)
+    keyed = run_ok(tmp_path, journal, RUNBOOK_JOURNAL_KEY=key)
+    after = run_ok(tmp_path, journal)  # a teammate, or a forger, without the key
+    done = cli(tmp_path, journal, "log", "verify", RUNBOOK_JOURNAL_KEY=key)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"ok    {before}  " in done.stdout and "(not keyed" in done.stdout
+    assert f"ok    {keyed}  " in done.stdout
+    assert f"FAIL  {after}  not keyed, but written after keyed run {keyed}" in done.stdout
+    assert "1 failed" in done.stderr
+    unkeyed = cli(tmp_path, journal, "log", "verify")  # without the key the keyed run fails
+    assert unkeyed.returncode == 1 and f"FAIL  {keyed}  its chain is keyed" in unkeyed.stdout
 
 
 # -- one run of a runbook at a time, across machines ------------------------------------------
@@ -393,6 +434,25 @@ def test_a_newer_schema_is_refused(tmp_path: Path, journal: str) -> None:
     assert "schema version 99, newer than this engine's (2)" in message
 
 
+def test_search_statistics_are_set_by_the_schema_and_by_migrate(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    """A rare word is looked up in the GIN index only if the planner knows it is rare."""
+    url = new_database(postgres_server, "stats_" + uuid.uuid4().hex[:8])
+    write_runbook(tmp_path, "```bash {id: one}\necho hello\n```\n")
+    run_ok(tmp_path, url)
+    target = (
+        "SELECT attstattarget FROM pg_attribute"
+        " WHERE attrelid = 'search'::regclass AND attname = 'words'"
+    )
+    with database(url) as db:
+        assert db.execute(target).fetchone()[0] == 10000
+        db.execute("ALTER TABLE search ALTER COLUMN words SET STATISTICS -1")  # an older one
+    assert cli(tmp_path, url, "journal", "migrate").returncode == 0
+    with database(url) as db:
+        assert db.execute(target).fetchone()[0] == 10000
+
+
 def test_bad_urls_and_wrong_passwords_are_one_line(tmp_path: Path, postgres_server: str) -> None:
     wrong = postgres_server.replace(PG_PASSWORD, "not-the-Password")
     port = int(postgres_server.rsplit(":", 1)[1])
@@ -441,6 +501,49 @@ def test_the_site_is_built_from_postgresql_without_the_password(
     for path in (tmp_path / "site").rglob("*"):
         if path.is_file():
             assert PG_PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_serve_polls_the_journal_mark_and_stamps_only_a_write(tmp_path: Path, journal: str) -> None:
+    """`mkdocs serve` over a shared journal polls its mark (no file to watch): a run written
+    changes it and touches the stamp the server watches; reading the journal does not."""
+    from engine.journal.storage import open_store
+    from engine.publish.watch import JournalPoll
+
+    write_runbook(tmp_path, "```bash {id: one}\necho hello\n```\n")
+    run_ok(tmp_path, journal)
+    poll = JournalPoll(lambda: open_store(journal, read_only=True), "the journal")
+    try:
+        assert not poll.poll()  # the first mark read: what the first build saw
+        for args in (("log", "list"), ("log", "verify"), ("log", "head")):
+            assert cli(tmp_path, journal, *args).returncode == 0
+        assert not poll.poll()
+        assert not list(poll.stamp_dir.iterdir())
+        run_ok(tmp_path, journal)
+        assert poll.poll()
+        assert [p.name for p in poll.stamp_dir.iterdir()] == ["journal-changed"]
+        assert not poll.poll()
+    finally:
+        poll.stop()
+    assert not poll.stamp_dir.exists()
+
+
+def test_serve_warns_once_while_the_shared_journal_is_away(
+    postgres_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engine.journal.storage import open_store
+    from engine.publish.watch import JournalPoll
+
+    port = int(postgres_server.rsplit(":", 1)[1])
+    away = f"postgresql://u:{PG_PASSWORD}@127.0.0.1:{port + 1}/x"
+    poll = JournalPoll(lambda: open_store(away), "postgresql://u:***@away/x")
+    try:
+        with caplog.at_level("WARNING", logger="mkdocs.plugins.runbook"):
+            assert not poll.poll() and not poll.poll()
+    finally:
+        poll.stop()
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "cannot watch the journal postgresql://u:***@away/x" in warning
+    assert PG_PASSWORD not in warning
 
 
 def test_eight_runbooks_at_once_lose_and_duplicate_nothing(

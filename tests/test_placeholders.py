@@ -109,6 +109,13 @@ def test_placeholders_become_templates_and_parameters_named_in_snake_case() -> N
         'git commit --author "Ops <ops@example.com>" -m "<b>bold</b>"',
         "YOUR_TOKEN=abc; echo $YOUR_TOKEN",
         "echo '<br/>' '<hr />'",
+        # Brackets that are shell or data, not placeholders:
+        "kubectl get pods -o jsonpath='{.items[0].metadata.name}'",
+        "if [ -f /etc/x ]; then echo y; fi",
+        "ls /var/log/syslog.[0-9]; tr '[A-Z]' '[a-z]' < f; grep -E '[a-z]+' f",
+        "grep '[ERROR]' app.log; echo [Y/n]",
+        "a=(x y); echo ${a[idx]}; jq '.[] | .name' f.json",
+        "cat > c.ini <<EOF\n[default]\nregion = x\nEOF",
     ],
 )
 def test_what_is_set_or_is_not_a_placeholder_is_not_asked(script: str) -> None:
@@ -313,3 +320,21 @@ def test_a_secret_variable_from_the_text_reaches_every_step(tmp_path: Path) -> N
     assert ran.status == 0, ran.output
     assert (tmp_path / "a.txt").read_text() == (tmp_path / "b.txt").read_text() == "abc123\n"
     assert "abc123" not in ran.output
+
+
+def test_bracketed_placeholders_of_template_pages_are_asked() -> None:
+    runbook = parse(
+        "# Alert\n\n```bash\nkubectl logs -f [pod-name] -n [namespace] --tail=100\n"
+        "curl 'http://prometheus:9090/api/v1/query?query=[METRIC_NAME]'\n```\n"
+    )
+    assert [p.name for p in runbook.params if p.implicit] == [
+        "pod_name",
+        "namespace",
+        "metric_name",
+    ]
+    scaled = parse("# Scale\n\n```bash\nkubectl scale deployment/web --replicas=[N]\n```\n")
+    assert scaled.steps[0].command == "kubectl scale deployment/web --replicas={{ n }}\n"
+    assert runbook.steps[0].command.splitlines() == [
+        "kubectl logs -f {{ pod_name }} -n {{ namespace }} --tail=100",
+        "curl 'http://prometheus:9090/api/v1/query?query={{ metric_name }}'",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from engine.duration import elapsed_text, when
 from engine.events import (
     Answer,
     Event,
@@ -27,11 +28,8 @@ from engine.publish.stash import Stash
 from engine.record import (
     RunDetail,
     RunSummary,
-    duration_text,
-    format_seconds,
     replay,
     run_detail,
-    when,
 )
 from engine.resume import recorded_params
 from tests.conftest import parse, plan
@@ -77,8 +75,8 @@ def test_a_skip_after_a_failure_clears_the_attempts_exit_code_as_it_always_has()
 def test_the_formatters() -> None:
     assert when(0) == "1970-01-01 00:00:00 UTC"
     assert when(None) == "-"
-    assert [format_seconds(s) for s in (None, 0.04, 2.5, 200)] == ["-", "0.0s", "2.5s", "3m20s"]
-    assert [duration_text(s) for s in (None, 0.04, 2.5, 200)] == ["-", "40ms", "2.5s", "3m20s"]
+    shown = [elapsed_text(s) for s in (None, 0.04, 2.5, 200, 3725.4)]
+    assert shown == ["-", "40ms", "2.5s", "3m20s", "1h2m5s"]
 
 
 RUNBOOK = """
@@ -165,5 +163,5 @@ def test_the_run_page_from_plain_data_escapes_what_was_recorded() -> None:
     page = stash.restore(run_page(detail_of(EVENTS), RunLinks(None, "../"), stash))
     assert "&lt;b&gt;stopped&lt;/b&gt;" in page and "<b>stopped" not in page
     assert "Restore &lt;db&gt;" in page
-    assert "exit code 5" in page and "1m01s" in page
+    assert "exit code 5" in page and "1m1s" in page
     assert "<li>1970-01-01 00:01:04 UTC: manual → <strong>skip</strong> (nobody there)</li>" in page

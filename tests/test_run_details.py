@@ -99,3 +99,31 @@ def test_log_list_shows_the_skipped_steps_of_a_succeeded_run(tmp_path: Path) -> 
     assert "Run succeeded, 1 step skipped" in done.stdout
     listed = cli(tmp_path, "log", "list").stdout
     assert "succeeded, 1 step skipped" in listed
+
+
+def test_log_list_shows_the_newest_runs_and_says_when_there_are_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    import engine.cli
+
+    write_runbook(tmp_path, "# R\n\n```bash\necho hi\n```\n")
+    for _ in range(3):
+        assert cli(tmp_path, "run", "rb.md", "--yes").returncode == 0
+    journal = str(tmp_path / "j.db")
+    monkeypatch.setattr(engine.cli, "LISTED_RUNS", 2)  # a journal of 50,000 runs, in small
+    runner = CliRunner()
+    shown = runner.invoke(engine.cli.cli, ["log", "list", "--journal", journal])
+    assert shown.exit_code == 0 and len(shown.stdout.splitlines()) == 3  # header and 2 runs
+    assert "the 2 newest shown; older runs match: --limit N or --all" in shown.stderr
+    every = runner.invoke(
+        engine.cli.cli, ["log", "list", "--all", "--format", "json", "--journal", journal]
+    )
+    assert len(json.loads(every.stdout)) == 3 and "newest shown" not in every.stderr
+    both = runner.invoke(
+        engine.cli.cli, ["log", "list", "--all", "--limit", "1", "--journal", journal]
+    )
+    assert both.exit_code == 2 and "--limit and --all" in both.stderr

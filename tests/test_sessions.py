@@ -353,3 +353,24 @@ NAME   READY
     # The output's unclosed `{{` is not read; the command's template is, at its own place.
     notes = [(d.code, d.location.line, d.location.column) for d in result.diagnostics]
     assert notes == [("literal-template", 7, 14)]
+
+
+def test_an_unlabelled_root_transcript_is_a_session() -> None:
+    body = (
+        "# nginx -t\nnginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n"
+        "# systemctl reload nginx\n"
+    )
+    session = read_session(body, "", 10)
+    assert session is not None
+    assert [(c.command, c.line) for c in session.commands] == [
+        ("nginx -t", 10),
+        ("systemctl reload nginx", 12),
+    ]
+
+
+def test_a_commented_script_is_no_root_transcript() -> None:
+    # Comments above commands, comments in words, or a labelled shell fence: never prompts.
+    assert read_session("# nginx -t first\nnginx -s reload\n", "", 1) is None
+    assert read_session("# check the config\nit should say ok\n", "", 1) is None
+    assert read_session("# nginx -t\nnginx: syntax is ok\n", "bash", 1) is None
+    assert read_session("# nginx -t\n# systemctl reload nginx\n", "", 1) is None

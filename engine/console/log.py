@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from engine.console.terminal import Terminal
-from engine.console.text import PlainConsole
-from engine.journal.chain import Head
-from engine.journal.copy import CopyReport
-from engine.journal.query import SearchHit
-from engine.journal.verify import JournalVerification, Verification
-from engine.record import RunDetail, RunSummary, format_seconds, when
+from engine.console.text import PlainConsole, Text
+from engine.duration import elapsed_text, when
+from engine.record import RunDetail, RunSummary
+
+if TYPE_CHECKING:  # into a pipe the log commands print without loading rich
+    from rich.console import Console
+
+    from engine.journal.chain import Head
+    from engine.journal.copy import CopyReport
+    from engine.journal.query import SearchHit
+    from engine.journal.verify import JournalVerification, Verification
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -27,7 +30,8 @@ STATUS_STYLE = {
 }
 
 
-def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
+def runs_table(terminal: Terminal, runs: list[RunSummary], more: bool = False) -> None:
+    """The runs, one aligned line each; `more`: older runs match too (said on stderr)."""
     if not runs:
         terminal.err.print(Text("No runs match.", style="dim"))
         return
@@ -39,7 +43,7 @@ def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
             run.path,
             run.operator,
             run.status + (f", {run.note}" if run.note else ""),
-            format_seconds(run.duration),
+            elapsed_text(run.duration),
         )
         for run in runs
     ]
@@ -56,6 +60,10 @@ def runs_table(terminal: Terminal, runs: list[RunSummary]) -> None:
         line.append(row[4].ljust(widths[4]), style=style)
         line.append("  " + row[5])
         terminal.out.print(line)
+    if more:
+        terminal.err.print(
+            Text(f"(the {len(runs)} newest shown; older runs match: --limit N or --all)", "dim")
+        )
 
 
 def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> None:
@@ -69,7 +77,7 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             ("operator", run.who),
             ("started", when(run.started)),
             ("ended", when(run.ended)),
-            ("duration", format_seconds(run.duration)),
+            ("duration", elapsed_text(run.duration)),
             ("version", run.version),
         ]
         facts += [(f"param {k}", str(v)) for k, v in run.params.items()]
@@ -115,27 +123,38 @@ def run_detail(terminal: Terminal, detail: RunDetail, step_id: str | None) -> No
             out.print(
                 Text(
                     f"  attempt {attempt.number}{on}{' (edited)' if attempt.edited else ''}"
-                    f" at {when(attempt.started)}: {result}, {format_seconds(attempt.duration)}",
+                    f" at {when(attempt.started)}: {result}, {elapsed_text(attempt.duration)}",
                     style="dim",
                 )
             )
             for line, starts in _command_lines(attempt.command):
                 out.print(Text(f"    {'$ ' if starts else '  '}{line}", style="bold"))
-            output = attempt.output if out.is_terminal else _plain(attempt.output)
-            _write_indented(out, output)
+            _write_indented(out, attempt.output, plain=not out.is_terminal)
 
 
-def _write_indented(out: Console | PlainConsole, output: str) -> None:
-    """A step's recorded output, indented, written as it is: one write, not a rich print per
-    line (40 MB of output took 74 s that way), its colours kept on a terminal."""
-    if not output.strip("\n"):
+def _write_indented(out: Console | PlainConsole, output: str, plain: bool) -> None:
+    """A step's recorded output, indented, written as it is: a megabyte of lines per write,
+    not a rich print per line (40 MB of output took 74 s that way) nor one copy of it all
+    (memory stays near the output's own size); its colours kept on a terminal, and as text
+    (`plain`: no escape sequences, what a carriage return overwrote left out) elsewhere."""
+    text = output.rstrip("\n")
+    if not text.strip("\n"):
         return
-    block = "".join(f"    {line}\n" for line in output.rstrip("\n").split("\n"))
-    if isinstance(out, Console) and out.record:  # one that keeps what it printed: as text
-        out.print(Text(block.rstrip("\n")))
+    if not isinstance(out, PlainConsole) and out.record:  # one that keeps what it printed
+        shown = _plain(text) if plain else text
+        out.print(Text("    " + shown.replace("\n", "\n    ")))
         return
-    out.file.write(block)
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _PIECE)
+        end = len(text) if end < 0 else end  # pieces end at a line's end
+        piece = _plain(text[start:end]) if plain else text[start:end]
+        out.file.write("    " + piece.replace("\n", "\n    ") + "\n")
+        start = end + 1
     out.file.flush()
+
+
+_PIECE = 1 << 20
 
 
 def search_hits(terminal: Terminal, hits: list[SearchHit]) -> None:
@@ -234,10 +253,15 @@ _ESCAPES = re.compile(
 def _plain(text: str) -> str:
     """Output as text for a pipe or a file: terminal escape sequences and carriage returns out."""
     text = _ESCAPES.sub("", text)
-    return "\n".join(
-        line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
-        for line in text.split("\n")
-    )
+    if "\r" not in text:
+        return text
+    # What a terminal would leave of each line: the text after its last carriage return.
+    # Whole-text substitutions, not a list of every line (a step's output can be gigabytes).
+    return _CR_END.sub("", _CR_OVERWRITTEN.sub("", text))
+
+
+_CR_OVERWRITTEN = re.compile(r"[^\n]*\r(?=[^\r\n])")
+_CR_END = re.compile(r"\r+(?=\n|$)")
 
 
 _HEREDOC = re.compile(r"(?<![<\w])<<(-?)\s*(['\"]?)([\w.-]+)\2")

@@ -6,11 +6,13 @@ import getpass
 import re
 import sys
 import termios
+import textwrap
 import time
 from typing import TYPE_CHECKING, Any
 
 from engine.console.terminal import EditorFailed, Terminal, _section_path, append_flags
 from engine.console.text import Text
+from engine.duration import elapsed_text
 from engine.events import (
     Answer,
     Event,
@@ -24,11 +26,11 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
+from engine.labels import step_flags
 from engine.model import Param, Step, StepKind, Target
 from engine.param_types import TYPE_NAMES, typed_value
 from engine.parameters import SHOWN_SECRET
 from engine.plan import Plan
-from engine.record import format_seconds, step_flags
 from engine.regexes import matches
 from engine.run import Choice, plural
 from engine.shell import Outcome
@@ -186,7 +188,7 @@ class RunConsole:
         if expected and result is not None:
             self.out.print(Text("  expected (the runbook's example output):", style="dim"))
             self.out.print(Text("  " + expected.replace("\n", "\n  "), style="dim italic"))
-        took = f" in {format_seconds(result.duration)}" if result is not None else ""
+        took = f" in {elapsed_text(result.duration)}" if result is not None else ""
         if status in (StepStatus.SUCCEEDED, StepStatus.DONE):
             self.out.print(Text(f"  ✓ {step} {status}{took}", style="green"))
         elif status is StepStatus.SKIPPED:
@@ -219,7 +221,7 @@ class RunConsole:
     def _host_finished(self, event: StepFinished) -> None:
         """One host's end, as it happens."""
         mark, style = ("✓", "green") if event.status is StepStatus.SUCCEEDED else ("✗", "red")
-        took = f" in {format_seconds(event.result.duration)}" if event.result else ""
+        took = f" in {elapsed_text(event.result.duration)}" if event.result else ""
         why = "" if event.status is StepStatus.SUCCEEDED else ": " + _outcome_text(event)
         attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
         again = "; tried again" if event.reason and "tried again" in event.reason else ""
@@ -234,7 +236,7 @@ class RunConsole:
         for end in ends:
             result = end.result
             code = "-" if result is None or result.exit_code is None else str(result.exit_code)
-            took = format_seconds(result.duration) if result else "-"
+            took = elapsed_text(result.duration) if result else "-"
             status = str(end.status)
             style = "green" if end.status is StepStatus.SUCCEEDED else "red"
             table.append(f"\n  {(end.host or '').ljust(width)}   ")
@@ -315,7 +317,7 @@ class RunConsole:
         if elapsed < 1:
             return
         sys.stdout.write(
-            f"\r\x1b[2m  … {self._position} {self._current} running for {format_seconds(elapsed)}"
+            f"\r\x1b[2m  … {self._position} {self._current} running for {elapsed_text(elapsed)}"
             " (Ctrl-C stops it)\x1b[0m\x1b[K"
         )
         sys.stdout.flush()
@@ -326,7 +328,9 @@ class RunConsole:
     def _header(self, step: Step, position: int, total: int, handler: str | None = None) -> Text:
         where = f"rollback {position}/{total}" if handler else f"{position}/{total}"
         self._position = f"[{where}]"
-        path = _section_path(step.section, self.sections)
+        path = _section_path(
+            step.section, self.sections, self.plan.runbook.title if self.plan else ""
+        )
         line = Text.assemble(
             ("\n" + self._position + " ", "bold"),
             (path + " > ", "cyan"),
@@ -691,7 +695,7 @@ def print_dry_run(
             place = f"rollback {plan.handler(target).index(step.id) + 1}/{steps}"
         line = Text.assemble(
             (f"\n[{place}] ", "bold"),
-            (_section_path(step.section, sections) + " > ", "cyan"),
+            (_section_path(step.section, sections, plan.runbook.title) + " > ", "cyan"),
             (step.id, "bold"),
         )
         flags = step_flags(step)
@@ -719,11 +723,27 @@ _INLINE = re.compile(
 )
 
 
+_INDENTED_FENCE = re.compile(r"^( {4,})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def _unindented_fences(text: str) -> str:
+    """Each fence indented four spaces or more, with its body, moved to the left margin."""
+    if "    " not in text:
+        return text
+
+    def moved(match: re.Match[str]) -> str:
+        return textwrap.dedent(match.group(0))
+
+    return _INDENTED_FENCE.sub(moved, text)
+
+
 def _markdown(text: str) -> RenderableType:
     """Markdown as the terminal shows it: emphasis, lists, links as their text and target.
     Paragraphs and lists are rendered here (tens of microseconds); block markup that needs
     more (tables, quotes, code blocks) goes to rich's Markdown, which takes milliseconds."""
-    text = _NOT_SHOWN.sub("", text).strip()
+    # Prose cut from a list keeps the item's indent: a fence indented four spaces there
+    # would read as an indented code block on its own, so fences lose their indent.
+    text = _unindented_fences(textwrap.dedent(_NOT_SHOWN.sub("", text).strip("\n"))).strip()
     if _BLOCKS.search(text):
         from rich.markdown import Markdown
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 from engine.console.text import PlainConsole, Text, prints_plainly
 from engine.diagnostics import Diagnostic
 from engine.duration import format_duration
+from engine.labels import step_flags
 from engine.model import Param, Section, Step, StepKind, Target
-from engine.record import step_flags
 from engine.targets import is_group, resolve
 
 if TYPE_CHECKING:  # kept out of start-up: `runbook log` needs none of them
@@ -274,12 +274,14 @@ class Terminal:
         sys.stdout.flush()
 
 
-def _section_path(slug: str | None, sections: Mapping[str, Section]) -> str:
+def _section_path(slug: str | None, sections: Mapping[str, Section], title: str = "") -> str:
+    """Where a step stands: its headings, else the runbook's title (a page titled in its
+    front matter often has no heading), else a plain "before the first heading"."""
     names = []
     while slug is not None and slug in sections:
         names.append(sections[slug].title)
         slug = sections[slug].parent
-    return " > ".join(reversed(names)) or "(before the first heading)"
+    return " > ".join(reversed(names)) or title or "(before the first heading)"
 
 
 def _inference_lines(step: Step) -> list[str]:

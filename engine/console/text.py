@@ -119,10 +119,18 @@ class PlainConsole:
 
     def print(self, *objects: Any, end: str = "\n", sep: str = " ") -> None:
         lines = [plain_line(o) if isinstance(o, Text) else None for o in objects]
-        if None in lines:
+        stream = self.file
+        if None in lines and all(isinstance(o, Text | str) for o in objects):
             self.rich.print(*objects, end=end, sep=sep)
             return
-        stream = self.file
+        if None in lines:
+            # A block rich lays out (Markdown, a table), without the padding it adds to fill
+            # the width (a code block in a step's prose): a pipe gets text, not rows of spaces.
+            with self.rich.capture() as captured:
+                self.rich.print(*objects, end=end, sep=sep)
+            stream.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
+            stream.flush()
+            return
         stream.write(sep.join(lines) + end)  # type: ignore[arg-type]
         stream.flush()
 

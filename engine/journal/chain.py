@@ -19,9 +19,11 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from engine.events import EventKind, RunSealed, from_data
+
 GENESIS = "0" * 64
 CHAIN_FORMAT = 2
-SEAL = "run-sealed"  # the kind of a seal event: the journal's, not the run's (no typed event)
+SEAL = str(EventKind.RUN_SEALED)  # a seal's stored kind (`RunSealed`: the journal's, not the run's)
 KEY_VARIABLE = "RUNBOOK_JOURNAL_KEY"
 
 
@@ -67,9 +69,9 @@ def start_fields(head: Head, key: bytes | None) -> dict[str, object]:
     return {"chain": CHAIN_FORMAT, "head": head.hash, "head_seals": head.seals, "keyed": bool(key)}
 
 
-def seal_fields(head: Head, run_events: int) -> dict[str, object]:
-    """A seal's data: its number, the seal it follows, and how many events it covers."""
-    return {"seal": head.seals + 1, "previous": head.hash, "events": run_events}
+def sealing(head: Head, run_events: int, at: float) -> RunSealed:
+    """The seal after a run's end: the next number, the seal it follows, the events it covers."""
+    return RunSealed(head.seals + 1, head.hash, run_events, time=at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +107,14 @@ def run_chain(run_id: str, first_data: str | None, seals: Iterable[Seal]) -> Run
 
 
 def parse_seal(run_id: str, data: str, digest: str) -> Seal | None:
+    """A stored seal's place in the chain; None when its data cannot be read."""
     try:
         fields = json.loads(data)
-        return Seal(run_id, int(fields["seal"]), str(fields["previous"]), digest)
-    except (ValueError, KeyError, TypeError):
+        sealed = from_data(SEAL, None, 0, 0.0, fields if isinstance(fields, dict) else {})
+    except ValueError:
         return None
+    assert isinstance(sealed, RunSealed)
+    return Seal(run_id, sealed.seal, sealed.previous, digest)
 
 
 def check_runs_chain(runs: list[RunChain], recorded: Head, since: str | None = None) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ def acquire(
     db: sqlite3.Connection, abspath: str, run_id: str, operator: str, pid: int, force: bool
 ) -> Holder | None:
     """Take the runbook's lock; returns a stale or overridden holder it replaced, if any."""
-    host = socket.gethostname()
+    host = os.uname().nodename
     try:
         with db:
             db.execute("BEGIN IMMEDIATE")
@@ -78,7 +77,7 @@ def is_live(holder: Holder, host: str | None = None) -> bool:
     """Whether the holder may still be running (a process on another host is assumed to)."""
     if holder.live is not None:
         return holder.live
-    return holder.host != (host or socket.gethostname()) or is_running(holder.pid, holder.since)
+    return holder.host != (host or os.uname().nodename) or is_running(holder.pid, holder.since)
 
 
 # The start time read from /proc is the boot time (whole seconds, so up to 1 s early) plus

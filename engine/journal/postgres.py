@@ -105,6 +105,12 @@ CREATE TABLE IF NOT EXISTS active (
     since DOUBLE PRECISION NOT NULL
 );
 """
+# The planner's statistics of the words: with the default, a word it has not sampled is
+# guessed common, and `log search` of a rare word walks every row newest first (seconds at
+# 50,000 runs) instead of asking the GIN index. `journal migrate` applies it to a journal too.
+_TUNING = """
+ALTER TABLE search ALTER COLUMN words SET STATISTICS 10000;
+"""
 
 
 def _lock_key(text: str) -> int:
@@ -123,6 +129,15 @@ class Qmark:
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> psycopg.Cursor[Any]:
         return self.conn.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(args))
+
+    def stream(self, sql: str, args: Sequence[object] = ()) -> Iterator[Any]:
+        """Rows as the server sends them, not the whole result held first (a batch of runs
+        may be gigabytes of output); in chunks where the libpq allows it (version 17)."""
+        size = 500 if psycopg.pq.version() >= 170000 else 1
+        with self.conn.cursor() as cursor:
+            yield from cursor.stream(
+                sql.replace("%", "%%").replace("?", "%s"), tuple(args), size=size
+            )
 
     def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         """Many rows in one round trip (psycopg pipelines them)."""
@@ -148,6 +163,8 @@ def connect(url: str) -> psycopg.Connection[Any]:
         raise JournalUnavailable(f"{shown}: cannot open the journal: {_reason(exc, url)}") from None
     db = Qmark(conn)
     try:
+        if _current(conn, shown):
+            return conn  # the usual case: one round trip, no transaction, no lock
         with conn.transaction():
             db.lock_head()  # two engines creating the schema at once take turns
             current = False
@@ -157,12 +174,28 @@ def connect(url: str) -> psycopg.Connection[Any]:
             if not current:
                 # DDL only when the schema is missing or older: CREATE INDEX locks its table
                 # even when the index exists, and would deadlock with engines writing runs.
-                conn.execute(_SCHEMA)
+                conn.execute(_SCHEMA + _TUNING)
                 migrate(db, shown)
     except psycopg.Error as exc:
         conn.close()
         raise JournalError(f"{shown}: cannot open the journal: {exc}") from None
+    except JournalError:
+        conn.close()
+        raise
     return conn
+
+
+def _current(conn: psycopg.Connection[Any], shown: str) -> bool:
+    """Whether the schema is this engine's version, by one query (a newer one is refused);
+    False when it is missing or older, and the caller sets it up under the head lock."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return False  # autocommit: the failed statement leaves the session usable
+    version = int(row[0]) if row else None
+    if version is not None and version > SCHEMA_VERSION:
+        check_schema(Qmark(conn), shown)  # raises, with the message every backend gives
+    return version == SCHEMA_VERSION
 
 
 class PostgresWriter(JournalWriter):
@@ -338,8 +371,14 @@ class PostgresStore:
             runs = _one(self.conn.execute("SELECT count(*) FROM runs").fetchone())
             return read_head(self.db), int(runs)
 
+    def mark(self) -> str:
+        """Changes whenever a run is written (what `mkdocs serve` polls)."""
+        with self._check("read the journal"):
+            return query.mark(self.db)
+
     def migrate(self) -> tuple[int, int]:
         with self._check("migrate the journal"), self.conn.transaction():
+            self.conn.execute(_TUNING)
             return migrate(self.db, self.shown)
 
     def close(self) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,6 +23,7 @@ __all__ = [
     "SearchHit",
     "find_run",
     "list_runs",
+    "mark",
     "run_detail",
     "runbook_text",
     "search",
@@ -39,7 +40,7 @@ _COLUMNS = (
     # When its process took the runbook's lock (a resumed run's is later than its start).
     " (SELECT since FROM active WHERE active.run_id = runs.id)"
 )
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename
 
 
 def _summary(row: tuple[Any, ...], judge: bool = True) -> RunSummary:
@@ -185,6 +186,17 @@ def runbook_text(db: Any, run_id: str) -> tuple[str, str]:
     if row is None:
         raise JournalError(f"run {run_id}: its runbook's text is missing")
     return str(row[0]), str(row[1])
+
+
+def mark(db: Any) -> str:
+    """What changes whenever a run is written, read cheaply (two indexed lookups): the head
+    (each run's seal moves it) and the events of runs still running (each batch adds some)."""
+    row = db.execute(
+        "SELECT (SELECT value FROM meta WHERE key = 'head'),"
+        " (SELECT count(*) FROM runs WHERE status = 'running'),"
+        " (SELECT coalesce(sum(events), 0) FROM runs WHERE status = 'running')"
+    ).fetchone()
+    return ":".join(str(value) for value in row)
 
 
 @dataclass(frozen=True, slots=True)

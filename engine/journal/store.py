@@ -30,6 +30,7 @@ from engine.events import (
     EventKind,
     Output,
     RunResumed,
+    RunSealed,
     RunStarted,
     RunStatus,
     StepFinished,
@@ -39,11 +40,10 @@ from engine.events import (
 )
 from engine.journal.chain import (
     GENESIS,
-    SEAL,
     Head,
     event_hash,
     journal_key,
-    seal_fields,
+    sealing,
     start_fields,
 )
 from engine.journal.checkpoint import Checkpointer
@@ -257,7 +257,7 @@ class _Buffered:
 class _Row:
     """An event about to be written, and the text the search index gets for it."""
 
-    kind: EventKind | str  # a str: the journal's own seal
+    kind: EventKind
     step: str | None
     attempt: int
     at: float
@@ -536,7 +536,8 @@ class JournalWriter:
         the journal's new head (read and written while other writers wait)."""
         self._tx.lock_head()
         head = read_head(self.db)
-        seal = _Row(SEAL, None, 0, at, seal_fields(head, seq))
+        sealed = to_data(sealing(head, seq, at))
+        seal = _Row(sealed.kind, None, 0, sealed.time, sealed.data)
         seq, digest = self._insert(seal, seq, prev)
         write_head(self.db, Head(head.seals + 1, digest))
         return seq, digest
@@ -560,14 +561,14 @@ def stored_events(db: Any, run_id: str) -> Iterator[Event]:
         "SELECT seq, kind, step, attempt, time, data FROM events WHERE run_id = ? ORDER BY seq",
         (run_id,),
     ):
-        if kind == SEAL:
-            continue  # the journal's seal, not an event of the run
         try:
-            yield from_data(kind, step, attempt, at, json.loads(data))
+            event = from_data(kind, step, attempt, at, json.loads(data))
         except (ValueError, TypeError, AttributeError):
             raise JournalError(
                 f"run {run_id}: event {seq} cannot be read (run `runbook log verify {run_id}`)"
             ) from None
+        if not isinstance(event, RunSealed):  # the journal's seal is not an event of the run
+            yield event
 
 
 def is_alive(pid: int) -> bool:

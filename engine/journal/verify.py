@@ -7,8 +7,11 @@ Every backend runs these same statements (PostgreSQL's through its `?` adapter).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from dataclasses import dataclass, field
+import operator
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from engine.journal.chain import (
@@ -39,6 +42,7 @@ class Verification:
     head: str = ""
     note: str = ""  # e.g. "older chain format": verified, but not sealed into the journal
     chain: RunChain | None = field(default=None, compare=False)
+    keyed: bool = False  # its hashes are HMACs with the journal's key
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +59,36 @@ class JournalVerification:
         return not self.problems and all(r.ok for r in self.runs)
 
 
+_EVENTS = "SELECT run_id, seq, kind, step, attempt, time, data, prev, hash FROM events"
+_SUMMARY = (
+    "SELECT id, events, last_hash, r.digest, t.text, path, title, operator, host, params,"
+    " status, git_commit, email, started FROM runs r"
+    " LEFT JOIN runbook_texts t ON t.digest = r.digest"
+)
+BATCH_RUNS = 100  # runs read per query by verify_all: few round trips, bounded memory
+
+
 def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
-    """Check one run: each event's hash, the links between them, and the run's summary. After
-    the first problem the rest is read for its seals only (the chain over runs counts them)."""
-    key = journal_key() if key is None else key
+    """Check one run: each event's hash, the links between them, and the run's summary."""
+    row = db.execute(f"{_SUMMARY} WHERE id = ?", (run_id,)).fetchone()
+    summary = None if row is None else _Summary(*row[1:])
+    events = db.execute(f"{_EVENTS} WHERE run_id = ? ORDER BY seq", (run_id,))
+    return _check_run(run_id, events, summary, journal_key() if key is None else key)
+
+
+def _check_run(
+    run_id: str, events: Iterable[Sequence[Any]], summary: _Summary | None, key: bytes | None
+) -> Verification:
+    """One run's events (rows of `_EVENTS`, in order) against their chain and its summary row.
+    After the first problem the rest is read for its seals only (the chain over runs counts
+    them)."""
     prev, count, expected_seq, first_at = GENESIS, 0, 1, 0.0
     lifecycle: list[tuple[str, str]] = []
     seals: list[Seal] = []
     chain = RunChain(run_id, 1)
     hash_key: bytes | None = None
     problem, failed_at = "", 0
-    for seq, kind, step, attempt, at, data, stored_prev, stored_hash in db.execute(
-        "SELECT seq, kind, step, attempt, time, data, prev, hash FROM events"
-        " WHERE run_id = ? ORDER BY seq",
-        (run_id,),
-    ):
+    for _run, seq, kind, step, attempt, at, data, stored_prev, stored_hash in events:
         count += 1
         if kind == SEAL:
             seal = parse_seal(run_id, data, stored_hash)
@@ -103,15 +122,8 @@ def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
     chain = RunChain(run_id, chain.format, chain.start_head, tuple(seals))
     if problem:
         return Verification(run_id, failed_at, False, problem, chain=chain)
-    row = db.execute(
-        "SELECT events, last_hash, r.digest, t.text, path, title, operator, host, params,"
-        " status, git_commit, email, started FROM runs r"
-        " LEFT JOIN runbook_texts t ON t.digest = r.digest WHERE id = ?",
-        (run_id,),
-    ).fetchone()
-    if row is None:
+    if summary is None:
         return Verification(run_id, count, False, "the run's record is missing", chain=chain)
-    summary = _Summary(*row)
     if int(summary.events) != count or summary.last_hash != prev:
         return Verification(
             run_id,
@@ -138,7 +150,9 @@ def verify_run(db: Any, run_id: str, key: bytes | None = None) -> Verification:
         note = "older chain format: its events are chained, the run is not sealed"
     elif key and not hash_key:
         note = "not keyed: written without RUNBOOK_JOURNAL_KEY"
-    return Verification(run_id, count, True, head=prev, note=note, chain=chain)
+    return Verification(
+        run_id, count, True, head=prev, note=note, chain=chain, keyed=hash_key is not None
+    )
 
 
 class _Summary(NamedTuple):
@@ -183,10 +197,67 @@ def _summary_differs(row: _Summary, lifecycle: list[tuple[str, str]], first_at: 
 
 
 def verify_all(db: Any, key: bytes | None = None) -> list[Verification]:
-    return [
-        verify_run(db, run_id, key)
-        for (run_id,) in db.execute("SELECT id FROM runs ORDER BY started").fetchall()
-    ]
+    """Every run, oldest first, read BATCH_RUNS runs per query (a journal on a server is
+    not one round trip per run); each batch's events are streamed, not held at once."""
+    key = journal_key() if key is None else key
+    ids = [str(row[0]) for row in db.execute("SELECT id FROM runs ORDER BY started").fetchall()]
+    stream = getattr(db, "stream", None) or db.execute  # PostgreSQL's streams its rows
+    checked: dict[str, Verification] = {}
+    for start in range(0, len(ids), BATCH_RUNS):
+        batch = sorted(ids[start : start + BATCH_RUNS])
+        marks = ",".join("?" * len(batch))
+        summaries = {
+            str(row[0]): _Summary(*row[1:])
+            for row in db.execute(f"{_SUMMARY} WHERE id IN ({marks})", batch).fetchall()
+        }
+        runs = itertools.groupby(
+            stream(f"{_EVENTS} WHERE run_id IN ({marks}) ORDER BY run_id, seq", batch),
+            key=operator.itemgetter(0),
+        )
+        found, rows = next(runs, (None, iter(())))
+        for run_id in batch:  # both in the order of their ids
+            events: Iterable[Sequence[Any]] = ()
+            if found == run_id:
+                events = rows
+            checked[run_id] = _check_run(run_id, events, summaries.get(run_id), key)
+            if found == run_id:
+                found, rows = next(runs, (None, iter(())))
+    return [checked[run_id] for run_id in ids]
+
+
+def unkeyed_after_keyed(runs: list[Verification]) -> list[Verification]:
+    """With the key set, a run of the current format written without it after the journal's
+    first keyed run fails: that is how a run added by a writer without the key looks (its
+    plain hashes and its seal verify, the key is what it could not use). Unkeyed runs sealed
+    before the first keyed run started are earlier history, which keyed seals cover."""
+    first = next((n for n, r in enumerate(runs) if r.keyed and r.chain is not None), None)
+    if first is None:
+        return runs
+    seals = {s.hash: s.number for r in runs if r.chain for s in r.chain.seals}
+    seals[GENESIS] = 0
+    keyed_chain = runs[first].chain
+    assert keyed_chain is not None
+    keyed_start = seals.get(keyed_chain.start_head or "", -1)
+    checked = []
+    for n, run in enumerate(runs):
+        chain = run.chain
+        if run.ok and not run.keyed and chain is not None and chain.format >= CHAIN_FORMAT:
+            start = seals.get(chain.start_head or "")
+            before = (
+                n < first
+                and start is not None
+                and start < keyed_start
+                and all(seal.number <= keyed_start for seal in chain.seals)
+            )
+            if not before:
+                run = replace(
+                    run,
+                    ok=False,
+                    problem=f"not keyed, but written after keyed run {runs[first].run_id}:"
+                    " a writer without RUNBOOK_JOURNAL_KEY added it (or forged it)",
+                )
+        checked.append(run)
+    return checked
 
 
 def verify_journal(
@@ -194,8 +265,11 @@ def verify_journal(
 ) -> JournalVerification:
     """Every run, then the chain over runs (and, given a head printed earlier, that it is
     still in the journal: a journal rolled back to an older copy has lost it)."""
+    key = journal_key() if key is None else key
     runs = verify_all(db, key)
     chains = [r.chain for r in runs if r.chain is not None]
     problems = check_runs_chain(chains, read_head(db), since)
+    if key:
+        runs = unkeyed_after_keyed(runs)
     unsealed = sum(1 for c in chains if c.format >= CHAIN_FORMAT and not c.seals)
     return JournalVerification(runs, problems, current_head(chains), unsealed)

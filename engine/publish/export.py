@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 
+from engine.duration import when
 from engine.events import Answer
-from engine.record import RunDetail, RunSummary, when
+from engine.record import RunDetail, RunSummary
 
 
 def summary_dict(run: RunSummary) -> dict[str, object]:
@@ -78,7 +80,18 @@ def to_json(detail: RunDetail) -> str:
     return json.dumps(detail_dict(detail), indent=2, ensure_ascii=False)
 
 
+def json_parts(detail: RunDetail) -> Iterator[str]:
+    """The JSON export piece by piece as it is encoded: no second copy of every output."""
+    return json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(detail_dict(detail))
+
+
 def to_markdown(detail: RunDetail) -> str:
+    return "".join(markdown_parts(detail))
+
+
+def markdown_parts(detail: RunDetail) -> Iterator[str]:
+    """The Markdown incident record, piece by piece: a step's output is one piece, as
+    recorded, so writing the parts out never holds the whole record twice."""
     run = detail.summary
     lines = [
         f"# Run {run.id}: {run.title}",
@@ -115,10 +128,14 @@ def to_markdown(detail: RunDetail) -> str:
             fence = _fence(attempt.command)
             lines += [f"{head}, {when(attempt.started)}, {result}:", "", f"{fence}bash"]
             lines += [attempt.command.rstrip("\n"), fence, ""]
-            output = attempt.output.rstrip("\n")
-            if output:
+            output = attempt.output
+            if output.strip("\n"):
                 fence = _fence(output)
-                lines += [f"{fence}text", output, fence, ""]
+                yield "\n".join([*lines, f"{fence}text", ""])
+                lines = []
+                end = len(output.rstrip("\n"))
+                yield output if end == len(output) else output[:end]
+                lines += ["", fence, ""]
         for answer in step.answers:
             lines.append(
                 f"- {when(answer.time)}: {answer.question} → {answer.answer}"
@@ -126,7 +143,7 @@ def to_markdown(detail: RunDetail) -> str:
             )
         if step.answers:
             lines.append("")
-    return "\n".join(lines) + "\n"
+    yield "\n".join(lines) + "\n"
 
 
 def _fence(text: str) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.duration import when
 from engine.journal.query import RunSummary
 from engine.publish.page import esc
-from engine.record import when
 
 HOME_TITLE = "Runbooks"
 

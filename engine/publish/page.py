@@ -15,11 +15,14 @@ import re
 from collections.abc import Callable, Sequence
 
 from engine.annotation import split_info
+from engine.duration import when
+from engine.front_matter import toml_front_matter_end
+from engine.labels import step_flags
 from engine.model import Runbook, Step, StepKind
 from engine.plan import EdgeKind, Plan
 from engine.publish.decorate import Decoration
 from engine.publish.stash import Stash
-from engine.record import RunSummary, step_flags, when
+from engine.record import RunSummary
 
 _FENCE = re.compile(r"^((?:[ \t]*>)*[ \t]*)(`{3,}|~{3,})(.*)$")
 _FRONT_MATTER_END = re.compile(r"^(-{3,}|\.{3})\s*$")
@@ -41,6 +44,10 @@ def cell(text: object) -> str:
 
 
 def strip_front_matter(lines: list[str]) -> list[str]:
+    """The lines with the front matter (YAML, or Hugo's TOML) blanked: lines keep their numbers."""
+    toml_end = toml_front_matter_end(lines)
+    if toml_end is not None:
+        return [""] * (toml_end + 1) + lines[toml_end + 1 :]
     if lines and re.fullmatch(r"-{3,}\s*", lines[0]):
         for index in range(1, len(lines)):
             if _FRONT_MATTER_END.match(lines[index]):

@@ -30,6 +30,7 @@ from mkdocs.structure.nav import Navigation, Section
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
+from engine.front_matter import toml_front_matter_end
 from engine.journal.chain import Head
 from engine.journal.location import is_url, journal_location, shown
 from engine.journal.query import RunSummary
@@ -52,7 +53,7 @@ from engine.publish.runs import (
     runs_index,
 )
 from engine.publish.stash import Stash
-from engine.publish.watch import JournalWatch
+from engine.publish.watch import JournalPoll, JournalWatch
 
 log = logging.getLogger("mkdocs.plugins.runbook")
 # Served under assets/runbook/. mermaid is bundled so step graphs render without a network;
@@ -87,7 +88,7 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
         self._root = Path.cwd()
         # src_uri -> what its rendered HTML gets, and the source lines it was planned from
         self._decorations: dict[str, tuple[Decoration, list[str]]] = {}
-        self._watch: JournalWatch | None = None  # under `mkdocs serve`
+        self._watch: JournalWatch | JournalPoll | None = None  # under `mkdocs serve`
         self._home: File | None = None  # the generated home page, when the docs have none
         self._listed: dict[str, HomeEntry] = {}  # abspath -> the runbook as the home lists it
         self._verified: dict[str, Verification] = {}  # run id -> its journal verification
@@ -271,8 +272,11 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
             runbook, plan = self._prefetch.get(source, page.file.src_uri)
         except RunbookNotFound as exc:
             raise PluginError(f"runbook: {exc}") from None
+        toml = toml_front_matter_end(markdown.splitlines()) is not None
+        if toml and "title" in dict(runbook.front_matter_keys):
+            page.meta.setdefault("title", runbook.title)  # mkdocs reads YAML front matter only
         if not runbook.steps:
-            return None
+            return "\n".join(strip_front_matter(markdown.splitlines())) if toml else None
         self._listed[str(Path(source).resolve())] = self._entry(runbook, plan, page.file)
         page.meta.setdefault("search", {"boost": 2})  # the procedure ranks above its runs
         for diagnostic in plan.diagnostics:
@@ -394,10 +398,16 @@ class RunbookPlugin(BasePlugin[RunbookConfig]):  # type: ignore[no-untyped-call]
     def on_serve(
         self, server: LiveReloadServer, /, *, config: MkDocsConfig, builder: Callable[..., Any]
     ) -> LiveReloadServer:
-        """`mkdocs serve` rebuilds when the journal changes (a run, or its WAL, is written)."""
+        """`mkdocs serve` rebuilds when the journal changes (a run, or its WAL, is written;
+        a shared journal's mark is polled)."""
         location = journal_location(self.config.journal, self._root)
         if is_url(location):
-            return server  # a shared journal: rebuilt by hand (or on a schedule)
+            if self._watch is None:
+                url = str(location)
+                self._watch = JournalPoll(lambda: open_store(url, read_only=True), shown(url))
+                self._watch.start()
+                server.watch(str(self._watch.stamp_dir))
+            return server
         path = Path(location)
         path = (path if path.is_absolute() else self._root / path).resolve()
         if self._watch is None and path.parent.is_dir():

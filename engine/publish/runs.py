@@ -15,11 +15,12 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from engine.duration import elapsed_text, when
 from engine.events import Output, RunResumed
 from engine.publish.page import cell, esc
 from engine.publish.stash import Stash
 from engine.publish.terminal_html import terminal_html
-from engine.record import Attempt, RunDetail, RunSummary, StepRecord, duration_text, when
+from engine.record import Attempt, RunDetail, RunSummary, StepRecord
 
 STATUS_COLOUR = {
     "succeeded": "#2e7d32",
@@ -121,7 +122,7 @@ def runs_index(
             f'<tr data-runbook="{esc(run.path)}" data-status="{esc(run.status)}"{who}>'
             f"<td>{link}</td><td>{esc(run.path)}</td><td>{esc(run.operator)}</td>"
             f'<td><span class="rb-status rb-status-{esc(run.status)}">{esc(run.status)}</span></td>'
-            f"<td>{esc(duration_text(run.duration))}</td></tr>"
+            f"<td>{esc(elapsed_text(run.duration))}</td></tr>"
         )
     lines += ["</tbody>", "</table>", "</div>"]
     return "---\ntitle: Runs\n---\n\n# Runs\n" + stash.block("\n".join(lines))
@@ -243,7 +244,7 @@ def _facts(detail: RunDetail, links: RunLinks) -> str:
         ("Operator", f"{cell(run.operator)}{email} on {cell(run.host)}"),
         ("Started", esc(when(run.started))),
         ("Ended", esc(when(run.ended))),
-        ("Duration", esc(duration_text(run.duration))),
+        ("Duration", esc(elapsed_text(run.duration))),
         ("Version", version),
     ]
     return _table(("Runbook", runbook), rows)
@@ -320,7 +321,7 @@ def _step_section(step: StepRecord, links: RunLinks, replayed: set[tuple[str, in
             + (f" on <strong>{esc(attempt.host)}</strong>" if attempt.host else "")
             + f"{' (edited)' if attempt.edited else ''},"
             f" {esc(when(attempt.started))}, {esc(result)},"
-            f" {esc(duration_text(attempt.duration))}</p>",
+            f" {esc(elapsed_text(attempt.duration))}</p>",
             f'<pre class="rb-command"><code>{esc(attempt.command.rstrip())}</code></pre>',
             "",
         ]
@@ -406,11 +407,11 @@ def timeline_svg(detail: RunDetail) -> str:
             f"<title>{esc(name)}</title></text>"
             f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="16" rx="3" fill="{colour}">'
             f"<title>{esc(name)}: {esc(status or '')},"
-            f" {esc(duration_text(finished - began))}</title></rect>"
+            f" {esc(elapsed_text(finished - began))}</title></rect>"
         )
     parts.append(
         f'<text x="{label}" y="{height - 4}" font-size="13" fill="currentColor">0s</text>'
         f'<text x="{width - 60}" y="{height - 4}" font-size="13" fill="currentColor">'
-        f"{esc(duration_text(span))}</text></svg>"
+        f"{esc(elapsed_text(span))}</text></svg>"
     )
     return "".join(parts)
