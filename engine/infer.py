@@ -7,42 +7,13 @@ same key always wins (`confirm: true` says "I know it is destructive"). Pure.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from engine.classify import BlockKind, judge_block
 from engine.danger import find_danger, find_statement_danger
 from engine.model import Branch, Confirm, Inference, Runbook, Section, Step, StepKind
 from engine.terminal_use import TerminalUse, terminal_need
-
-# Headings of what to do when the change goes wrong: "Rollback", "How to roll back", "Revert",
-# "Undo", "Back out", "Backout plan", "Rollback (if needed)". Only such a heading: "Revert the
-# DNS change" or "Undo maintenance mode" are steps of the procedure (a clean-up), not a plan B.
-_ROLLBACK = re.compile(
-    r"^\W*(how\s+to\s+)?(roll(ing)?[\s-]?back|revert(ing)?|undo(ing)?|back(ing)?[\s-]?out)"
-    r"(\s+(plan|procedure|steps|instructions))?\s*(\(.*\)|\bif\b.*|:.*)?$",
-    re.IGNORECASE,
-)
-
-
-# Sections an engineer reads when something is wrong or looks things up in, not steps of the
-# procedure: their steps are offered, not run in turn.
-_REFERENCE = re.compile(
-    r"^\W*(appendix|useful\s+commands|handy\s+commands|reference|cheat\s*-?sheet|"
-    r"troubleshoot(ing)?|debugging|faq|see\s+also|related|further\s+reading|known\s+issues)\b",
-    re.IGNORECASE,
-)
-
-
-def is_optional(title: str) -> bool:
-    """Whether a section (or an option's label) is there for when it is needed: a rollback,
-    troubleshooting, an appendix of useful commands."""
-    return is_rollback(title) or _REFERENCE.match(title) is not None
-
-
-def is_rollback(title: str) -> bool:
-    """Whether a heading (or an option's label) names what to do when the change goes wrong."""
-    return _ROLLBACK.match(title) is not None
+from engine.titles import is_reference, is_rollback
 
 
 def infer_steps(runbook: Runbook) -> Runbook:
@@ -105,7 +76,7 @@ def _rollback_handler(runbook: Runbook, steps: tuple[Step, ...]) -> tuple[Step, 
     if len(found) != 1:
         return steps
     section = found[0]
-    members = _section_and_below(section, runbook.sections)
+    members = runbook.section_and_below(section.slug)
     if not any(step.section in members for step in steps):
         return steps
     if not any(step.line < section.line for step in steps):
@@ -123,12 +94,8 @@ def _rollback_handler(runbook: Runbook, steps: tuple[Step, ...]) -> tuple[Step, 
     if not before:
         # Only manual steps before it (a numbered procedure): the section is offered as an
         # option the operator takes or not, and an unattended run leaves it out.
-        branch = Branch(f"{section.slug}-if", section.title, section.line)
         return tuple(
-            replace(step, branch=branch)
-            if step.section in members and step.branch is None
-            else step
-            for step in steps
+            _as_option(step, section) if step.section in members else step for step in steps
         )
     chosen = {step.id for step in before}
     return tuple(
@@ -139,29 +106,26 @@ def _rollback_handler(runbook: Runbook, steps: tuple[Step, ...]) -> tuple[Step, 
     )
 
 
-def _section_and_below(section: Section, sections: tuple[Section, ...]) -> set[str]:
-    slugs = {section.slug}
-    for candidate in sections:  # in document order: a parent comes before its children
-        if candidate.parent in slugs:
-            slugs.add(candidate.slug)
-    return slugs
-
-
 def _reference_sections(runbook: Runbook, steps: tuple[Step, ...]) -> tuple[Step, ...]:
     """Steps under "Troubleshooting", "Appendix", "Useful commands", ... are each section's
     one option, taken when the operator asks (an unattended run leaves them out), so a run
     does not follow the logs, open a shell in a pod or port-forward because a page lists how."""
-    optional = [s for s in runbook.sections if _REFERENCE.match(s.title)]
+    optional = [s for s in runbook.sections if is_reference(s.title)]
     if not optional or not any(step.line < optional[0].line for step in steps):
         return steps  # a page that is all reference (a cheat sheet) runs as written
     section_of: dict[str, Section] = {}
     for section in optional:
-        for slug in _section_and_below(section, runbook.sections):
+        for slug in runbook.section_and_below(section.slug):
             section_of.setdefault(slug, section)
-    changed = []
-    for step in steps:
-        holder = section_of.get(step.section or "")
-        if holder is not None and step.branch is None and step.on_failure == "abort":
-            step = replace(step, branch=Branch(f"{holder.slug}-if", holder.title, holder.line))
-        changed.append(step)
-    return tuple(changed)
+    return tuple(
+        _as_option(step, section_of[step.section]) if step.section in section_of else step
+        for step in steps
+    )
+
+
+def _as_option(step: Step, section: Section) -> Step:
+    """The step as the one option of its section's own choice, unless it is already an
+    option or a failure handler's (which runs only after a failure anyway)."""
+    if step.branch is not None or step.on_failure != "abort":
+        return step
+    return replace(step, branch=Branch(f"{section.slug}-if", section.title, section.line))

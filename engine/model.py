@@ -230,5 +230,13 @@ class Runbook:
     def section(self, slug: str) -> Section | None:
         return next((s for s in self.sections if s.slug == slug), None)
 
+    def section_and_below(self, slug: str) -> frozenset[str]:
+        """The slugs of a section and of all its subsections."""
+        slugs = {slug}
+        for candidate in self.sections:  # in document order: a parent before its children
+            if candidate.parent in slugs:
+                slugs.add(candidate.slug)
+        return frozenset(slugs)
+
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

@@ -182,7 +182,8 @@ def parse_runbook(text: str, path: str = "<text>") -> Runbook:
         elif kind == "html_block":
             _follow_details(token, details)
         elif kind in ("fence", "code_block"):
-            draft = _fence_step(token, lines, section, sink, _OUTPUT_LABEL.search(said_before))
+            after_output = _OUTPUT_LABEL.search(said_before) is not None
+            draft = _fence_step(token, lines, section, sink, after_output)
             if draft is not None:
                 draft.branch = _container_branch(containers, details, section)
                 drafts.append(draft)
@@ -299,7 +300,11 @@ def _plain_text(text: str) -> str:
 
 
 def _fence_step(
-    token: Token, lines: list[str], section: str | None, sink: DiagnosticSink, output: object
+    token: Token,
+    lines: list[str],
+    section: str | None,
+    sink: DiagnosticSink,
+    after_output: bool,
 ) -> _Draft | None:
     """The step of a fence or an indented code block, if it is one. An unlabelled block is
     judged by its content, and never taken for commands right after "Expected output:"."""
@@ -309,12 +314,12 @@ def _fence_step(
     session = read_session(token.content, info.language, body_line)
     if session is None and info.annotation is None and info.language in _UNLABELLED:
         judged = judge_block(token.content)
-        if output or judged.kind is not BlockKind.COMMANDS:
+        if after_output or judged.kind is not BlockKind.COMMANDS:
             return None
         return _Draft(
             StepKind.COMMAND, line, token.content, body_line, section, guessed=True, end=_end(token)
         )
-    if token.type == "code_block" and output:
+    if token.type == "code_block" and after_output:
         return None  # an indented terminal session shown as the output of the one before
     fence_text = lines[line - 1] if line - 1 < len(lines) else ""
     opener = _FENCE_OPEN.match(fence_text)

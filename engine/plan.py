@@ -219,16 +219,8 @@ def _failure_handlers(
 
 def _section_steps(runbook: Runbook, slug: str) -> tuple[str, ...]:
     """Ids of the steps in a section and in all of its subsections."""
-    parents = {s.slug: s.parent for s in runbook.sections}
-
-    def inside(section: str | None) -> bool:
-        while section is not None:
-            if section == slug:
-                return True
-            section = parents.get(section)
-        return False
-
-    return tuple(s.id for s in runbook.steps if inside(s.section))
+    members = runbook.section_and_below(slug)
+    return tuple(s.id for s in runbook.steps if s.section in members)
 
 
 def _valid_needs(

@@ -18,7 +18,6 @@ from enum import StrEnum
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.danger import find_danger
 from engine.events import (
     Answer,
     Event,
@@ -36,7 +35,6 @@ from engine.events import (
     StepStarted,
     StepStatus,
 )
-from engine.infer import is_optional
 from engine.masking import StreamMasker
 from engine.model import Confirm, Step, StepKind, Target
 from engine.parameters import Parameters
@@ -52,6 +50,7 @@ from engine.templates import (
     render_step,
     render_text,
 )
+from engine.titles import is_optional
 
 if TYPE_CHECKING:  # steps on targets load their machinery only when a run has some
     from engine.fanout import HostResult
@@ -380,6 +379,8 @@ class Runner:
             rendered = render_step(command, step.cwd, step.env, (), self.context)
         except TemplateProblem as problem:
             raise RunAborted(f"{self._where(step)}: {problem.message}") from None
+        from engine.danger import find_danger  # the danger table: only for offered commands
+
         if find_danger(command) is not None:
             # `r` is no more than a command step's Enter: a destructive one needs its id typed.
             typed = self.ui.ask_danger(step)
@@ -918,14 +919,11 @@ def branch_labels(plan: Plan, choice: str) -> list[str]:
     return labels
 
 
-_CONDITION = re.compile(r"(if|in case|only if|when|should)\b", re.IGNORECASE)
-
-
 def is_fallback(labels: list[str]) -> bool:
     """A choice of one option that says when to take it ("If it will not stop", "Rollback",
     "Troubleshooting"): something to do only when needed, so an unattended run leaves it out
     unless told."""
-    return len(labels) == 1 and (_CONDITION.match(labels[0]) is not None or is_optional(labels[0]))
+    return len(labels) == 1 and is_optional(labels[0])
 
 
 def chosen_option(labels: list[str], choose: tuple[str, ...]) -> str | None:
