@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -59,6 +58,8 @@ class Diagnostic:
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
     """The closest candidate to a mistyped word, for "did you mean" hints."""
+    import difflib  # only when a name is wrong
+
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

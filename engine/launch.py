@@ -31,10 +31,10 @@ from engine.plan import Plan, resolve_params
 from engine.run import RunAborted, Runner, RunOptions, dry_run_commands, preflight
 from engine.shell import ShellError, ShellSession
 from engine.targets import read_targets
-from engine.yamlsafe import YamlDocument, YamlError, load_yaml
 
 if TYPE_CHECKING:
     from engine.remote import TargetSessions
+    from engine.yamlsafe import YamlDocument
 
 EXIT_FOR_STATUS = {
     RunStatus.SUCCEEDED: 0,
@@ -81,6 +81,8 @@ def read_text_file(path: Path, what: str) -> str:
 def read_yaml_file(path: Path, what: str, text: str | None = None) -> YamlDocument:
     """A YAML file given on the command line (`--params-file`, `--inventory`), read safely;
     any problem is one line naming the file (and the line)."""
+    from engine.yamlsafe import YamlError, load_yaml  # PyYAML, only for a file given
+
     if text is None:
         text = read_text_file(path, what)
     loaded = load_yaml(text)

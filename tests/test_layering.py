@@ -132,3 +132,35 @@ def test_help_loads_neither_rich_nor_the_pipeline() -> None:
     )
     assert "Usage: runbook" in done.stdout
     assert done.stderr.strip() == "[]"
+
+
+def test_a_run_loads_no_journal_reader_and_no_yaml(tmp_path: Path) -> None:
+    """Start-up (issue 17): a run of a runbook met before (its plan cached) only writes the
+    journal; the queries, the verifier and the run record load with the `log` commands,
+    PyYAML with a file that needs it."""
+    runbook = tmp_path / "one.md"
+    runbook.write_text("# One\n\n```bash\necho one\n```\n", encoding="utf-8")
+    code = (
+        "import sys\n"
+        "from engine.cli import main\n"
+        f"sys.argv = ['runbook', 'run', '--yes', {str(runbook)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "readers = ('engine.journal.query', 'engine.journal.verify', 'engine.record',\n"
+        "    'engine.yamlsafe', 'yaml', 'difflib')\n"
+        "print(sorted(m for m in sys.modules if m in readers), file=sys.stderr)"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "RUNBOOK_JOURNAL": str(tmp_path / "journal.db"),
+        "RUNBOOK_PLAN_CACHE": str(tmp_path / "plans"),
+    }
+    for _ in range(2):  # the first run parses the file and caches its plan
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert "Run succeeded" in done.stdout, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.events import Event, EventSink
-from engine.journal import lock, query
-from engine.journal.chain import Head
+from engine.journal import lock
 from engine.journal.location import is_url
 from engine.journal.store import (
     JournalError,
@@ -22,14 +21,15 @@ from engine.journal.store import (
     resume_key,
     stored_events,
 )
-from engine.journal.verify import (
-    JournalVerification,
-    Verification,
-    verify_all,
-    verify_journal,
-    verify_run,
-)
-from engine.record import RunDetail, RunSummary
+
+if TYPE_CHECKING:
+    from engine.journal import query
+    from engine.journal.chain import Head
+    from engine.journal.verify import JournalVerification, Verification
+    from engine.record import RunDetail, RunSummary
+
+# A run only writes: the queries, the verifier and the run record (a third of the journal's
+# import time) are imported by the methods that read, on first use.
 
 
 class RunWriter(EventSink, Protocol):
@@ -92,6 +92,8 @@ class SqliteStore:
         return JournalWriter.resume(self.db, run_id, key=resume_key(self.db, run_id))
 
     def find_run(self, reference: str) -> RunSummary:
+        from engine.journal import query
+
         return query.find_run(self.db, reference)
 
     def list_runs(
@@ -103,18 +105,26 @@ class SqliteStore:
         limit: int | None = None,
         host: str | None = None,
     ) -> list[RunSummary]:
+        from engine.journal import query
+
         return query.list_runs(self.db, runbook, status, since, operator, limit, host)
 
     def read_run(self, summary: RunSummary) -> RunDetail:
+        from engine.journal import query
+
         return query.run_detail(self.db, summary)
 
     def events(self, run_id: str) -> list[Event]:
         return list(stored_events(self.db, run_id))
 
     def runbook_text(self, run_id: str) -> tuple[str, str]:
+        from engine.journal import query
+
         return query.runbook_text(self.db, run_id)
 
     def search(self, text: str, limit: int = 50) -> list[query.SearchHit]:
+        from engine.journal import query
+
         return query.search(self.db, text, limit)
 
     def lock(
@@ -126,11 +136,15 @@ class SqliteStore:
         lock.release(self.db, abspath, run_id)
 
     def verify(self, run_id: str | None = None) -> list[Verification]:
+        from engine.journal.verify import verify_all, verify_run
+
         if run_id is None:
             return verify_all(self.db)
         return [verify_run(self.db, run_id)]
 
     def verify_journal(self, since: str | None = None) -> JournalVerification:
+        from engine.journal.verify import verify_journal
+
         return verify_journal(self.db, since)
 
     def head(self) -> tuple[Head, int]:
@@ -139,6 +153,8 @@ class SqliteStore:
 
     def mark(self) -> str:
         """Changes whenever a run is written (what `mkdocs serve` polls)."""
+        from engine.journal import query
+
         return query.mark(self.db)
 
     def migrate(self) -> tuple[int, int]:
