@@ -6,6 +6,8 @@ single step, into a temporary directory, then times each of these, median (and b
 several alternating passes, each a real process with stdout and stderr to pipes:
 
 - `python -c pass` with the engine's interpreter: the floor every figure is a ratio of;
+- `python -c 'import click, pexpect, sqlite3'`: the libraries any run loads (the CLI, the pty,
+  the journal), a floor no change inside the engine can go below;
 - `runbook --help`; `runbook run ONE --yes` (start-up, plus the shell session's own start);
   `runbook run MANY --yes`; the one-step run with the plan cache off (a file never run
   before: the parser loaded) and without bytecode (PYTHONPYCACHEPREFIX at an empty directory,
@@ -49,6 +51,10 @@ from engine.shell import ShellSession, StepIO
 
 PEER = "runmd"
 TARGETS = {"one step": 0.080, "--help": 0.050, "many steps": 0.150}
+# What any run imports before a line of the engine runs: the CLI (click), the pty (pexpect),
+# the journal (sqlite3). Its time is the floor no change inside the engine can go below.
+IMPORTS = "import click, pexpect, sqlite3"
+LIBRARIES = "python -c 'import click, pexpect, sqlite3'"
 
 
 def write_runbook(path: Path, steps: int, named: bool = False) -> None:
@@ -228,6 +234,7 @@ def main() -> int:
         passes: dict[str, Callable[[], object]] = {
             "python -c pass": lambda: check("python", [sys.executable, "-c", "pass"], env),
             "runbook --help": lambda: check("--help", [runbook, "--help"], env),
+            LIBRARIES: lambda: check("libraries", [sys.executable, "-c", IMPORTS], env),
             "engine, 1 step": lambda: check(
                 "one", [runbook, "run", str(one), "--yes"], env, "step 0\n"
             ),
@@ -322,6 +329,13 @@ def main() -> int:
     print(
         f"start-up beyond python -c pass: {(one_s - floor) * 1e3:.1f} ms"
         f" (--help: {(med['runbook --help'] - floor) * 1e3:.1f} ms)"
+    )
+    libraries = med[LIBRARIES]
+    print(
+        f"the libraries every run imports ({IMPORTS.removeprefix('import ')}):"
+        f" {libraries * 1e3:.1f} ms, {libraries / floor:.2f} x python; the 1-step target is"
+        f" {TARGETS['one step'] / floor:.2f} x python here, --help's"
+        f" {TARGETS['--help'] / floor:.2f} x"
     )
     if f"{PEER}, 1 step" in med:
         for label, ours, theirs in (
