@@ -111,3 +111,44 @@ def test_copied_to_postgresql_it_verifies_and_exports_the_same(
             assert page == (GOLDEN / f"run{number}.page.html").read_text("utf-8")
     finally:
         store.close()
+
+
+def test_a_run_appended_to_it_keeps_its_table_and_verifies(journal: Path, tmp_path: Path) -> None:
+    """The earlier release's events table is WITHOUT ROWID; a new journal's is a rowid table
+    (rows appended, not each compared in full): a run written into either verifies, and its
+    output is shown and found."""
+    import os
+    import subprocess
+    import sys
+
+    runbook = tmp_path / "big.md"
+    runbook.write_text(
+        "# Big\n\n```bash\nseq 1 200000 | sed 's/$/ golden-appended/'\n```\n", encoding="utf-8"
+    )
+    fresh = tmp_path / "fresh" / "journal.db"
+    for path in (journal, fresh):
+        env = dict(os.environ, RUNBOOK_JOURNAL=str(path), NO_COLOR="1", HOME=str(tmp_path))
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "runbook"), "run", str(runbook), "--yes"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        db = connect(path)
+        try:
+            (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
+            assert ("WITHOUT ROWID" in sql) == (path == journal)
+            results = verify_all(db)
+            assert all(r.ok for r in results), [r.problem for r in results]
+            assert len(results) == (3 if path == journal else 1)
+            run_id = query.list_runs(db)[0].id
+        finally:
+            db.close()
+        shown = CliRunner().invoke(cli, ["log", "show", run_id, "--journal", str(path)])
+        assert "200000 golden-appended" in shown.output
+        found = CliRunner().invoke(cli, ["log", "search", "golden", "--journal", str(path)])
+        assert run_id in found.output, found.output
