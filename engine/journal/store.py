@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS events (
     prev TEXT NOT NULL,
     hash TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
-);
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5 (
     text, run_id UNINDEXED, step UNINDEXED, field UNINDEXED, tokenize = 'unicode61'
 );
@@ -110,11 +110,6 @@ CREATE TABLE IF NOT EXISTS active (
 """
 
 
-# `events` is a rowid table (journals made before keep the WITHOUT ROWID table they have; both
-# read and write alike): in a WITHOUT ROWID table each row is its own b-tree key, and SQLite
-# reads the whole of every row it compares an insert with, so each 512 KB output chunk read
-# about seven earlier ones back (3.5 MB read per chunk written, more as the journal grows).
-# Here rows are appended by rowid and the key (run_id, seq) is a small index of its own.
 _SCHEMA_NAMES = frozenset(re.findall(r"(?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA))
 
 
