@@ -551,7 +551,8 @@ class ShellSession:
             if not chunk:
                 raise ShellError("the shell session ended unexpectedly")
             data = pending + chunk
-            match = self._marker.search(data)
+            # Every marker starts with \x1e: memchr over the chunk rather than the regex engine.
+            match = self._marker.search(data) if b"\x1e" in data else None
             if watch is not None:
                 watch.output(data[: match.start()] if match else data, time.monotonic())
             if b"\x1b" in data:
@@ -708,7 +709,7 @@ class _InputWatch:
     def output(self, data: bytes, now: float) -> None:
         if data:
             self._last = now
-            self._tail = (self._tail + data)[-200:]
+            self._tail = (self._tail + data[-200:])[-200:]  # not a copy of the whole chunk
             self._said = False
 
     def last_line(self) -> str:
@@ -950,25 +951,30 @@ def _write_private(path: Path, text: str) -> None:
 def _read_available(fd: int, limit: int = 256 * 1024) -> bytes:
     """One read, then whatever else is already waiting (a pty gives at most 4 KB a read):
     fewer, larger chunks for everything downstream. The rest is read without blocking, not
-    after a select() each time: half the system calls."""
-    data = bytearray()
+    after a select() each time: half the system calls. The reads are joined once at the end
+    (a growing bytearray copied each byte about three times)."""
+    reads: list[bytes] = []
+    size = 0
     try:
-        data += os.read(fd, 65536)
-        if data:
+        first = os.read(fd, 65536)
+        if first:
+            reads.append(first)
+            size = len(first)
             os.set_blocking(fd, False)
             try:
-                while len(data) < limit:
+                while size < limit:
                     more = os.read(fd, 65536)
                     if not more:
                         break
-                    data += more
+                    reads.append(more)
+                    size += len(more)
             except BlockingIOError:
                 pass  # nothing more is waiting
             finally:
                 os.set_blocking(fd, True)
     except OSError:
         pass  # the pty closed: what was read is returned, and an empty read ends the session
-    return bytes(data)
+    return reads[0] if len(reads) == 1 else b"".join(reads)
 
 
 def _outcome(code: int, timed_out: bool, interrupted: bool, duration: float) -> Outcome:

@@ -41,15 +41,16 @@ def event_hash(
     step: str | None,
     attempt: int,
     at: float,
-    data: str,
+    data: str | bytes,
     key: bytes | None = None,
 ) -> str:
     """sha256 (an HMAC with `key`) over the previous hash and every stored field of the event,
-    joined by \x1f (the data, often megabytes, is hashed as it is rather than copied)."""
+    joined by \x1f (the data, often megabytes, is hashed as it is rather than copied; given as
+    its UTF-8 bytes it is not even encoded)."""
     fields = (prev, run_id, str(seq), kind, step or "", str(attempt), repr(at), "")
     digest = hmac.new(key, digestmod=hashlib.sha256) if key else hashlib.sha256()
     digest.update("\x1f".join(fields).encode("utf-8"))
-    digest.update(data.encode("utf-8"))
+    digest.update(data if isinstance(data, bytes) else data.encode("utf-8"))
     return digest.hexdigest()
 
 
